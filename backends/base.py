@@ -1,0 +1,151 @@
+"""The one streaming interface every backend speaks.
+
+A backend turns a :class:`Conversation` (the persona's system prompt, then alternating user and
+assistant turns ending with a user turn) into an async stream of events:
+
+* :class:`TextDelta` — text as it arrives, in order;
+* then exactly one of :class:`StreamDone` (figures: tokens, time to first token, duration, finish
+  reason) or :class:`StreamError` (a one-line reason, whether a retry can help, and whether text had
+  already arrived, which the consumer keeps).
+
+Cancelling the task that iterates the stream, or closing the iterator, stops generation promptly
+(local: within a token; API: the HTTP stream is closed) and leaves the backend usable.
+
+Backends never import the UI, and never raise out of :meth:`Backend.stream` for an expected
+failure: they yield a :class:`StreamError` instead.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Role = Literal["user", "assistant"]
+ErrorKind = Literal[
+    "missing_key",
+    "auth",
+    "rate_limit",
+    "connection",
+    "timeout",
+    "context_overflow",
+    "model_not_found",
+    "model_file",
+    "out_of_memory",
+    "bad_request",
+    "server",
+    "cancelled",
+    "other",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMessage:
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    """What a pane sends: its persona and its own history, ending with the user's new line."""
+
+    system: str
+    turns: tuple[ChatMessage, ...]
+    char_name: str = "アシスタント"
+    user_name: str = "ユーザー"
+    conversation_id: str = "default"
+    """Stable per pane: local backends key their KV-cache reuse on it."""
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class StreamDone:
+    finish_reason: str
+    """``stop`` (natural end or stop string), ``length`` (max_tokens), or the API's own word."""
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    ttft_s: float | None
+    total_s: float
+    context_size: int | None = None
+    cached_prompt_tokens: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StreamError:
+    reason: str
+    """One line, meant for the pane's status line."""
+    retryable: bool
+    kind: ErrorKind = "other"
+    partial: bool = False
+    """True when text had already streamed; the consumer keeps it and marks it cut off."""
+    retry_after_s: float | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    ttft_s: float | None = None
+    total_s: float | None = None
+
+
+StreamEvent = TextDelta | StreamDone | StreamError
+ProgressCallback = Callable[[str], None]
+
+
+def one_line(text: str, limit: int = 200) -> str:
+    """Collapse whitespace so a reason always fits on one status line."""
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+@dataclass
+class StreamClock:
+    """Measures time to first token and total time of one stream."""
+
+    started: float = field(default_factory=time.perf_counter)
+    first_token: float | None = None
+
+    def mark_token(self) -> None:
+        if self.first_token is None:
+            self.first_token = time.perf_counter()
+
+    @property
+    def ttft_s(self) -> float | None:
+        return None if self.first_token is None else self.first_token - self.started
+
+    @property
+    def total_s(self) -> float:
+        return time.perf_counter() - self.started
+
+
+class Backend(ABC):
+    """A model behind one pane. Subclasses implement :meth:`stream`; the rest has defaults.
+
+    Defaults: :meth:`load` does nothing (API backends have nothing to load), :meth:`aclose` does
+    nothing, :meth:`header` is the profile name, :meth:`settings_snapshot` is empty.
+    """
+
+    async def load(self, progress: ProgressCallback | None = None) -> None:  # noqa: B027
+        """Prepare the model (local: load weights once). Safe to call more than once."""
+
+    @abstractmethod
+    def stream(self, conversation: Conversation) -> AsyncIterator[StreamEvent]:
+        """Yield deltas then one final :class:`StreamDone` or :class:`StreamError`."""
+
+    def header(self) -> str:
+        """A short description for the pane header (quantization and GPU layers, or API host)."""
+        return ""
+
+    def settings_snapshot(self) -> dict[str, Any]:
+        """What the store records so a run can be reproduced. Never contains an API key."""
+        return {}
+
+    def unusable_reason(self) -> str | None:
+        """Why this backend cannot run right now (missing file, unset key), or None."""
+        return None
+
+    async def aclose(self) -> None:  # noqa: B027
+        """Release connections or models. Default: nothing to release."""

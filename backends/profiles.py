@@ -1,0 +1,280 @@
+"""Model profiles: which backend, which model, which prompt format and sampling.
+
+Profiles come from three places, later ones overriding earlier ones by name: the built-ins below,
+``models.toml`` in the config directory, and a file given with ``--models-file``. A profile names
+the *environment variable* that holds an API key, never the key itself.
+
+File format::
+
+    [models.elyza-7b]
+    backend = "llama_cpp"
+    model = "~/models/ELYZA-japanese-Llama-2-7b-fast-instruct-q6_K.gguf"
+    prompt_format = "llama2-sys"      # gguf | llama2-sys | alpaca-ja | custom | <chat_format name>
+    n_gpu_layers = -1                  # -1: all layers where the build supports offload
+    [models.elyza-7b.sampling]
+    temperature = 0.7
+    repeat_penalty = 1.18
+    repeat_last_n = 256
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from kurabe.errors import ConfigError
+from kurabe.tomlfile import KeyPath, TomlDocument
+
+BackendName = Literal["llama_cpp", "openai", "anthropic"]
+BACKENDS: tuple[str, ...] = ("llama_cpp", "openai", "anthropic")
+EMBEDDED_MODEL = "embedded:gemma-3-270m-q4_k_m"
+NAMED_TEMPLATES = ("gguf", "llama2-sys", "alpaca-ja", "custom")
+
+
+@dataclass(frozen=True, slots=True)
+class Sampling:
+    """Sampling settings. Defaults are the seed page's: 0.7, 1.18 over 256 tokens, 40, 0.95."""
+
+    temperature: float = 0.7
+    top_k: int = 40
+    top_p: float = 0.95
+    min_p: float = 0.05
+    repeat_penalty: float = 1.18
+    repeat_last_n: int = 256
+    max_tokens: int = 256
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+
+    def validate(self) -> str | None:
+        """Return what is wrong, or None. Checked up front, before any model loads."""
+        if not 0.0 <= self.temperature <= 5.0:
+            return "temperature must be between 0 and 5"
+        if self.top_k < 0:
+            return "top_k must be 0 (off) or more"
+        if not 0.0 < self.top_p <= 1.0:
+            return "top_p must be in (0, 1]"
+        if not 0.0 <= self.min_p <= 1.0:
+            return "min_p must be in [0, 1]"
+        if self.repeat_penalty <= 0:
+            return "repeat_penalty must be positive"
+        if self.repeat_last_n < -1:
+            return "repeat_last_n must be -1 (whole context), 0 (off) or more"
+        if self.max_tokens < 1:
+            return "max_tokens must be at least 1"
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class ModelProfile:
+    name: str
+    backend: BackendName
+    model: str
+    """A GGUF path (``~`` expanded), :data:`EMBEDDED_MODEL`, or an API model id."""
+    prompt_format: str = "gguf"
+    template: str | None = None
+    """For ``prompt_format = "custom"``: uses ``{system}``, ``{history}``, ``{char}``, ``{user}``."""
+    sampling: Sampling = field(default_factory=Sampling)
+    n_gpu_layers: int = -1
+    n_ctx: int = 4096
+    n_threads: int | None = None
+    base_url: str | None = None
+    api_key_env: str | None = None
+    timeout_s: float = 60.0
+    max_retries: int = 2
+    default: bool = False
+    """Shown as a pane when kurabe starts with no --models (if usable)."""
+    description: str = ""
+    source: str = "built-in"
+
+    @property
+    def is_local(self) -> bool:
+        return self.backend == "llama_cpp"
+
+    @property
+    def model_path(self) -> Path | None:
+        """The GGUF file, for local profiles; the embedded model resolves lazily elsewhere."""
+        if not self.is_local or self.model == EMBEDDED_MODEL:
+            return None
+        return Path(os.path.expanduser(self.model))
+
+    def api_key(self) -> str | None:
+        """Read the key from the environment at the moment it is needed; never stored."""
+        if not self.api_key_env:
+            return None
+        value = os.environ.get(self.api_key_env, "").strip()
+        return value or None
+
+    def missing_key_reason(self) -> str | None:
+        if self.backend == "llama_cpp" or not self.api_key_env:
+            return None
+        if self.api_key() is None:
+            return f"API key missing: set the environment variable {self.api_key_env}"
+        return None
+
+
+BUILTIN_PROFILES: tuple[ModelProfile, ...] = (
+    ModelProfile(
+        name="gemma-270m",
+        backend="llama_cpp",
+        model=EMBEDDED_MODEL,
+        prompt_format="gguf",
+        n_ctx=4096,
+        default=True,
+        description="Embedded Gemma 3 270M Q4_K_M with its own chat template",
+    ),
+    ModelProfile(
+        name="gemma-270m-llama2",
+        backend="llama_cpp",
+        model=EMBEDDED_MODEL,
+        prompt_format="llama2-sys",
+        n_ctx=4096,
+        default=True,
+        description="The same model in the seed page's Llama-2 <<SYS>> completion format",
+    ),
+    ModelProfile(
+        name="gemma-270m-alpaca",
+        backend="llama_cpp",
+        model=EMBEDDED_MODEL,
+        prompt_format="alpaca-ja",
+        n_ctx=4096,
+        description="The same model in weblab's ### 指示: / ### 応答: format",
+    ),
+    ModelProfile(
+        name="gpt-4.1-mini",
+        backend="openai",
+        model="gpt-4.1-mini",
+        api_key_env="OPENAI_API_KEY",
+        default=True,
+        description="OpenAI API (pane appears when OPENAI_API_KEY is set)",
+    ),
+    ModelProfile(
+        name="claude-sonnet-4-5",
+        backend="anthropic",
+        model="claude-sonnet-4-5",
+        api_key_env="ANTHROPIC_API_KEY",
+        default=True,
+        description="Anthropic API (pane appears when ANTHROPIC_API_KEY is set)",
+    ),
+    ModelProfile(
+        name="local-server",
+        backend="openai",
+        model="local",
+        base_url="http://127.0.0.1:8080/v1",
+        description="Any OpenAI-compatible server on this machine (llama-server, vLLM, Ollama…)",
+    ),
+)
+
+_SAMPLING_TYPES: dict[str, type | tuple[type, ...]] = {
+    "temperature": float,
+    "top_k": int,
+    "top_p": float,
+    "min_p": float,
+    "repeat_penalty": float,
+    "repeat_last_n": int,
+    "max_tokens": int,
+    "seed": int,
+    "stop": list,
+}
+_PROFILE_TYPES: dict[str, type | tuple[type, ...]] = {
+    "backend": str,
+    "model": str,
+    "prompt_format": str,
+    "template": str,
+    "sampling": dict,
+    "n_gpu_layers": int,
+    "n_ctx": int,
+    "n_threads": int,
+    "base_url": str,
+    "api_key_env": str,
+    "timeout_s": float,
+    "max_retries": int,
+    "default": bool,
+    "description": str,
+}
+
+
+def _parse_sampling(doc: TomlDocument, table: Mapping[str, Any], at: KeyPath) -> Sampling:
+    doc.reject_unknown(table, at, _SAMPLING_TYPES)
+    values: dict[str, Any] = {}
+    for key, types in _SAMPLING_TYPES.items():
+        value = doc.take(table, at, key, types, required=False)
+        if value is None:
+            continue
+        if key == "stop":
+            for index, item in enumerate(value):
+                if not isinstance(item, str) or not item:
+                    raise doc.error((*at, key, index), "stop strings must be non-empty strings")
+            value = tuple(value)
+        values[key] = value
+    sampling = Sampling(**values)
+    problem = sampling.validate()
+    if problem:
+        key = problem.split()[0]
+        raise doc.error((*at, key), problem)
+    return sampling
+
+
+def _parse_profile(doc: TomlDocument, name: str, table: Mapping[str, Any]) -> ModelProfile:
+    at: KeyPath = ("models", name)
+    doc.reject_unknown(table, at, _PROFILE_TYPES)
+    backend = doc.take(table, at, "backend", str)
+    if backend not in BACKENDS:
+        raise doc.error((*at, "backend"), f"must be one of {', '.join(BACKENDS)}")
+    values: dict[str, Any] = {"name": name, "backend": backend, "source": str(doc.path)}
+    values["model"] = doc.take(table, at, "model", str, non_empty=True)
+    for key, types in _PROFILE_TYPES.items():
+        if key in ("backend", "model", "sampling"):
+            continue
+        value = doc.take(table, at, key, types, required=False)
+        if value is not None:
+            values[key] = value
+    if "sampling" in table:
+        values["sampling"] = _parse_sampling(doc, table["sampling"], (*at, "sampling"))
+    fmt = values.get("prompt_format", "gguf")
+    if fmt == "custom" and not values.get("template"):
+        raise doc.error((*at, "template"), 'prompt_format = "custom" needs a template')
+    if values.get("n_ctx", 4096) < 64:
+        raise doc.error((*at, "n_ctx"), "n_ctx must be at least 64")
+    return ModelProfile(**values)
+
+
+def parse_models_file(path: Path | str) -> list[ModelProfile]:
+    doc = TomlDocument.load(path)
+    doc.reject_unknown(doc.data, (), ["models"])
+    models = doc.take(doc.data, (), "models", dict)
+    profiles = []
+    for name, table in models.items():
+        if not isinstance(table, dict):
+            raise doc.error(("models", name), "expected a table [models.NAME]")
+        profiles.append(_parse_profile(doc, name, table))
+    return profiles
+
+
+def user_models_file() -> Path:
+    from kurabe.paths import config_dir
+
+    return config_dir() / "models.toml"
+
+
+def load_profiles(models_file: Path | str | None = None) -> dict[str, ModelProfile]:
+    """Built-ins, then the user's ``models.toml``, then ``models_file``; later names win."""
+    profiles = {p.name: p for p in BUILTIN_PROFILES}
+    user_file = user_models_file()
+    if user_file.exists():
+        profiles.update({p.name: p for p in parse_models_file(user_file)})
+    if models_file is not None:
+        if not Path(models_file).exists():
+            raise ConfigError(models_file, "file not found")
+        profiles.update({p.name: p for p in parse_models_file(models_file)})
+    return profiles
+
+
+def profile_fields() -> list[str]:
+    return [f.name for f in fields(ModelProfile)]
+
+
+def with_overrides(profile: ModelProfile, **changes: Any) -> ModelProfile:
+    return replace(profile, **changes)

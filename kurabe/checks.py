@@ -1,0 +1,674 @@
+"""Automatic Japanese checks on one reply: hints for the rater, never the verdict.
+
+:func:`run_checks` measures a reply and returns a :class:`CheckReport` with the numbers and the
+:class:`CheckFlag` badges for what is off, judged against the persona's expectations:
+
+- **Japanese share** — kana, kanji and full-width characters among the letters. Kanji only count
+  as Japanese in a sentence that looks Japanese: a sentence of eight or more kanji without any
+  kana, or one with characters only Chinese uses (们, 这, 吗 …), counts as Chinese. A Latin name
+  of up to three words inside a sentence with kana (「KICK BACK」, LiSA) counts as Japanese, so a
+  song title does not read as a drift into English.
+- **Register** — each sentence ending is polite (です/ます/ございます …, also ですよね) or casual
+  (だよ, だね, よね, じゃん, plain forms); text inside 「」『』 is ignored. ``polite_share`` is
+  polite / (polite + casual); the register is casual below 0.2, polite from 0.8, mixed between.
+- **Length** — non-whitespace characters against ``max_reply_chars``; sentences are counted.
+- **Template or role leakage** — prompt-format markers and role labels at a line start.
+- **Repetition** — the share of the reply covered by 8-character n-grams seen earlier in it, and
+  whether the reply mostly copies the previous reply.
+- **Persona break** — phrases that step out of character (AIとして, 言語モデル, "As an AI" …) and
+  a first person (俺, 僕, 私 …) the persona does not use.
+- **Empty or cut off** — nothing but punctuation once leaked markers are removed, or a finish
+  reason that says the token limit stopped it.
+- **Token efficiency** — characters per completion token.
+
+Flag codes equal the human rating tags where one exists (``too-long``, ``out-of-character``,
+``not-japanese``, ``wrong-register``, ``template-leak``, ``repetitive``), so an export or the
+leaderboard can set the two side by side. The persona-break check reports ``out-of-character``.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import unicodedata
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+CHECKS_VERSION = 1
+"""Bumped when a check changes what it measures, so stored reports can be told apart."""
+
+FLAG_EMPTY = "empty"
+FLAG_CUT_OFF = "cut-off"
+FLAG_TEMPLATE_LEAK = "template-leak"
+FLAG_NOT_JAPANESE = "not-japanese"
+FLAG_OUT_OF_CHARACTER = "out-of-character"
+FLAG_WRONG_REGISTER = "wrong-register"
+FLAG_TOO_LONG = "too-long"
+FLAG_REPETITIVE = "repetitive"
+FLAG_REPEATS_PREVIOUS = "repeats-previous"
+
+FLAG_CODES: tuple[str, ...] = (
+    FLAG_EMPTY,
+    FLAG_CUT_OFF,
+    FLAG_TEMPLATE_LEAK,
+    FLAG_NOT_JAPANESE,
+    FLAG_OUT_OF_CHARACTER,
+    FLAG_WRONG_REGISTER,
+    FLAG_TOO_LONG,
+    FLAG_REPETITIVE,
+    FLAG_REPEATS_PREVIOUS,
+)
+"""Every flag code, in the order flags appear in a report (most serious first)."""
+
+FLAG_DESCRIPTIONS: Mapping[str, str] = {
+    FLAG_EMPTY: "empty reply, or only punctuation",
+    FLAG_CUT_OFF: "stopped by the token limit",
+    FLAG_TEMPLATE_LEAK: "prompt-format markers or role labels in the reply",
+    FLAG_NOT_JAPANESE: "drifts into English or Chinese",
+    FLAG_OUT_OF_CHARACTER: "steps out of the persona: AIとして…, or a first person it lacks",
+    FLAG_WRONG_REGISTER: "polite where the persona is casual, or casual where it is polite",
+    FLAG_TOO_LONG: "longer than the persona's max_reply_chars",
+    FLAG_REPETITIVE: "repeats itself within the reply",
+    FLAG_REPEATS_PREVIOUS: "mostly copies the pane's previous reply",
+}
+
+CASUAL_BELOW = 0.2
+"""A reply with a polite share below this reads as casual."""
+POLITE_FROM = 0.8
+"""A reply with a polite share from this up reads as polite; between the two it is mixed."""
+NOT_JAPANESE_BELOW = 0.7
+"""A reply for a Japanese persona with a Japanese share below this is flagged."""
+NGRAM = 8
+"""Characters per n-gram for the repetition checks (whitespace removed first)."""
+REPETITIVE_FROM = 0.3
+"""A repeated n-gram share from this up flags the reply as repetitive."""
+REPEATS_PREVIOUS_FROM = 0.5
+"""A reply whose characters are this much covered by n-grams of the previous reply repeats it."""
+CHINESE_MIN_KANJI = 8
+"""A sentence with at least this many kanji and no kana reads as Chinese."""
+EMBEDDED_LATIN_MAX_WORDS = 3
+
+CUT_OFF_FINISH_REASONS = frozenset({"length", "max_tokens", "max_length", "token_limit"})
+
+
+class PersonaExpectations(Protocol):
+    """What the checks read from a persona; :class:`personas.Persona` satisfies it."""
+
+    @property
+    def register(self) -> str: ...
+
+    @property
+    def max_reply_chars(self) -> int | None: ...
+
+    @property
+    def char_name(self) -> str: ...
+
+    @property
+    def user_name(self) -> str: ...
+
+    @property
+    def first_person(self) -> Sequence[str]: ...
+
+    @property
+    def language(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class CheckFlag:
+    """One badge: something in the reply looks off."""
+
+    code: str
+    """One of :data:`FLAG_CODES`."""
+    label: str
+    """Short badge text, Japanese and English, e.g. ``丁寧語 polite 80%``."""
+    detail: str
+    """One line that says what was found."""
+
+    def to_dict(self) -> dict[str, str]:
+        return {"code": self.code, "label": self.label, "detail": self.detail}
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    """Everything the checks measured on one reply, and the flags they raised."""
+
+    japanese_share: float | None
+    """Share of Japanese among the letters; None when the reply has no letters."""
+    polite_share: float | None
+    """Polite sentence endings among the classified ones; None when none could be classified."""
+    register: str
+    """``casual``, ``polite``, ``mixed`` or ``unknown``."""
+    chars: int
+    """Characters other than whitespace, leaked markers included."""
+    sentences: int
+    chars_per_token: float | None
+    leaks: tuple[str, ...]
+    """Leaked markers in order of first appearance, e.g. ``("### 指示",)``."""
+    repeated_ngram_share: float
+    repeats_previous: bool
+    persona_breaks: tuple[str, ...]
+    """Out-of-character phrases as found, and ``一人称 俺`` for a first person the persona lacks."""
+    flags: tuple[CheckFlag, ...]
+
+    @property
+    def flag_codes(self) -> tuple[str, ...]:
+        return tuple(flag.code for flag in self.flags)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict with stable keys."""
+        return {
+            "version": CHECKS_VERSION,
+            "japanese_share": self.japanese_share,
+            "polite_share": self.polite_share,
+            "register": self.register,
+            "chars": self.chars,
+            "sentences": self.sentences,
+            "chars_per_token": self.chars_per_token,
+            "leaks": list(self.leaks),
+            "repeated_ngram_share": self.repeated_ngram_share,
+            "repeats_previous": self.repeats_previous,
+            "persona_breaks": list(self.persona_breaks),
+            "flags": [flag.to_dict() for flag in self.flags],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CheckReport:
+        """The inverse of :meth:`to_dict`; unknown keys are ignored, missing ones take defaults."""
+
+        def optional_float(key: str) -> float | None:
+            value = data.get(key)
+            return None if value is None else float(value)
+
+        return cls(
+            japanese_share=optional_float("japanese_share"),
+            polite_share=optional_float("polite_share"),
+            register=str(data.get("register", "unknown")),
+            chars=int(data.get("chars", 0)),
+            sentences=int(data.get("sentences", 0)),
+            chars_per_token=optional_float("chars_per_token"),
+            leaks=tuple(str(leak) for leak in data.get("leaks", ())),
+            repeated_ngram_share=float(data.get("repeated_ngram_share", 0.0)),
+            repeats_previous=bool(data.get("repeats_previous", False)),
+            persona_breaks=tuple(str(item) for item in data.get("persona_breaks", ())),
+            flags=tuple(
+                CheckFlag(code=str(f["code"]), label=str(f["label"]), detail=str(f["detail"]))
+                for f in data.get("flags", ())
+            ),
+        )
+
+
+# --- character classes -------------------------------------------------------------------------
+
+# Kana letters and marks, without the middle dot ・ and the standalone (han)dakuten ゛゜.
+_KANA = "\u3041-\u3096\u309d-\u309f\u30a1-\u30fa\u30fc-\u30ff\u31f0-\u31ff\uff66-\uff9f"
+_KANJI = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3005-\u3007"
+_FULLWIDTH_ALNUM = "\uff10-\uff19\uff21-\uff3a\uff41-\uff5a"
+_KANA_RE = re.compile(f"[{_KANA}]")
+_KANJI_RE = re.compile(f"[{_KANJI}]")
+_FULLWIDTH_RE = re.compile(f"[{_FULLWIDTH_ALNUM}]")
+_LETTER_RE = re.compile(r"[^\W\d_]")
+_LATIN_WORD_RE = re.compile(r"[A-Za-z\u00c0-\u024f]+(?:['’][A-Za-z]+)?")
+# Characters that Japanese does not use but Chinese (simplified or traditional) uses all the time.
+_CHINESE_ONLY_RE = re.compile(
+    "[们們这這吗嗎呢么麼个说說对對时还进过为让讓给从问题吧你妳很她欢歡动灭听觉样]|我(?![々がら])"
+)
+_URL_RE = re.compile(r"(?:https?://|www\.)[\x21-\x7e]+|[\w.+-]+@[\w-]+\.[\w.]+", re.ASCII)
+_CONTENT_RE = re.compile(r"[^\W_]")  # a letter or a digit: the reply has something to say
+
+# --- sentences and register ------------------------------------------------------------------
+
+_SENTENCE_SPLIT_RE = re.compile(
+    r"(?<=[。！？!?])|\n|…+|‥+|・{2,}|(?<=ｗ)[ 　]+|(?<=[\u3040-\u9fff]w)[ 　]+|(?<=\.)\s+"
+)
+_QUOTED_RE = re.compile(r"「[^「」]*」|『[^『』]*』|“[^”]*”|《[^《》]*》|【[^【】]*】")
+_QUOTE_PLACEHOLDER = "〓"
+_ENDING_NOISE_RE = re.compile(
+    "[\\s。．.、,，！!？?～〜ー…‥・♪☆★♡♥❤ｗw笑^_()（）\"'”’:;=*\\-\u2600-\u27bf"
+    "\U0001f000-\U0001faff\ufe0f]+$"
+)
+_POLITE_ENDING_RE = re.compile(
+    "(?:です|ます|ました|ません|ませんでした|でした|ましょう|でしょう|ございます|ございました"
+    "|ください|下さい|ませ|まして)"
+    "(?:か|ね|よ|わ|の|な|ねえ|よね|けど|けれど|けれども|が|から|ので|し|っけ|って)*$"
+)
+_CASUAL_ENDING_RE = re.compile(
+    "(?:[よねなさぞぜわのんだたるうくいすつぬむぶぐかてろえあしぇぁぃぅぉっゃゅょ]"
+    "|かも|っけ|けど|けれど|から|じゃん|好き)$"
+)
+# Endings that say nothing about register: はい/いいえ alone, a name with its honorific.
+_NEUTRAL_ENDING_RE = re.compile("^(?:はい|いいえ)$|(?:さん|くん|ちゃん|さま|様|氏)$")
+# Colloquial words that make a sentence casual even when its ending says nothing (マジで最高！).
+_CASUAL_WORD_RE = re.compile("マジ|まじで|めっちゃ|めちゃくちゃ|ヤバ|やば|すげ")
+
+# --- leakage ---------------------------------------------------------------------------------
+
+_FIXED_LEAK_PATTERNS: tuple[tuple[str, str | None], ...] = (
+    # (pattern, normalised name or None to use the match itself)
+    (
+        r"###[ \t]*(?:指示|応答|入力|システム|ユーザー|アシスタント|(?i:instruction|response"
+        r"|input|system|user|assistant|human))",
+        None,
+    ),
+    (r"<</?SYS>>", None),
+    (r"\[/?INST\]", None),
+    (r"<\|im_start\|>(?:system|user|assistant)?", "<|im_start|>"),
+    (r"<\|im_end\|>", None),
+    (r"<start_of_turn>(?:user|model)?", "<start_of_turn>"),
+    (r"<end_of_turn>", None),
+    (
+        r"<\|start_header_id\|>(?:system|user|assistant)?<\|end_header_id\|>",
+        "<|start_header_id|>",
+    ),
+    (r"<\|[A-Za-z_]{2,30}\|>", None),
+    (r"</?s>|<bos>|<eos>", None),
+)
+_ROLE_WORDS = r"(?i:user|assistant|human|system)|ユーザー|ユーザ|アシスタント|システム"
+_BARE_ROLE_LINE = r"(?m)^[ \t]*(?:指示|応答|USER|ASSISTANT|HUMAN)[ \t]*$"
+
+# --- persona breaks --------------------------------------------------------------------------
+
+_BREAK_PHRASES_RE = re.compile(
+    "AIとして|ＡＩとして|AIなので|AIですので|AIである|AIだから|AIアシスタント|人工知能として"
+    "|言語モデル|(?:私|僕|わたし)は(?:AI|ＡＩ|人工知能|プログラム|チャットボット)"
+    "|ロールプレイ|(?:OpenAI|Anthropic|Google|Meta)(?:によって|が)(?:開発|訓練|作)"
+    "|(?i:as an ai\\b|as a language model|an ai language model|i am an ai\\b|i'm an ai\\b"
+    "|large language model)"
+)
+_FIRST_PERSON_PATTERNS: Mapping[str, str] = {
+    "俺": "俺|オレ|おれ(?=[はがもの、。！？っにをとだ])",
+    "僕": "僕|ボク|ぼく(?=[はがもの、。！？っにをとだ])",
+    "私": "(?<!公)私(?![立鉄服的用物生語有営費事情利欲刑設淑見])|わたくし|わたし|ワタシ",
+    "あたし": "あたし|アタシ",
+    "儂": "儂",
+    "拙者": "拙者",
+    "吾輩": "吾輩|我輩",
+}
+_FIRST_PERSON_RE = re.compile(
+    "|".join(
+        f"(?P<p{index}>{pattern})" for index, pattern in enumerate(_FIRST_PERSON_PATTERNS.values())
+    )
+)
+_FIRST_PERSON_BY_GROUP = {f"p{index}": name for index, name in enumerate(_FIRST_PERSON_PATTERNS)}
+_FIRST_PERSON_SPELLINGS: Mapping[str, str] = {
+    "おれ": "俺",
+    "オレ": "俺",
+    "ぼく": "僕",
+    "ボク": "僕",
+    "わたし": "私",
+    "わたくし": "私",
+    "ワタシ": "私",
+    "アタシ": "あたし",
+    "わし": "儂",
+    "ワシ": "儂",
+    "我輩": "吾輩",
+}
+
+
+# --- public measuring functions ----------------------------------------------------------------
+
+
+def split_sentences(text: str) -> list[str]:
+    """Sentences of ``text``: split at 。！？!?, line breaks and ellipses; empty pieces dropped."""
+    pieces = (piece.strip() for piece in _SENTENCE_SPLIT_RE.split(text))
+    return [piece for piece in pieces if piece and _CONTENT_RE.search(piece)]
+
+
+def japanese_share(text: str) -> float | None:
+    """Share of Japanese among the letters of ``text``; None when it has no letters.
+
+    Full-width digits count as letters; URLs and mail addresses are left out. Kanji in a sentence
+    that reads as Chinese count as foreign. In a reply with kana, a sentence with at most three
+    Latin words (a title or a name: 「KICK BACK」, LiSA, a list item SPY×FAMILY) counts its Latin
+    letters as Japanese.
+    """
+    text = _URL_RE.sub(" ", text)
+    reply_has_kana = _KANA_RE.search(text) is not None
+    japanese = 0
+    letters = 0
+    for sentence in split_sentences(text):
+        kana = len(_KANA_RE.findall(sentence))
+        kanji = len(_KANJI_RE.findall(sentence))
+        fullwidth = len(_FULLWIDTH_RE.findall(sentence))
+        sentence_letters = len(_LETTER_RE.findall(sentence)) + sum(
+            1 for char in sentence if "\uff10" <= char <= "\uff19"
+        )
+        latin_words = _LATIN_WORD_RE.findall(sentence)
+        latin = sum(len(word) for word in latin_words)
+        is_chinese = (kana == 0 and kanji >= CHINESE_MIN_KANJI) or (
+            kana * 4 < kanji and _CHINESE_ONLY_RE.search(sentence) is not None
+        )
+        japanese += kana + fullwidth + (0 if is_chinese else kanji)
+        if reply_has_kana and len(latin_words) <= EMBEDDED_LATIN_MAX_WORDS:
+            japanese += latin
+        letters += sentence_letters
+    if letters == 0:
+        return None
+    return min(1.0, japanese / letters)
+
+
+def _looks_chinese(text: str) -> bool:
+    kana = len(_KANA_RE.findall(text))
+    kanji = len(_KANJI_RE.findall(text))
+    latin = sum(len(word) for word in _LATIN_WORD_RE.findall(text))
+    return kanji > latin and kana * 4 < kanji
+
+
+def sentence_register(sentence: str) -> str | None:
+    """``polite`` or ``casual`` from the sentence ending; None when the ending says neither."""
+    ending = _ENDING_NOISE_RE.sub("", sentence)
+    if not ending or _NEUTRAL_ENDING_RE.search(ending):
+        return None
+    if _POLITE_ENDING_RE.search(ending):
+        return "polite"
+    if _CASUAL_ENDING_RE.search(ending) or _CASUAL_WORD_RE.search(sentence):
+        return "casual"
+    return None
+
+
+def polite_share(text: str) -> tuple[float | None, int]:
+    """(polite / classified sentence endings, number classified); quotes are ignored."""
+    unquoted = _QUOTED_RE.sub(_QUOTE_PLACEHOLDER, text)
+    polite = casual = 0
+    for sentence in split_sentences(unquoted):
+        kind = sentence_register(sentence)
+        if kind == "polite":
+            polite += 1
+        elif kind == "casual":
+            casual += 1
+    classified = polite + casual
+    return (polite / classified if classified else None), classified
+
+
+def register_of(share: float | None) -> str:
+    """The register word for a polite share."""
+    if share is None:
+        return "unknown"
+    if share < CASUAL_BELOW:
+        return "casual"
+    if share >= POLITE_FROM:
+        return "polite"
+    return "mixed"
+
+
+@functools.lru_cache(maxsize=64)
+def _leak_patterns(names: tuple[str, ...]) -> tuple[tuple[re.Pattern[str], str | None], ...]:
+    role_words = _ROLE_WORDS
+    extra = "|".join(re.escape(name) for name in names if name)
+    if extra:
+        role_words = f"{role_words}|{extra}"
+    role_label = rf"(?m)^[ \t>*]*(?:\*\*)?(?P<role>{role_words})(?:\*\*)?[ \t]*[:：]"
+    patterns: list[tuple[re.Pattern[str], str | None]] = [
+        (re.compile(pattern), name) for pattern, name in _FIXED_LEAK_PATTERNS
+    ]
+    patterns.append((re.compile(role_label), "role"))
+    patterns.append((re.compile(_BARE_ROLE_LINE), "bare"))
+    return tuple(patterns)
+
+
+def _leak_spans(text: str, names: tuple[str, ...]) -> list[tuple[int, int, str]]:
+    spans: list[tuple[int, int, str]] = []
+    for pattern, name in _leak_patterns(names):
+        for match in pattern.finditer(text):
+            if name == "role":
+                marker = f"{match.group('role')}:"
+            elif name == "bare":
+                marker = match.group(0).strip()
+            elif name is None:
+                marker = re.sub(r"[ \t]+", " ", match.group(0))
+            else:
+                marker = name
+            spans.append((match.start(), match.end(), marker))
+    spans.sort()
+    return spans
+
+
+def find_leaks(text: str, names: Sequence[str] = ()) -> tuple[str, ...]:
+    """Prompt-format markers and role labels in ``text``, first appearance first.
+
+    ``names`` are extra role names (the persona's character and user) that count as a leak when
+    they open a line followed by a colon.
+    """
+    seen: dict[str, None] = {}
+    for _start, _end, marker in _leak_spans(text, tuple(names)):
+        seen.setdefault(marker, None)
+    return tuple(seen)
+
+
+def strip_leaks(text: str, names: Sequence[str] = ()) -> str:
+    """``text`` with the leaked markers (not the text around them) removed."""
+    spans = _leak_spans(text, tuple(names))
+    if not spans:
+        return text
+    parts: list[str] = []
+    position = 0
+    for start, end, _marker in spans:
+        if start >= position:
+            parts.append(text[position:start])
+        position = max(position, end)
+    parts.append(text[position:])
+    return "".join(parts)
+
+
+def _squeeze(text: str) -> str:
+    return "".join(unicodedata.normalize("NFKC", text).split())
+
+
+def repeated_ngram_share(text: str, n: int = NGRAM) -> float:
+    """Share of the characters (whitespace removed) covered by n-grams already seen earlier."""
+    squeezed = _squeeze(text)
+    if len(squeezed) <= n:
+        return 0.0
+    seen: set[str] = set()
+    covered = 0
+    covered_until = 0
+    for start in range(len(squeezed) - n + 1):
+        gram = squeezed[start : start + n]
+        if gram in seen:
+            end = start + n
+            covered += end - max(start, covered_until)
+            covered_until = end
+        else:
+            seen.add(gram)
+    return covered / len(squeezed)
+
+
+def copies_previous(text: str, previous: str, n: int = NGRAM) -> bool:
+    """Whether ``text`` is the previous reply again: equal, or half covered by its n-grams."""
+    reply = _squeeze(text)
+    before = _squeeze(previous)
+    if not _CONTENT_RE.search(reply) or not before:
+        return False
+    if reply == before:
+        return True
+    if len(reply) < n or len(before) < n:
+        return False
+    previous_grams = {before[i : i + n] for i in range(len(before) - n + 1)}
+    covered = 0
+    covered_until = 0
+    for start in range(len(reply) - n + 1):
+        if reply[start : start + n] in previous_grams:
+            end = start + n
+            covered += end - max(start, covered_until)
+            covered_until = end
+    return covered / len(reply) >= REPEATS_PREVIOUS_FROM
+
+
+def canonical_first_person(word: str) -> str:
+    """The spelling kurabe compares first persons by: わたし → 私, ボク → 僕, オレ → 俺."""
+    return _FIRST_PERSON_SPELLINGS.get(word, word)
+
+
+def first_persons(text: str) -> tuple[str, ...]:
+    """First-person pronouns used outside quotes, canonical spelling, first appearance first."""
+    unquoted = _QUOTED_RE.sub(_QUOTE_PLACEHOLDER, text)
+    found: dict[str, None] = {}
+    for match in _FIRST_PERSON_RE.finditer(unquoted):
+        group = match.lastgroup
+        if group is not None:
+            found.setdefault(_FIRST_PERSON_BY_GROUP[group], None)
+    return tuple(found)
+
+
+def find_persona_breaks(text: str, first_person: Sequence[str] = ()) -> tuple[str, ...]:
+    """Out-of-character phrases, then ``一人称 X`` for each first person not in ``first_person``."""
+    found: dict[str, None] = {}
+    for match in _BREAK_PHRASES_RE.finditer(text):
+        found.setdefault(match.group(0), None)
+    if first_person:
+        allowed = {canonical_first_person(word) for word in first_person}
+        for pronoun in first_persons(text):
+            if pronoun not in allowed:
+                found.setdefault(f"一人称 {pronoun}", None)
+    return tuple(found)
+
+
+# --- the report --------------------------------------------------------------------------------
+
+
+def _percent(share: float) -> str:
+    return f"{round(share * 100)}%"
+
+
+def run_checks(
+    text: str,
+    persona: PersonaExpectations | None = None,
+    *,
+    previous_reply: str | None = None,
+    finish_reason: str | None = None,
+    completion_tokens: int | None = None,
+) -> CheckReport:
+    """Run every check on one reply; ``persona`` None checks only what needs no persona."""
+    names: tuple[str, ...] = ()
+    if persona is not None:
+        names = tuple(name for name in (persona.char_name, persona.user_name) if name)
+    leaks = find_leaks(text, names)
+    content = strip_leaks(text, names) if leaks else text
+    is_empty = _CONTENT_RE.search(content) is None
+    chars = sum(1 for char in text if not char.isspace())
+    chars_per_token = (
+        len(text) / completion_tokens if completion_tokens and completion_tokens > 0 else None
+    )
+
+    flags: list[CheckFlag] = []
+    if is_empty:
+        flags.append(CheckFlag(FLAG_EMPTY, "空 empty", "The reply has no words."))
+    if finish_reason is not None and finish_reason.lower() in CUT_OFF_FINISH_REASONS:
+        flags.append(
+            CheckFlag(
+                FLAG_CUT_OFF,
+                "途切れ cut off",
+                f"Stopped by the token limit (finish reason {finish_reason!r}).",
+            )
+        )
+    if leaks:
+        flags.append(
+            CheckFlag(
+                FLAG_TEMPLATE_LEAK,
+                f"漏れ leak {leaks[0]}",
+                "Prompt-format markers or role labels in the reply: " + ", ".join(leaks),
+            )
+        )
+    if is_empty:
+        return CheckReport(
+            japanese_share=None,
+            polite_share=None,
+            register="unknown",
+            chars=chars,
+            sentences=0,
+            chars_per_token=chars_per_token,
+            leaks=leaks,
+            repeated_ngram_share=0.0,
+            repeats_previous=False,
+            persona_breaks=(),
+            flags=tuple(flags),
+        )
+
+    share_japanese = japanese_share(content)
+    expects_japanese = persona is None or persona.language.lower().startswith("ja")
+    if expects_japanese and share_japanese is not None and share_japanese < NOT_JAPANESE_BELOW:
+        drift = "Chinese" if _looks_chinese(content) else "English"
+        flags.append(
+            CheckFlag(
+                FLAG_NOT_JAPANESE,
+                f"日本語 {_percent(share_japanese)} not Japanese",
+                f"Only {_percent(share_japanese)} of the letters are Japanese; reads as {drift}.",
+            )
+        )
+
+    breaks = find_persona_breaks(content, persona.first_person if persona is not None else ())
+    if breaks:
+        flags.append(
+            CheckFlag(
+                FLAG_OUT_OF_CHARACTER,
+                f"キャラ崩れ OOC {breaks[0]}",
+                "Steps out of character: " + ", ".join(breaks),
+            )
+        )
+
+    share_polite, classified = polite_share(content)
+    register = register_of(share_polite)
+    expected_register = persona.register if persona is not None else "any"
+    if (
+        share_polite is not None
+        and expected_register in ("casual", "polite")
+        and register != expected_register
+    ):
+        if expected_register == "casual":
+            label = f"丁寧語 polite {_percent(share_polite)}"
+        else:
+            label = f"タメ口 casual {_percent(1 - share_polite)}"
+        flags.append(
+            CheckFlag(
+                FLAG_WRONG_REGISTER,
+                label,
+                f"The persona is {expected_register}; {_percent(share_polite)} of "
+                f"{classified} sentence endings are polite (です/ます).",
+            )
+        )
+
+    limit = persona.max_reply_chars if persona is not None else None
+    if limit is not None and chars > limit:
+        flags.append(
+            CheckFlag(
+                FLAG_TOO_LONG,
+                f"長い too long {chars}/{limit}",
+                f"{chars} characters where the persona allows {limit}.",
+            )
+        )
+
+    repeated = repeated_ngram_share(content)
+    if repeated >= REPETITIVE_FROM:
+        flags.append(
+            CheckFlag(
+                FLAG_REPETITIVE,
+                f"繰り返し repetitive {_percent(repeated)}",
+                f"{_percent(repeated)} of the reply repeats text that came earlier in it.",
+            )
+        )
+
+    repeats = previous_reply is not None and copies_previous(
+        content, strip_leaks(previous_reply, names)
+    )
+    if repeats:
+        flags.append(
+            CheckFlag(
+                FLAG_REPEATS_PREVIOUS,
+                "前と同じ repeats previous",
+                "The reply mostly repeats the pane's previous reply.",
+            )
+        )
+
+    return CheckReport(
+        japanese_share=share_japanese,
+        polite_share=share_polite,
+        register=register,
+        chars=chars,
+        sentences=len(split_sentences(content)),
+        chars_per_token=chars_per_token,
+        leaks=leaks,
+        repeated_ngram_share=repeated,
+        repeats_previous=repeats,
+        persona_breaks=breaks,
+        flags=tuple(flags),
+    )

@@ -1,0 +1,74 @@
+"""The ``kurabe`` command line.
+
+``kurabe`` alone opens the Textual app; subcommands work headless. Each subcommand lives in its
+own module under :mod:`kurabe.commands` with ``register(subparsers)``; the module sets
+``func=`` on its parser to a function ``(argparse.Namespace) -> int``. Modules import nothing
+heavy at the top so ``kurabe --help`` answers fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from kurabe import __version__
+from kurabe.errors import KurabeError
+
+COMMAND_MODULES: tuple[str, ...] = (
+    "models",
+    "prompt",
+    "personas",
+    "scenarios",
+    "check",
+    "sessions",
+    "export",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kurabe",
+        description="比べ — compare Japanese LLMs side by side on persona conversations.",
+    )
+    parser.add_argument("--version", action="version", version=f"kurabe {__version__}")
+    parser.add_argument("--persona", metavar="ID", help="persona to start with (default: anime-fan)")
+    parser.add_argument("--scenario", metavar="ID", help="scenario to replay in the app")
+    parser.add_argument("--models", metavar="A,B,C", help="model profiles, one pane each (1-6)")
+    parser.add_argument("--models-file", metavar="FILE", help="extra model profiles (TOML)")
+    parser.add_argument("--db", metavar="PATH", help="database file (default: in the data dir)")
+    parser.add_argument("--blind", action="store_true", help="hide model names behind A, B, C")
+    parser.add_argument("--rater", metavar="NAME", help="who is rating (default: from config)")
+    parser.add_argument("--resume", metavar="SESSION", help="reopen a saved session")
+    parser.add_argument(
+        "--parallel-local", action="store_true", help="run local panes at the same time"
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        module = importlib.import_module(f"kurabe.commands.{name}")
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func = getattr(args, "func", None)
+    try:
+        if func is None:
+            from tui.app import run_app
+
+            return run_app(args)
+        result: int = func(args)
+        return result
+    except KurabeError as exc:
+        print(f"kurabe: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("kurabe: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Subcommands of the kurabe command line, one module each."""

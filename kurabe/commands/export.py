@@ -1,0 +1,86 @@
+"""``kurabe export SESSION --format md|jsonl|csv|html|battles [--out FILE]``: one stored session
+as Markdown (like the seed page), JSON lines, CSV, a self-contained HTML page, or pairwise
+battles for Chatbot-Arena-style tooling. Writes to standard output unless ``--out``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from kurabe.errors import KurabeError
+
+FORMAT_CHOICES = ("md", "jsonl", "csv", "html", "battles")
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "export",
+        help="export a session (md, jsonl, csv, html, battles)",
+        description="Export one stored session. SESSION is an id, or 'last'.",
+    )
+    parser.add_argument("session", metavar="SESSION", help="session id, or 'last'")
+    parser.add_argument(
+        "--format", "-f", choices=FORMAT_CHOICES, default="md", help="output format (default: md)"
+    )
+    parser.add_argument("--out", "-o", metavar="FILE", help="write here instead of stdout")
+    parser.add_argument(
+        "--db", metavar="PATH", default=argparse.SUPPRESS, help="database file"
+    )
+    parser.add_argument(
+        "--no-bom",
+        action="store_true",
+        help="csv: leave out the UTF-8 byte order mark (kept by default for spreadsheets)",
+    )
+    parser.add_argument(
+        "--reveal-names",
+        action="store_true",
+        help="show model names even if the blind session has not been revealed",
+    )
+    parser.set_defaults(func=run)
+
+
+def resolve_session_id(store: Any, value: str) -> int:
+    """An id, or ``last`` / ``latest`` for the newest session."""
+    if value in ("last", "latest"):
+        latest = store.latest_session_id()
+        if latest is None:
+            raise KurabeError(f"no sessions in {store.path}")
+        return int(latest)
+    try:
+        session_id = int(value)
+    except ValueError:
+        raise KurabeError(f"SESSION must be a number or 'last', not {value!r}") from None
+    if not store.session_exists(session_id):
+        raise KurabeError(f"no session {session_id} in {store.path}")
+    return session_id
+
+
+def run(args: argparse.Namespace) -> int:
+    from kurabe.export import export_session
+    from kurabe.store import Store
+
+    with Store.open_default(getattr(args, "db", None)) as store:
+        session_id = resolve_session_id(store, args.session)
+        text = export_session(
+            store,
+            session_id,
+            args.format,
+            reveal_names=args.reveal_names,
+            bom=not args.no_bom,
+        )
+    if args.out:
+        out = Path(args.out).expanduser()
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text, encoding="utf-8", newline="")
+        print(f"wrote {out} (session {session_id}, {args.format})", file=sys.stderr)
+    else:
+        stream = sys.stdout
+        if hasattr(stream, "buffer"):
+            stream.flush()
+            stream.buffer.write(text.encode("utf-8"))
+            stream.buffer.flush()
+        else:  # pragma: no cover - captured streams without a buffer
+            stream.write(text)
+    return 0

@@ -1,0 +1,92 @@
+"""``kurabe models``: every model profile with its state (usable, file missing, key unset) and,
+for local ones, the GGUF's quantization, layers and how many of them GPU offload would take."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from backends.profiles import ModelProfile, load_profiles
+from kurabe.errors import ConfigError
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("models", help="list model profiles and whether each is usable")
+    parser.add_argument("--models-file", metavar="FILE", help="extra model profiles (TOML)")
+    parser.set_defaults(func=run)
+
+
+def describe_profile(profile: ModelProfile, offload_supported: bool) -> tuple[str, str]:
+    """(state, detail) for one profile, without loading any weights."""
+    if not profile.is_local:
+        missing = profile.missing_key_reason()
+        host = profile.base_url or ("api.openai.com" if profile.backend == "openai" else "api.anthropic.com")
+        if missing:
+            return "key unset", f"set {profile.api_key_env} · {host}"
+        return "usable", host
+    from backends.embedded import embedded_model_path, embedded_model_state
+    from backends.gguf_meta import GGUFMetadataError, block_count, read_gguf_metadata
+    from backends.llama_cpp_backend import FILE_TYPES
+
+    if profile.model_path is None:
+        problem = embedded_model_state()
+        if problem:
+            return "unusable", problem
+        path = embedded_model_path()
+        if not path.exists():
+            return "usable", "embedded (assembled on first use)"
+    else:
+        path = profile.model_path
+        if not path.exists():
+            return "file missing", str(path)
+    try:
+        metadata = read_gguf_metadata(path)
+    except (GGUFMetadataError, OSError) as exc:
+        return "unusable", f"{path.name}: {exc}"
+    layers = block_count(metadata)
+    file_type = metadata.get("general.file_type")
+    quant = FILE_TYPES.get(file_type, "?") if isinstance(file_type, int) else "?"
+    if layers is None:
+        gpu = "GPU ?"
+    elif not offload_supported:
+        gpu = f"CPU only (0/{layers + 1} layers offloaded)"
+    else:
+        wanted = layers + 1 if profile.n_gpu_layers < 0 else min(profile.n_gpu_layers, layers + 1)
+        gpu = f"GPU {wanted}/{layers + 1} layers"
+    return "usable", f"{path.name} · {quant} · {gpu}"
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        profiles = load_profiles(args.models_file)
+    except ConfigError as exc:
+        print(f"kurabe: {exc}", file=sys.stderr)
+        return 2
+    from backends.llama_cpp_backend import gpu_offload_supported, route_native_logs
+
+    route_native_logs()
+    offload = gpu_offload_supported()
+    rows = []
+    for profile in profiles.values():
+        state, detail = describe_profile(profile, offload)
+        rows.append(
+            (profile.name, profile.backend, profile.prompt_format if profile.is_local else profile.model,
+             state, detail, "default" if profile.default else "", profile.source)
+        )
+    if sys.stdout.isatty():
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=f"model profiles (GPU offload {'available' if offload else 'not available in this build'})")
+        for column in ("name", "backend", "format / model", "state", "detail", "", "source"):
+            table.add_column(column, overflow="fold")
+        for row in rows:
+            style = "green" if row[3] == "usable" else "yellow"
+            table.add_row(*row[:3], f"[{style}]{row[3]}[/]", *row[4:])
+        Console().print(table)
+    else:
+        print(f"# GPU offload: {'available' if offload else 'not available'}")
+        for row in rows:
+            print("\t".join(row))
+    return 0

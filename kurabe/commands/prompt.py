@@ -1,0 +1,71 @@
+"""``kurabe prompt``: print the exact prompt text a local profile would send (the preview).
+
+``--user`` and ``--assistant`` may repeat, in conversation order; the last line should be the
+user's. Nothing is generated; the model is loaded only to read its tokenizer and template.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from backends.base import ChatMessage, Conversation
+from kurabe.errors import KurabeError
+
+
+class _AppendTurn(argparse.Action):
+    def __call__(
+        self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        turns = list(getattr(namespace, "turns", None) or [])
+        turns.append(ChatMessage(self.const, str(values)))
+        namespace.turns = turns
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("prompt", help="print the exact prompt a local model would get")
+    parser.add_argument("--model", required=True, metavar="NAME", help="a local model profile")
+    parser.add_argument("--persona", default="anime-fan", metavar="ID")
+    parser.add_argument("--user", action=_AppendTurn, const="user", dest="turns", metavar="TEXT")
+    parser.add_argument(
+        "--assistant", action=_AppendTurn, const="assistant", dest="turns", metavar="TEXT"
+    )
+    parser.add_argument("--models-file", metavar="FILE")
+    parser.set_defaults(func=run, turns=None)
+
+
+def run(args: argparse.Namespace) -> int:
+    from backends.profiles import load_profiles
+    from personas.loader import load_personas
+
+    profiles = load_profiles(args.models_file)
+    if args.model not in profiles:
+        raise KurabeError(f"unknown model {args.model!r}; known: {', '.join(profiles)}")
+    profile = profiles[args.model]
+    if not profile.is_local:
+        raise KurabeError(
+            f"{profile.name} is an API model: its server applies the template (the persona goes "
+            "in the system message)"
+        )
+    persona = load_personas().get(args.persona)
+    turns = tuple(args.turns or [ChatMessage("user", "ねえ、アニメ好きなの？")])
+    conversation = Conversation(persona.system, turns, persona.char_name, persona.user_name)
+    from backends.llama_cpp_backend import LlamaCppBackend, ModelFileError
+    from backends.templates import TemplateError
+
+    backend = LlamaCppBackend(profile)
+    try:
+        backend.load_blocking()
+        rendered = backend.render(conversation)
+    except (ModelFileError, TemplateError) as exc:
+        raise KurabeError(str(exc)) from None
+    sys.stdout.write(rendered.text)
+    if not rendered.text.endswith("\n"):
+        sys.stdout.write("\n")
+    note = f"# format: {rendered.format_name}; stop: {list(rendered.stop)}"
+    if rendered.persona_folded:
+        note += "; this format drops the system message, so the persona was folded into the first user turn"
+    print(note, file=sys.stderr)
+    return 0

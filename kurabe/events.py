@@ -1,0 +1,97 @@
+"""Events a comparison session emits for whoever displays it (the TUI, the headless replay).
+
+Small frozen dataclasses, delivered in order on the session's event loop to every subscriber.
+``pane`` is the pane's index in the session (0-based, display order).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class PaneLoading:
+    pane: int
+    message: str
+    """Progress of loading the model (assembling the embedded GGUF, loading weights…)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PaneReady:
+    pane: int
+    header: str
+    """Quantization and GPU layers offloaded, or the API host."""
+
+
+@dataclass(frozen=True, slots=True)
+class TurnStarted:
+    turn: int
+    """0-based index of the user turn."""
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class PaneStarted:
+    pane: int
+    turn: int
+    reply_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class PaneDelta:
+    pane: int
+    reply_id: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyFigures:
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    ttft_s: float | None = None
+    total_s: float | None = None
+    chars: int = 0
+    tokens_per_s: float | None = None
+    chars_per_s: float | None = None
+    context_size: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PaneFinished:
+    pane: int
+    reply_id: int
+    text: str
+    finish_reason: str
+    figures: ReplyFigures
+    checks: dict[str, Any] = field(default_factory=dict)
+    """The automatic Japanese checks' report for this reply (see kurabe.checks)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PaneFailed:
+    pane: int
+    reply_id: int | None
+    reason: str
+    """One line."""
+    retryable: bool
+    partial_text: str = ""
+    """Text that had streamed before the failure; kept and marked incomplete."""
+    cancelled: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TurnFinished:
+    turn: int
+
+
+SessionEvent = (
+    PaneLoading
+    | PaneReady
+    | TurnStarted
+    | PaneStarted
+    | PaneDelta
+    | PaneFinished
+    | PaneFailed
+    | TurnFinished
+)

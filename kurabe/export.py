@@ -1,0 +1,868 @@
+"""Exports of one stored session: Markdown, JSON lines, CSV, HTML and pairwise battles.
+
+- ``md``: laid out like the seed page — a summary table of scores at the top, then per model a
+  heading, ``Quality:`` (the verdict) and the note, ``Temp:``, the persona prompt in a code block,
+  the settings block (model file, tokens/s and characters/s, names, sampling), the transcript in
+  a code block, and a table of the per-reply ratings and checks.
+- ``jsonl``: one record per reply (every version, ``latest`` marks the newest) with the pane's
+  settings, the figures, the checks and every rating.
+- ``csv``: one flat row per reply (newest versions only) with the latest rating's columns and the
+  checks; UTF-8 with a byte order mark by default so spreadsheets keep the Japanese intact.
+- ``html``: one self-contained page, the panes side by side per turn, as the rater saw them.
+- ``battles``: pairwise results derived from the per-turn picks in FastChat's ``clean_battle``
+  shape (``model_a``, ``model_b``, ``winner``, ``judge``, ``turn``, ``anony``, ``language``,
+  ``tstamp``, ``conversation_a``, ``conversation_b``), one JSON object per line.
+
+A pick of pane W among N panes gives N−1 battles (W against each other pane; the pairs W was not
+part of are unknown and left out); a tie gives a ``tie`` for every pair and "all bad" a
+``tie (bothbad)`` for every pair. Only the newest pick per (turn, rater) counts.
+
+Blind sessions not yet revealed: every export says so, and shows the pane labels (A, B, …)
+instead of model names, with the identifying settings (model, file, backend) left out, unless
+``reveal_names=True`` (``kurabe export --reveal-names``).
+
+No API key reaches an export: settings were scrubbed when stored, and the output is scrubbed
+again of the current values of every key variable the panes name.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from statistics import fmean
+from typing import Any
+
+from kurabe.store import (
+    PaneRow,
+    RatingRow,
+    ReplyRow,
+    SessionRecord,
+    Store,
+    env_secrets,
+    scrub_secrets,
+)
+
+FORMATS = ("md", "jsonl", "csv", "html", "battles")
+LANGUAGE_NAMES = {"ja": "Japanese", "en": "English", "zh": "Chinese", "ko": "Korean"}
+BLIND_NOTICE = (
+    "Blind session, not revealed: models are shown as their pane labels "
+    "(ブラインド評価中のため、モデル名は伏せてあります)."
+)
+
+
+# -- shared helpers ------------------------------------------------------------------------
+
+
+def _score_labels() -> Mapping[int, str]:
+    from kurabe.errors import ConfigError
+    from kurabe.session import SCORE_LABELS_JA, load_rating_config
+
+    try:
+        return load_rating_config().score_labels
+    except ConfigError:
+        return SCORE_LABELS_JA
+
+
+def _verdict_label(verdict: str | None) -> str:
+    from kurabe.session import VERDICT_LABELS
+
+    if verdict is None:
+        return ""
+    return VERDICT_LABELS.get(verdict, verdict)
+
+
+@dataclass(frozen=True)
+class ExportView:
+    """A record plus the decision whether model names are hidden."""
+
+    record: SessionRecord
+    hide_names: bool
+
+    @property
+    def session(self) -> Any:
+        return self.record.session
+
+    def name(self, pane: PaneRow) -> str:
+        return pane.label if self.hide_names else pane.profile_name
+
+    def settings(self, pane: PaneRow) -> dict[str, Any]:
+        """The pane's stored settings; only the sampling when names are hidden."""
+        if not self.hide_names:
+            return pane.settings
+        profile = pane.settings.get("profile") or {}
+        return {"profile": {"sampling": profile.get("sampling", {})}}
+
+    def profile_settings(self, pane: PaneRow) -> dict[str, Any]:
+        profile = self.settings(pane).get("profile")
+        return profile if isinstance(profile, dict) else {}
+
+    def backend_settings(self, pane: PaneRow) -> dict[str, Any]:
+        backend = self.settings(pane).get("backend")
+        return backend if isinstance(backend, dict) else {}
+
+    def sampling(self, pane: PaneRow) -> dict[str, Any]:
+        sampling = self.profile_settings(pane).get("sampling")
+        return sampling if isinstance(sampling, dict) else {}
+
+
+def make_view(record: SessionRecord, *, reveal_names: bool = False) -> ExportView:
+    return ExportView(record, hide_names=record.session.hidden and not reveal_names)
+
+
+def _secrets_of(record: SessionRecord) -> list[str]:
+    names = []
+    for pane in record.panes:
+        profile = pane.settings.get("profile")
+        if isinstance(profile, dict):
+            names.append(profile.get("api_key_env"))
+    return env_secrets(n for n in names if isinstance(n, str))
+
+
+def _scrub_text(text: str, secrets: Iterable[str]) -> str:
+    result = scrub_secrets(text, secrets)
+    return result if isinstance(result, str) else text
+
+
+def _mean(values: Iterable[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return fmean(present) if present else None
+
+
+def _fmt(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _round(value: float | None, digits: int = 3) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def conversation_until(
+    record: SessionRecord, pane: int, turn: int, latest: Mapping[tuple[int, int], ReplyRow]
+) -> list[dict[str, str]]:
+    """The pane's conversation up to and including ``turn``, as the model saw it (earlier turns
+    without reply text are left out, as in the session's history) plus its reply to ``turn``."""
+    messages: list[dict[str, str]] = []
+    for row in record.turns:
+        if row.idx > turn:
+            break
+        reply = latest.get((pane, row.idx))
+        if row.idx < turn and (reply is None or not reply.text):
+            continue
+        messages.append({"role": "user", "content": row.text})
+        messages.append({"role": "assistant", "content": reply.text if reply else ""})
+    return messages
+
+
+@dataclass(frozen=True, slots=True)
+class Battle:
+    """One pairwise result derived from a per-turn pick."""
+
+    session_id: int
+    turn: int
+    pane_a: int
+    pane_b: int
+    model_a: str
+    model_b: str
+    winner: str
+    """``model_a``, ``model_b``, ``tie`` or ``tie (bothbad)``."""
+    judge: str
+    anony: bool
+    tstamp: float
+    scenario_id: str | None
+    language: str
+
+
+def derive_battles(record: SessionRecord, *, hide_names: bool = False) -> list[Battle]:
+    """Pairwise results from the newest pick per (turn, rater); see the module docstring."""
+    latest = record.latest_replies()
+    language = LANGUAGE_NAMES.get(
+        str(record.session.persona.get("language", "ja")), str(record.session.persona.get("language"))
+    )
+    panes = {p.position: p for p in record.panes}
+    battles = []
+    for pick in record.latest_picks_by_rater():
+        present = sorted(pos for (pos, turn) in latest if turn == pick.turn)
+        if len(present) < 2:
+            continue
+        pairs: list[tuple[int, int, str]] = []
+        if pick.outcome == "pane":
+            if pick.winner is None or pick.winner not in present:
+                continue
+            for other in present:
+                if other == pick.winner:
+                    continue
+                a, b = sorted((pick.winner, other))
+                pairs.append((a, b, "model_a" if a == pick.winner else "model_b"))
+        else:
+            result = "tie" if pick.outcome == "tie" else "tie (bothbad)"
+            for i, a in enumerate(present):
+                for b in present[i + 1 :]:
+                    pairs.append((a, b, result))
+        stamp = datetime.fromisoformat(pick.created_at).timestamp()
+        for a, b, winner in pairs:
+            name_a = panes[a].label if hide_names else panes[a].profile_name
+            name_b = panes[b].label if hide_names else panes[b].profile_name
+            if name_a == name_b:
+                continue
+            battles.append(
+                Battle(
+                    session_id=record.session.id,
+                    turn=pick.turn,
+                    pane_a=a,
+                    pane_b=b,
+                    model_a=name_a,
+                    model_b=name_b,
+                    winner=winner,
+                    judge=pick.rater,
+                    anony=pick.blind,
+                    tstamp=stamp,
+                    scenario_id=record.session.scenario_id,
+                    language=language,
+                )
+            )
+    return battles
+
+
+def _pane_speeds(record: SessionRecord, pane: int) -> tuple[float | None, float | None]:
+    done = [r for r in record.latest_replies().values() if r.pane == pane and r.completed]
+    return _mean(r.tokens_per_s for r in done), _mean(r.chars_per_s for r in done)
+
+
+def _latest_scores(record: SessionRecord, pane: int) -> list[int]:
+    scores = []
+    for reply in record.latest_replies().values():
+        if reply.pane != pane:
+            continue
+        rating = record.latest_rating(reply.id)
+        if rating is not None and rating.score is not None:
+            scores.append(rating.score)
+    return scores
+
+
+def _wins(record: SessionRecord, pane: int) -> int:
+    return sum(
+        1 for p in record.latest_picks_by_rater() if p.outcome == "pane" and p.winner == pane
+    )
+
+
+def _rating_dict(rating: RatingRow, labels: Mapping[int, str]) -> dict[str, Any]:
+    return {
+        "score": rating.score,
+        "score_label": labels.get(rating.score) if rating.score is not None else None,
+        "tags": list(rating.tags),
+        "note": rating.note,
+        "rater": rating.rater,
+        "blind": rating.blind,
+        "created_at": rating.created_at,
+    }
+
+
+def _pick_word(view: ExportView, turn: int) -> dict[str, Any] | None:
+    pick = view.record.latest_pick(turn)
+    if pick is None:
+        return None
+    winner = None
+    if pick.outcome == "pane" and pick.winner is not None:
+        pane = next(p for p in view.record.panes if p.position == pick.winner)
+        winner = view.name(pane)
+    return {"outcome": pick.outcome, "winner": winner, "rater": pick.rater, "blind": pick.blind}
+
+
+# -- Markdown ---------------------------------------------------------------------------------
+
+
+def _fence(text: str) -> str:
+    longest = run = 0
+    for char in text:
+        run = run + 1 if char == "`" else 0
+        longest = max(longest, run)
+    return "`" * max(3, longest + 1)
+
+
+def _code_block(text: str) -> str:
+    fence = _fence(text)
+    return f"{fence}\n{text}\n{fence}"
+
+
+def _md_cell(text: str) -> str:
+    return " ".join(text.split()).replace("|", "\\|")
+
+
+def to_markdown(view: ExportView) -> str:
+    record = view.record
+    info = record.session
+    persona = info.persona
+    labels = _score_labels()
+    latest = record.latest_replies()
+    out: list[str] = []
+    title = f"# 比べ kurabe — session {info.id}"
+    if info.scenario:
+        title += f": {info.scenario.get('title', info.scenario_id)}"
+    out.append(title)
+    out.append("")
+    if view.hide_names:
+        out.append(f"> **{BLIND_NOTICE}**")
+        out.append("")
+    out.append(f"- Date: {info.created_at}")
+    out.append(f"- Persona: {info.persona_id} ({persona.get('title', '')})")
+    if info.scenario_id:
+        out.append(f"- Scenario: {info.scenario_id}")
+    out.append(f"- Rater: {info.rater}")
+    blind_word = "no" if not info.blind else ("yes, revealed" if info.revealed else "yes")
+    out.append(f"- Blind: {blind_word}")
+    if info.seed is not None:
+        out.append(f"- Seed: {info.seed}")
+    out.append("")
+    out.append("## Scores")
+    out.append("")
+    out.append(
+        "| Pane | Model | Quality | Rated replies | Mean score | Best picks | tokens/s | chars/s |"
+    )
+    out.append("|---|---|---|---:|---:|---:|---:|---:|")
+    for pane in record.panes:
+        verdict = record.latest_verdict(pane.position)
+        scores = _latest_scores(record, pane.position)
+        tps, cps = _pane_speeds(record, pane.position)
+        out.append(
+            f"| {pane.label} | {_md_cell(view.name(pane))} | "
+            f"{_verdict_label(verdict.verdict) if verdict else '-'} | {len(scores)} | "
+            f"{_fmt(_mean(scores), 2)} | {_wins(record, pane.position)} | "
+            f"{_fmt(tps)} | {_fmt(cps)} |"
+        )
+    out.append("")
+
+    for pane in record.panes:
+        out.append(f"## {view.name(pane)}")
+        out.append("")
+        verdict = record.latest_verdict(pane.position)
+        out.append(f"Quality: {_verdict_label(verdict.verdict) if verdict else '(no verdict)'}")
+        if verdict and verdict.note:
+            out.append("")
+            out.append(f"Note: {verdict.note}")
+        out.append("")
+        sampling = view.sampling(pane)
+        if "temperature" in sampling:
+            out.append(f"Temp: {sampling['temperature']}")
+            out.append("")
+        out.append(_code_block(f"Prompt:\n{persona.get('system', '')}"))
+        out.append("")
+        out.append(_code_block(_settings_block(view, pane)))
+        out.append("")
+        template = view.profile_settings(pane).get("template")
+        if template:
+            out.append(_code_block(str(template)))
+            out.append("")
+        out.append(_code_block(_transcript_block(view, pane, latest)))
+        out.append("")
+        rows = _reply_table(view, pane, latest, labels)
+        if rows:
+            out.extend(rows)
+            out.append("")
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _settings_block(view: ExportView, pane: PaneRow) -> str:
+    persona = view.session.persona
+    backend = view.backend_settings(pane)
+    profile = view.profile_settings(pane)
+    sampling = view.sampling(pane)
+    tps, cps = _pane_speeds(view.record, pane.position)
+    lines = []
+    if not view.hide_names:
+        lines.append(str(backend.get("model_file") or pane.model))
+    lines.append(f"{_fmt(tps)} tokens/s")
+    lines.append(f"{_fmt(cps)} chars/s")
+    lines.append("")
+    lines.append(str(persona.get("user_name", "ユーザー")))
+    lines.append(str(persona.get("char_name", "アシスタント")))
+    lines.append("")
+    names = [
+        ("temperature", "Temperature"),
+        ("repeat_penalty", "Penalize repeat"),
+        ("repeat_last_n", "Penalize tokens"),
+        ("top_k", "Top-K"),
+        ("top_p", "Top-P"),
+        ("min_p", "Min-P"),
+        ("max_tokens", "Max tokens"),
+        ("seed", "Seed"),
+    ]
+    for key, label in names:
+        if key in sampling:
+            lines.append(f"{label}: {'-' if sampling[key] is None else sampling[key]}")
+    if sampling.get("stop"):
+        lines.append(f"Stop: {json.dumps(sampling['stop'], ensure_ascii=False)}")
+    if not view.hide_names:
+        extra = [
+            ("Backend", pane.backend),
+            ("Prompt format", profile.get("prompt_format")),
+            ("Chat template", backend.get("chat_template")),
+            ("Quantization", backend.get("quantization")),
+            ("Model size", backend.get("model_size")),
+            ("Fingerprint", backend.get("model_fingerprint")),
+            ("GPU layers offloaded", backend.get("gpu_layers_offloaded")),
+            ("Context", profile.get("n_ctx")),
+            ("Base URL", profile.get("base_url")),
+            ("llama-cpp-python", backend.get("llama_cpp_python")),
+            ("SDK", backend.get("sdk_version")),
+            ("Header", pane.header),
+        ]
+        for label, value in extra:
+            if value not in (None, ""):
+                lines.append(f"{label}: {value}")
+    return "\n".join(lines)
+
+
+def _transcript_block(
+    view: ExportView, pane: PaneRow, latest: Mapping[tuple[int, int], ReplyRow]
+) -> str:
+    persona = view.session.persona
+    user = persona.get("user_name", "ユーザー")
+    char = persona.get("char_name", "アシスタント")
+    parts = []
+    for turn in view.record.turns:
+        parts.append(f"**{user}:** {turn.text}")
+        reply = latest.get((pane.position, turn.idx))
+        if reply is None:
+            parts.append(f"**{char}:** [no reply]")
+            continue
+        text = f"**{char}:** {reply.text}"
+        if reply.status != "complete":
+            reason = f": {reply.error}" if reply.error else ""
+            text += f"\n[incomplete — {reply.status}{reason}]"
+        parts.append(text)
+    return "\n\n".join(parts)
+
+
+def _reply_table(
+    view: ExportView,
+    pane: PaneRow,
+    latest: Mapping[tuple[int, int], ReplyRow],
+    labels: Mapping[int, str],
+) -> list[str]:
+    rows = [
+        "| Turn | Score | Tags | Note | Checks | tokens/s | chars/s |",
+        "|---:|---|---|---|---|---:|---:|",
+    ]
+    for turn in view.record.turns:
+        reply = latest.get((pane.position, turn.idx))
+        if reply is None:
+            continue
+        rating = view.record.latest_rating(reply.id)
+        score = ""
+        if rating is not None and rating.score is not None:
+            score = f"{rating.score} {labels.get(rating.score, '')}".strip()
+        tags = ", ".join(rating.tags) if rating else ""
+        note = _md_cell(rating.note) if rating else ""
+        flags = ", ".join(f.get("code", "") for f in reply.checks.get("flags", []))
+        rows.append(
+            f"| {turn.idx + 1} | {score} | {tags} | {note} | {flags} | "
+            f"{_fmt(reply.tokens_per_s)} | {_fmt(reply.chars_per_s)} |"
+        )
+    return rows if len(rows) > 2 else []
+
+
+# -- JSON lines ---------------------------------------------------------------------------
+
+
+def reply_records(view: ExportView) -> list[dict[str, Any]]:
+    """One dict per reply (every version), as written by the ``jsonl`` format."""
+    record = view.record
+    info = record.session
+    labels = _score_labels()
+    latest = record.latest_replies()
+    turns = {t.idx: t for t in record.turns}
+    panes = {p.position: p for p in record.panes}
+    out = []
+    for reply in record.replies:
+        pane = panes[reply.pane]
+        turn = turns[reply.turn]
+        ratings = record.ratings_of(reply.id)
+        newest = record.latest_rating(reply.id)
+        verdict = record.latest_verdict(pane.position)
+        out.append(
+            {
+                "session_id": info.id,
+                "session_created_at": info.created_at,
+                "persona_id": info.persona_id,
+                "scenario_id": info.scenario_id,
+                "blind": info.blind,
+                "blind_unrevealed": info.hidden,
+                "names_hidden": view.hide_names,
+                "turn": reply.turn,
+                "scenario_turn": turn.scenario_turn,
+                "user_text": turn.text,
+                "pane": pane.position,
+                "label": pane.label,
+                "model": view.name(pane),
+                "backend": None if view.hide_names else pane.backend,
+                "settings": view.settings(pane),
+                "reply_id": reply.id,
+                "version": reply.version,
+                "latest": latest[(reply.pane, reply.turn)].id == reply.id,
+                "status": reply.status,
+                "incomplete": reply.status != "complete",
+                "text": reply.text,
+                "finish_reason": reply.finish_reason,
+                "error": reply.error,
+                "error_kind": reply.error_kind,
+                "figures": {
+                    "prompt_tokens": reply.prompt_tokens,
+                    "completion_tokens": reply.completion_tokens,
+                    "ttft_s": reply.ttft_s,
+                    "total_s": reply.total_s,
+                    "chars": reply.chars,
+                    "tokens_per_s": reply.tokens_per_s,
+                    "chars_per_s": reply.chars_per_s,
+                    "context_size": reply.context_size,
+                },
+                "checks": reply.checks,
+                "ratings": [_rating_dict(r, labels) for r in ratings],
+                "latest_rating": _rating_dict(newest, labels) if newest else None,
+                "verdict": None
+                if verdict is None
+                else {
+                    "verdict": verdict.verdict,
+                    "label": _verdict_label(verdict.verdict),
+                    "note": verdict.note,
+                    "rater": verdict.rater,
+                },
+                "pick": _pick_word(view, reply.turn),
+                "started_at": reply.started_at,
+                "finished_at": reply.finished_at,
+            }
+        )
+    return out
+
+
+def to_jsonl(view: ExportView) -> str:
+    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in reply_records(view))
+
+
+# -- CSV ----------------------------------------------------------------------------------
+
+CSV_COLUMNS = (
+    "session_id",
+    "created_at",
+    "persona",
+    "scenario",
+    "blind_unrevealed",
+    "turn",
+    "user_text",
+    "pane",
+    "label",
+    "model",
+    "backend",
+    "prompt_format",
+    "temperature",
+    "top_k",
+    "top_p",
+    "min_p",
+    "repeat_penalty",
+    "repeat_last_n",
+    "max_tokens",
+    "seed",
+    "reply_id",
+    "version",
+    "status",
+    "incomplete",
+    "text",
+    "finish_reason",
+    "error",
+    "prompt_tokens",
+    "completion_tokens",
+    "ttft_s",
+    "total_s",
+    "chars",
+    "tokens_per_s",
+    "chars_per_s",
+    "score",
+    "score_label",
+    "tags",
+    "note",
+    "rater",
+    "rated_at",
+    "pick",
+    "verdict",
+    "verdict_note",
+    "japanese_share",
+    "polite_share",
+    "register",
+    "chars_per_token",
+    "check_flags",
+)
+
+
+def csv_rows(view: ExportView) -> list[dict[str, Any]]:
+    """The ``csv`` format's rows: the newest version of every reply, flat."""
+    labels = _score_labels()
+    rows = []
+    for item in reply_records(view):
+        if not item["latest"]:
+            continue
+        sampling = item["settings"].get("profile", {}).get("sampling", {})
+        rating = item["latest_rating"] or {}
+        verdict = item["verdict"] or {}
+        checks = item["checks"]
+        figures = item["figures"]
+        pick = item["pick"]
+        pick_word = ""
+        if pick is not None:
+            if pick["outcome"] == "pane":
+                pick_word = "best" if pick["winner"] == item["model"] else "not best"
+            else:
+                pick_word = pick["outcome"]
+        rows.append(
+            {
+                "session_id": item["session_id"],
+                "created_at": item["session_created_at"],
+                "persona": item["persona_id"],
+                "scenario": item["scenario_id"] or "",
+                "blind_unrevealed": "yes" if item["blind_unrevealed"] else "no",
+                "turn": item["turn"] + 1,
+                "user_text": item["user_text"],
+                "pane": item["pane"],
+                "label": item["label"],
+                "model": item["model"],
+                "backend": item["backend"] or "",
+                "prompt_format": item["settings"].get("profile", {}).get("prompt_format", ""),
+                "temperature": sampling.get("temperature", ""),
+                "top_k": sampling.get("top_k", ""),
+                "top_p": sampling.get("top_p", ""),
+                "min_p": sampling.get("min_p", ""),
+                "repeat_penalty": sampling.get("repeat_penalty", ""),
+                "repeat_last_n": sampling.get("repeat_last_n", ""),
+                "max_tokens": sampling.get("max_tokens", ""),
+                "seed": "" if sampling.get("seed") is None else sampling["seed"],
+                "reply_id": item["reply_id"],
+                "version": item["version"],
+                "status": item["status"],
+                "incomplete": "yes" if item["incomplete"] else "no",
+                "text": item["text"],
+                "finish_reason": item["finish_reason"] or "",
+                "error": item["error"] or "",
+                "prompt_tokens": _blank(figures["prompt_tokens"]),
+                "completion_tokens": _blank(figures["completion_tokens"]),
+                "ttft_s": _blank(_round(figures["ttft_s"])),
+                "total_s": _blank(_round(figures["total_s"])),
+                "chars": figures["chars"],
+                "tokens_per_s": _blank(_round(figures["tokens_per_s"], 2)),
+                "chars_per_s": _blank(_round(figures["chars_per_s"], 2)),
+                "score": _blank(rating.get("score")),
+                "score_label": labels.get(rating["score"], "") if rating.get("score") else "",
+                "tags": " ".join(rating.get("tags", [])),
+                "note": rating.get("note", ""),
+                "rater": rating.get("rater", ""),
+                "rated_at": rating.get("created_at", ""),
+                "pick": pick_word,
+                "verdict": verdict.get("label", ""),
+                "verdict_note": verdict.get("note", ""),
+                "japanese_share": _blank(_round(checks.get("japanese_share"))),
+                "polite_share": _blank(_round(checks.get("polite_share"))),
+                "register": checks.get("register", ""),
+                "chars_per_token": _blank(_round(checks.get("chars_per_token"))),
+                "check_flags": " ".join(f.get("code", "") for f in checks.get("flags", [])),
+            }
+        )
+    return rows
+
+
+def _blank(value: Any) -> Any:
+    return "" if value is None else value
+
+
+def to_csv(view: ExportView, *, bom: bool = True) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS)
+    writer.writeheader()
+    writer.writerows(csv_rows(view))
+    return ("\ufeff" if bom else "") + buffer.getvalue()
+
+
+# -- HTML ---------------------------------------------------------------------------------
+
+_CSS = """
+body{font-family:"Hiragino Sans","Noto Sans JP","Yu Gothic",sans-serif;margin:1.5rem;
+color:#222;background:#fafafa}
+h1{font-size:1.4rem}.notice{background:#fff3cd;border:1px solid #e0c060;padding:.6rem;
+border-radius:6px}
+table.summary{border-collapse:collapse;margin:1rem 0}table.summary td,table.summary th{
+border:1px solid #ccc;padding:.3rem .6rem;text-align:left}
+.turn{margin:1.2rem 0;padding:.8rem;background:#fff;border:1px solid #ddd;border-radius:8px}
+.user{font-weight:bold;margin-bottom:.6rem}
+.panes{display:grid;grid-template-columns:repeat(var(--n),minmax(0,1fr));gap:.6rem}
+.pane{border:1px solid #ccc;border-radius:6px;padding:.5rem;background:#fdfdfd}
+.pane.best{border:2px solid #2a9d4a;background:#f0fbf3}.pane h3{font-size:.9rem;margin:0 0 .4rem}
+.text{white-space:pre-wrap;word-break:break-word}.meta{font-size:.75rem;color:#666;
+margin-top:.4rem}.incomplete{color:#b00020;font-size:.8rem}.tag{display:inline-block;
+background:#eef;border-radius:4px;padding:0 .3rem;margin-right:.2rem;font-size:.75rem}
+.flag{display:inline-block;background:#fee;border-radius:4px;padding:0 .3rem;
+margin-right:.2rem;font-size:.75rem}.pick{font-size:.85rem;color:#2a6;margin-top:.4rem}
+"""
+
+
+def to_html(view: ExportView) -> str:
+    record = view.record
+    info = record.session
+    labels = _score_labels()
+    latest = record.latest_replies()
+    esc = html.escape
+    title = f"比べ kurabe — session {info.id}"
+    if info.scenario:
+        title += f": {info.scenario.get('title', info.scenario_id)}"
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="ja"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{esc(title)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{esc(title)}</h1>",
+    ]
+    if view.hide_names:
+        parts.append(f'<p class="notice">{esc(BLIND_NOTICE)}</p>')
+    persona = info.persona
+    parts.append(
+        f"<p>Persona <b>{esc(info.persona_id)}</b> — {esc(str(persona.get('title', '')))}"
+        f" · rater {esc(info.rater)} · {esc(info.created_at)}</p>"
+    )
+    parts.append(f'<pre class="text">{esc(str(persona.get("system", "")))}</pre>')
+    parts.append(
+        '<table class="summary"><tr><th>Pane</th><th>Model</th><th>Quality</th><th>Note</th>'
+        "<th>Mean score</th><th>tokens/s</th><th>chars/s</th></tr>"
+    )
+    for pane in record.panes:
+        verdict = record.latest_verdict(pane.position)
+        tps, cps = _pane_speeds(record, pane.position)
+        parts.append(
+            f"<tr><td>{esc(pane.label)}</td><td>{esc(view.name(pane))}</td>"
+            f"<td>{esc(_verdict_label(verdict.verdict) if verdict else '')}</td>"
+            f"<td>{esc(verdict.note if verdict else '')}</td>"
+            f"<td>{_fmt(_mean(_latest_scores(record, pane.position)), 2)}</td>"
+            f"<td>{_fmt(tps)}</td><td>{_fmt(cps)}</td></tr>"
+        )
+    parts.append("</table>")
+    n = len(record.panes)
+    for turn in record.turns:
+        pick = record.latest_pick(turn.idx)
+        parts.append(f'<section class="turn" id="turn-{turn.idx + 1}">')
+        parts.append(
+            f'<div class="user">{turn.idx + 1}. {esc(str(persona.get("user_name", "ユーザー")))}: '
+            f"{esc(turn.text)}</div>"
+        )
+        parts.append(f'<div class="panes" style="--n:{n}">')
+        for pane in record.panes:
+            reply = latest.get((pane.position, turn.idx))
+            best = pick is not None and pick.outcome == "pane" and pick.winner == pane.position
+            parts.append(f'<div class="pane{" best" if best else ""}">')
+            parts.append(f"<h3>{esc(pane.label)} · {esc(view.name(pane))}{' ★' if best else ''}</h3>")
+            if reply is None:
+                parts.append('<div class="incomplete">no reply</div></div>')
+                continue
+            parts.append(f'<div class="text">{esc(reply.text)}</div>')
+            if reply.status != "complete":
+                reason = f": {reply.error}" if reply.error else ""
+                parts.append(f'<div class="incomplete">incomplete — {esc(reply.status + reason)}</div>')
+            rating = record.latest_rating(reply.id)
+            if rating is not None:
+                bits = []
+                if rating.score is not None:
+                    bits.append(f"<b>{rating.score}</b> {esc(labels.get(rating.score, ''))}")
+                bits.extend(f'<span class="tag">{esc(t)}</span>' for t in rating.tags)
+                if rating.note:
+                    bits.append(esc(rating.note))
+                parts.append(f'<div class="meta">{" ".join(bits)}</div>')
+            flags = reply.checks.get("flags", [])
+            if flags:
+                badges = " ".join(
+                    f'<span class="flag" title="{esc(str(f.get("detail", "")))}">'
+                    f"{esc(str(f.get('label', f.get('code', ''))))}</span>"
+                    for f in flags
+                )
+                parts.append(f'<div class="meta">{badges}</div>')
+            checks = reply.checks
+            parts.append(
+                f'<div class="meta">{reply.chars} chars · {_fmt(reply.chars_per_s)} chars/s · '
+                f"{_fmt(reply.tokens_per_s)} tok/s · TTFT {_fmt(reply.ttft_s, 2)} s"
+                + (
+                    f" · 日本語 {checks['japanese_share'] * 100:.0f}%"
+                    if checks.get("japanese_share") is not None
+                    else ""
+                )
+                + "</div>"
+            )
+            parts.append("</div>")
+        parts.append("</div>")
+        if pick is not None and pick.outcome != "pane":
+            word = "tie" if pick.outcome == "tie" else "all bad"
+            parts.append(f'<div class="pick">pick: {word}</div>')
+        parts.append("</section>")
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+# -- battles ------------------------------------------------------------------------------
+
+
+def battle_records(view: ExportView) -> list[dict[str, Any]]:
+    """The ``battles`` format's objects (FastChat clean_battle shape)."""
+    record = view.record
+    latest = record.latest_replies()
+    out = []
+    for battle in derive_battles(record, hide_names=view.hide_names):
+        out.append(
+            {
+                "question_id": f"kurabe-{battle.session_id}-{battle.turn + 1}",
+                "model_a": battle.model_a,
+                "model_b": battle.model_b,
+                "winner": battle.winner,
+                "judge": battle.judge,
+                "turn": battle.turn + 1,
+                "anony": battle.anony,
+                "language": battle.language,
+                "tstamp": battle.tstamp,
+                "conversation_a": conversation_until(record, battle.pane_a, battle.turn, latest),
+                "conversation_b": conversation_until(record, battle.pane_b, battle.turn, latest),
+                "session_id": battle.session_id,
+                "scenario_id": battle.scenario_id,
+                "blind_unrevealed": record.session.hidden,
+            }
+        )
+    return out
+
+
+def to_battles(view: ExportView) -> str:
+    return "".join(json.dumps(b, ensure_ascii=False) + "\n" for b in battle_records(view))
+
+
+# -- entry point --------------------------------------------------------------------------
+
+
+def export_session(
+    store: Store,
+    session_id: int,
+    fmt: str,
+    *,
+    reveal_names: bool = False,
+    bom: bool = True,
+) -> str:
+    """Render one session in ``fmt`` (one of :data:`FORMATS`)."""
+    from kurabe.errors import KurabeError
+
+    if fmt not in FORMATS:
+        raise KurabeError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    record = store.load_record(session_id)
+    view = make_view(record, reveal_names=reveal_names)
+    if fmt == "md":
+        text = to_markdown(view)
+    elif fmt == "jsonl":
+        text = to_jsonl(view)
+    elif fmt == "csv":
+        text = to_csv(view, bom=bom)
+    elif fmt == "html":
+        text = to_html(view)
+    else:
+        text = to_battles(view)
+    return _scrub_text(text, _secrets_of(record))

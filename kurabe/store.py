@@ -1,0 +1,1131 @@
+"""The SQLite store of comparison sessions: panes, turns, replies, ratings, verdicts, picks, events.
+
+One database file (``kurabe.sqlite3`` in the data directory unless ``--db PATH``), opened in WAL
+mode with foreign keys on. The schema is versioned with ``PRAGMA user_version`` and upgraded by
+:data:`MIGRATIONS`, a list of numbered SQL scripts applied in order, each in one transaction.
+
+Everything is committed as it happens (the connection runs in autocommit mode; multi-statement
+writes are wrapped in one ``BEGIN IMMEDIATE`` transaction): a completed reply, a rating, a verdict,
+a pick. With ``synchronous=NORMAL`` a commit survives the process being killed at any moment (it
+is in the WAL file); only a power cut may lose the last transactions.
+
+A reply row is created when its stream starts (``status='streaming'``, ``incomplete=1``); while it
+streams the session writes the partial text every half second; it ends as ``complete``
+(``incomplete=0``), ``failed``, ``cancelled`` or — when the process died and the session was later
+resumed — ``interrupted``. A row still ``streaming`` with no process behind it is therefore a
+half-streamed reply, kept and marked incomplete.
+
+Ratings, verdicts and picks are append-only: re-rating adds a row, the history is kept and the
+latest row per (target, rater) counts.
+
+Never an API key: pane settings pass through :func:`scrub_secrets` before they are written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from kurabe import __version__
+from kurabe.errors import KurabeError
+from kurabe.events import ReplyFigures
+from personas import Persona
+from scenarios import Scenario, Turn
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: the first schema.
+    """
+    CREATE TABLE sessions (
+        id INTEGER PRIMARY KEY,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        kind TEXT NOT NULL DEFAULT 'interactive',
+        persona_id TEXT NOT NULL,
+        persona_json TEXT NOT NULL,
+        scenario_id TEXT,
+        scenario_json TEXT,
+        blind INTEGER NOT NULL DEFAULT 0,
+        revealed INTEGER NOT NULL DEFAULT 0,
+        rater TEXT NOT NULL DEFAULT '',
+        status TEXT NOT NULL DEFAULT 'open',
+        kurabe_version TEXT NOT NULL DEFAULT ''
+    );
+    CREATE TABLE panes (
+        id INTEGER PRIMARY KEY,
+        session_id INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+        position INTEGER NOT NULL,
+        label TEXT NOT NULL,
+        profile_name TEXT NOT NULL,
+        backend TEXT NOT NULL,
+        model TEXT NOT NULL,
+        settings_json TEXT NOT NULL DEFAULT '{}',
+        header TEXT NOT NULL DEFAULT '',
+        UNIQUE (session_id, position)
+    );
+    CREATE TABLE turns (
+        id INTEGER PRIMARY KEY,
+        session_id INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+        idx INTEGER NOT NULL,
+        text TEXT NOT NULL,
+        scenario_turn INTEGER,
+        created_at TEXT NOT NULL,
+        UNIQUE (session_id, idx)
+    );
+    CREATE TABLE replies (
+        id INTEGER PRIMARY KEY,
+        turn_id INTEGER NOT NULL REFERENCES turns(id) ON DELETE CASCADE,
+        pane_id INTEGER NOT NULL REFERENCES panes(id) ON DELETE CASCADE,
+        version INTEGER NOT NULL DEFAULT 1,
+        status TEXT NOT NULL DEFAULT 'streaming',
+        incomplete INTEGER NOT NULL DEFAULT 1,
+        text TEXT NOT NULL DEFAULT '',
+        finish_reason TEXT,
+        error TEXT,
+        retryable INTEGER,
+        prompt_tokens INTEGER,
+        completion_tokens INTEGER,
+        ttft_s REAL,
+        total_s REAL,
+        chars INTEGER NOT NULL DEFAULT 0,
+        chars_per_s REAL,
+        tokens_per_s REAL,
+        started_at TEXT NOT NULL,
+        finished_at TEXT,
+        UNIQUE (turn_id, pane_id, version)
+    );
+    CREATE TABLE ratings (
+        id INTEGER PRIMARY KEY,
+        reply_id INTEGER NOT NULL REFERENCES replies(id) ON DELETE CASCADE,
+        score INTEGER CHECK (score IS NULL OR score BETWEEN 1 AND 5),
+        tags_json TEXT NOT NULL DEFAULT '[]',
+        note TEXT NOT NULL DEFAULT '',
+        rater TEXT NOT NULL,
+        blind INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE verdicts (
+        id INTEGER PRIMARY KEY,
+        pane_id INTEGER NOT NULL REFERENCES panes(id) ON DELETE CASCADE,
+        verdict TEXT NOT NULL,
+        note TEXT NOT NULL DEFAULT '',
+        rater TEXT NOT NULL,
+        blind INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE picks (
+        id INTEGER PRIMARY KEY,
+        turn_id INTEGER NOT NULL REFERENCES turns(id) ON DELETE CASCADE,
+        winner_pane_id INTEGER REFERENCES panes(id) ON DELETE CASCADE,
+        outcome TEXT NOT NULL CHECK (outcome IN ('pane', 'tie', 'bothbad')),
+        rater TEXT NOT NULL,
+        blind INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY,
+        session_id INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+        created_at TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        data_json TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX panes_session ON panes (session_id);
+    CREATE INDEX turns_session ON turns (session_id);
+    CREATE INDEX replies_turn ON replies (turn_id);
+    CREATE INDEX replies_pane ON replies (pane_id);
+    CREATE INDEX ratings_reply ON ratings (reply_id);
+    CREATE INDEX verdicts_pane ON verdicts (pane_id);
+    CREATE INDEX picks_turn ON picks (turn_id);
+    CREATE INDEX events_session ON events (session_id);
+    """,
+    # 2: the automatic Japanese checks stored with each reply; error kinds; context size; seeds.
+    """
+    ALTER TABLE replies ADD COLUMN checks_json TEXT NOT NULL DEFAULT '{}';
+    ALTER TABLE replies ADD COLUMN error_kind TEXT;
+    ALTER TABLE replies ADD COLUMN context_size INTEGER;
+    ALTER TABLE sessions ADD COLUMN seed INTEGER;
+    CREATE INDEX replies_status ON replies (status);
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+REPLY_STATUSES = ("streaming", "complete", "failed", "cancelled", "interrupted")
+PICK_OUTCOMES = ("pane", "tie", "bothbad")
+_SECRET_KEY_WORDS = ("api_key", "apikey", "secret", "password", "token_value", "authorization")
+
+
+def now_iso() -> str:
+    """The current time in UTC, ISO 8601 with milliseconds (sorts as text)."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def scrub_secrets(value: Any, secrets: Iterable[str] = ()) -> Any:
+    """Return ``value`` (JSON-like) with keys that look like credentials dropped and every
+    occurrence of one of ``secrets`` replaced by ``***``. Applied to every settings snapshot."""
+    secret_list = [s for s in secrets if s and len(s) >= 4]
+
+    def clean(item: Any) -> Any:
+        if isinstance(item, Mapping):
+            out: dict[str, Any] = {}
+            for key, sub in item.items():
+                lowered = str(key).lower()
+                if any(word in lowered for word in _SECRET_KEY_WORDS) and not lowered.endswith(
+                    "_env"
+                ):
+                    continue
+                out[str(key)] = clean(sub)
+            return out
+        if isinstance(item, (list, tuple)):
+            return [clean(sub) for sub in item]
+        if isinstance(item, str):
+            for secret in secret_list:
+                if secret in item:
+                    item = item.replace(secret, "***")
+            return item
+        if item is None or isinstance(item, (bool, int, float)):
+            return item
+        if isinstance(item, Path):
+            return clean(str(item))
+        return clean(str(item))
+
+    return clean(value)
+
+
+def env_secrets(names: Iterable[str | None]) -> list[str]:
+    """The current values of the environment variables ``names`` (the keys never to store)."""
+    values = []
+    for name in names:
+        if name:
+            value = os.environ.get(name, "").strip()
+            if value:
+                values.append(value)
+    return values
+
+
+def persona_to_dict(persona: Persona) -> dict[str, Any]:
+    return asdict(persona)
+
+
+def persona_from_dict(data: Mapping[str, Any]) -> Persona:
+    known = set(Persona.__dataclass_fields__)
+    values = {k: v for k, v in data.items() if k in known}
+    values["first_person"] = tuple(values.get("first_person") or ())
+    return Persona(**values)
+
+
+def scenario_to_dict(scenario: Scenario) -> dict[str, Any]:
+    return asdict(scenario)
+
+
+def scenario_from_dict(data: Mapping[str, Any]) -> Scenario:
+    known = set(Scenario.__dataclass_fields__)
+    values = {k: v for k, v in data.items() if k in known}
+    turn_fields = set(Turn.__dataclass_fields__)
+    values["turns"] = tuple(
+        Turn(**{k: v for k, v in t.items() if k in turn_fields}) for t in values.get("turns", ())
+    )
+    values["tags"] = tuple(values.get("tags") or ())
+    return Scenario(**values)
+
+
+def _loads(text: str | None, default: Any) -> Any:
+    if not text:
+        return default
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return default
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRow:
+    id: int
+    created_at: str
+    updated_at: str
+    kind: str
+    persona_id: str
+    persona: dict[str, Any]
+    scenario_id: str | None
+    scenario: dict[str, Any] | None
+    blind: bool
+    revealed: bool
+    rater: str
+    status: str
+    seed: int | None
+    kurabe_version: str
+
+    @property
+    def hidden(self) -> bool:
+        """Blind and not yet revealed: model names must not be shown."""
+        return self.blind and not self.revealed
+
+    def persona_obj(self) -> Persona:
+        return persona_from_dict(self.persona)
+
+    def scenario_obj(self) -> Scenario | None:
+        return None if self.scenario is None else scenario_from_dict(self.scenario)
+
+
+@dataclass(frozen=True, slots=True)
+class PaneRow:
+    id: int
+    session_id: int
+    position: int
+    label: str
+    profile_name: str
+    backend: str
+    model: str
+    settings: dict[str, Any]
+    header: str
+
+
+@dataclass(frozen=True, slots=True)
+class TurnRow:
+    id: int
+    session_id: int
+    idx: int
+    text: str
+    scenario_turn: int | None
+    created_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyRow:
+    id: int
+    turn_id: int
+    pane_id: int
+    turn: int
+    """The turn's 0-based index in its session."""
+    pane: int
+    """The pane's position in its session."""
+    version: int
+    status: str
+    incomplete: bool
+    text: str
+    finish_reason: str | None
+    error: str | None
+    error_kind: str | None
+    retryable: bool | None
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    ttft_s: float | None
+    total_s: float | None
+    chars: int
+    chars_per_s: float | None
+    tokens_per_s: float | None
+    context_size: int | None
+    checks: dict[str, Any]
+    started_at: str
+    finished_at: str | None
+
+    @property
+    def figures(self) -> ReplyFigures:
+        return ReplyFigures(
+            prompt_tokens=self.prompt_tokens,
+            completion_tokens=self.completion_tokens,
+            ttft_s=self.ttft_s,
+            total_s=self.total_s,
+            chars=self.chars,
+            tokens_per_s=self.tokens_per_s,
+            chars_per_s=self.chars_per_s,
+            context_size=self.context_size,
+        )
+
+    @property
+    def completed(self) -> bool:
+        return self.status == "complete"
+
+
+@dataclass(frozen=True, slots=True)
+class RatingRow:
+    id: int
+    reply_id: int
+    score: int | None
+    tags: tuple[str, ...]
+    note: str
+    rater: str
+    blind: bool
+    created_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class VerdictRow:
+    id: int
+    pane_id: int
+    pane: int
+    verdict: str
+    note: str
+    rater: str
+    blind: bool
+    created_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class PickRow:
+    id: int
+    turn_id: int
+    turn: int
+    winner_pane_id: int | None
+    winner: int | None
+    """The winning pane's position, or None for a tie / all bad."""
+    outcome: str
+    rater: str
+    blind: bool
+    created_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class EventRow:
+    id: int
+    created_at: str
+    kind: str
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSummary:
+    """One line of ``kurabe sessions``."""
+
+    id: int
+    created_at: str
+    kind: str
+    status: str
+    persona_id: str
+    scenario_id: str | None
+    models: tuple[str, ...]
+    """Profile names in pane order, or the labels for a blind session not yet revealed."""
+    blind: bool
+    revealed: bool
+    turns: int
+    replies: int
+    """Completed replies (latest or not)."""
+    ratings: int
+    """Rating rows: reply ratings, verdicts and picks."""
+
+
+@dataclass
+class SessionRecord:
+    """Everything stored about one session, read in one go (for export, resume and redraw)."""
+
+    session: SessionRow
+    panes: list[PaneRow]
+    turns: list[TurnRow]
+    replies: list[ReplyRow]
+    ratings: list[RatingRow]
+    verdicts: list[VerdictRow]
+    picks: list[PickRow]
+    events: list[EventRow] = field(default_factory=list)
+
+    def pane_by_id(self, pane_id: int) -> PaneRow:
+        for pane in self.panes:
+            if pane.id == pane_id:
+                return pane
+        raise KeyError(pane_id)
+
+    def latest_replies(self) -> dict[tuple[int, int], ReplyRow]:
+        """(pane position, turn index) → the newest version of that reply."""
+        latest: dict[tuple[int, int], ReplyRow] = {}
+        for reply in self.replies:
+            key = (reply.pane, reply.turn)
+            current = latest.get(key)
+            if current is None or reply.version > current.version:
+                latest[key] = reply
+        return latest
+
+    def versions(self, pane: int, turn: int) -> list[ReplyRow]:
+        return sorted(
+            (r for r in self.replies if r.pane == pane and r.turn == turn), key=lambda r: r.version
+        )
+
+    def ratings_of(self, reply_id: int) -> list[RatingRow]:
+        return [r for r in self.ratings if r.reply_id == reply_id]
+
+    def latest_rating(self, reply_id: int, rater: str | None = None) -> RatingRow | None:
+        """The newest rating of a reply (by ``rater`` when given)."""
+        found = None
+        for rating in self.ratings:
+            if rating.reply_id == reply_id and (rater is None or rating.rater == rater):
+                if found is None or rating.id > found.id:
+                    found = rating
+        return found
+
+    def latest_verdict(self, pane: int, rater: str | None = None) -> VerdictRow | None:
+        found = None
+        for verdict in self.verdicts:
+            if verdict.pane == pane and (rater is None or verdict.rater == rater):
+                if found is None or verdict.id > found.id:
+                    found = verdict
+        return found
+
+    def latest_pick(self, turn: int, rater: str | None = None) -> PickRow | None:
+        found = None
+        for pick in self.picks:
+            if pick.turn == turn and (rater is None or pick.rater == rater):
+                if found is None or pick.id > found.id:
+                    found = pick
+        return found
+
+    def latest_picks_by_rater(self) -> list[PickRow]:
+        """The newest pick per (turn, rater), in turn order."""
+        latest: dict[tuple[int, str], PickRow] = {}
+        for pick in self.picks:
+            key = (pick.turn, pick.rater)
+            if key not in latest or pick.id > latest[key].id:
+                latest[key] = pick
+        return sorted(latest.values(), key=lambda p: (p.turn, p.rater))
+
+    def raters(self) -> list[str]:
+        names = {r.rater for r in self.ratings}
+        names |= {v.rater for v in self.verdicts}
+        names |= {p.rater for p in self.picks}
+        return sorted(names)
+
+
+class Store:
+    """The database. Thread-safe for the short calls kurabe makes (one lock, one connection)."""
+
+    def __init__(self, path: Path | str, *, migrate: bool = True) -> None:
+        self.path = Path(path)
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        try:
+            self._conn = sqlite3.connect(
+                str(path), isolation_level=None, check_same_thread=False, timeout=10.0
+            )
+        except sqlite3.Error as exc:
+            raise KurabeError(f"cannot open database {path}: {exc}") from None
+        self._conn.row_factory = sqlite3.Row
+        try:
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.execute("PRAGMA foreign_keys=ON")
+            self._conn.execute("PRAGMA busy_timeout=10000")
+            if migrate:
+                self.migrate()
+        except sqlite3.DatabaseError as exc:
+            self._conn.close()
+            raise KurabeError(f"{path}: not a kurabe database ({exc})") from None
+
+    @classmethod
+    def open_default(cls, db: str | Path | None = None) -> Store:
+        """The database at ``db`` (``--db``), else ``kurabe.sqlite3`` in the data directory."""
+        from kurabe.paths import default_db_path
+
+        path = Path(db).expanduser() if db else default_db_path()
+        return cls(path)
+
+    # -- schema ---------------------------------------------------------------------------
+
+    @property
+    def schema_version(self) -> int:
+        with self._lock:
+            row = self._conn.execute("PRAGMA user_version").fetchone()
+        return int(row[0])
+
+    def migrate(self, target: int = SCHEMA_VERSION) -> int:
+        """Apply the numbered migrations up to ``target``; returns the version reached."""
+        with self._lock:
+            current = self.schema_version
+            if current > SCHEMA_VERSION:
+                raise KurabeError(
+                    f"{self.path}: database schema v{current} is newer than this kurabe "
+                    f"(v{SCHEMA_VERSION}); upgrade kurabe"
+                )
+            for number in range(current + 1, target + 1):
+                script = MIGRATIONS[number - 1]
+                try:
+                    self._conn.executescript(
+                        f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;"
+                    )
+                except sqlite3.Error:
+                    if self._conn.in_transaction:
+                        self._conn.execute("ROLLBACK")
+                    raise
+            return self.schema_version
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def _execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
+        with self._lock:
+            return self._conn.execute(sql, params)
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._conn.execute(sql, params).fetchall()
+
+    # -- writes: sessions and panes ----------------------------------------------------------
+
+    def create_session(
+        self,
+        persona: Persona,
+        scenario: Scenario | None = None,
+        *,
+        blind: bool = False,
+        rater: str = "",
+        kind: str = "interactive",
+        seed: int | None = None,
+    ) -> int:
+        stamp = now_iso()
+        cursor = self._execute(
+            "INSERT INTO sessions (created_at, updated_at, kind, persona_id, persona_json,"
+            " scenario_id, scenario_json, blind, rater, seed, kurabe_version)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                stamp,
+                stamp,
+                kind,
+                persona.id,
+                _dumps(persona_to_dict(persona)),
+                scenario.id if scenario else None,
+                _dumps(scenario_to_dict(scenario)) if scenario else None,
+                int(blind),
+                rater,
+                seed,
+                __version__,
+            ),
+        )
+        return int(cursor.lastrowid or 0)
+
+    def add_pane(
+        self,
+        session_id: int,
+        position: int,
+        label: str,
+        *,
+        profile_name: str,
+        backend: str,
+        model: str,
+        settings: Mapping[str, Any],
+        secrets: Iterable[str] = (),
+    ) -> int:
+        cursor = self._execute(
+            "INSERT INTO panes (session_id, position, label, profile_name, backend, model,"
+            " settings_json) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                session_id,
+                position,
+                label,
+                profile_name,
+                backend,
+                scrub_secrets(model, secrets),
+                _dumps(scrub_secrets(dict(settings), secrets)),
+            ),
+        )
+        return int(cursor.lastrowid or 0)
+
+    def update_pane(
+        self,
+        pane_id: int,
+        *,
+        settings: Mapping[str, Any] | None = None,
+        header: str | None = None,
+        secrets: Iterable[str] = (),
+    ) -> None:
+        secret_list = list(secrets)
+        if settings is not None:
+            self._execute(
+                "UPDATE panes SET settings_json = ? WHERE id = ?",
+                (_dumps(scrub_secrets(dict(settings), secret_list)), pane_id),
+            )
+        if header is not None:
+            self._execute(
+                "UPDATE panes SET header = ? WHERE id = ?",
+                (scrub_secrets(header, secret_list), pane_id),
+            )
+
+    def set_session_status(self, session_id: int, status: str) -> None:
+        self._execute(
+            "UPDATE sessions SET status = ?, updated_at = ? WHERE id = ?",
+            (status, now_iso(), session_id),
+        )
+
+    def set_revealed(self, session_id: int) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                "UPDATE sessions SET revealed = 1, updated_at = ? WHERE id = ?",
+                (now_iso(), session_id),
+            )
+            conn.execute(
+                "INSERT INTO events (session_id, created_at, kind, data_json) VALUES (?, ?, ?, ?)",
+                (session_id, now_iso(), "reveal", "{}"),
+            )
+
+    def add_event(self, session_id: int, kind: str, data: Mapping[str, Any] | None = None) -> None:
+        self._execute(
+            "INSERT INTO events (session_id, created_at, kind, data_json) VALUES (?, ?, ?, ?)",
+            (session_id, now_iso(), kind, _dumps(dict(data or {}))),
+        )
+
+    # -- writes: turns and replies -----------------------------------------------------------
+
+    def add_turn(
+        self, session_id: int, idx: int, text: str, scenario_turn: int | None = None
+    ) -> int:
+        stamp = now_iso()
+        with self._tx() as conn:
+            cursor = conn.execute(
+                "INSERT INTO turns (session_id, idx, text, scenario_turn, created_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (session_id, idx, text, scenario_turn, stamp),
+            )
+            conn.execute("UPDATE sessions SET updated_at = ? WHERE id = ?", (stamp, session_id))
+        return int(cursor.lastrowid or 0)
+
+    def start_reply(self, turn_id: int, pane_id: int) -> tuple[int, int]:
+        """Create a streaming reply row; returns (reply id, version)."""
+        with self._tx() as conn:
+            row = conn.execute(
+                "SELECT COALESCE(MAX(version), 0) FROM replies WHERE turn_id = ? AND pane_id = ?",
+                (turn_id, pane_id),
+            ).fetchone()
+            version = int(row[0]) + 1
+            cursor = conn.execute(
+                "INSERT INTO replies (turn_id, pane_id, version, status, incomplete, started_at)"
+                " VALUES (?, ?, ?, 'streaming', 1, ?)",
+                (turn_id, pane_id, version, now_iso()),
+            )
+        return int(cursor.lastrowid or 0), version
+
+    def update_partial(self, reply_id: int, text: str) -> None:
+        """Save the text streamed so far (the row stays ``streaming`` and incomplete)."""
+        self._execute(
+            "UPDATE replies SET text = ?, chars = ? WHERE id = ? AND status = 'streaming'",
+            (text, len(text), reply_id),
+        )
+
+    def finish_reply(
+        self,
+        reply_id: int,
+        *,
+        text: str,
+        finish_reason: str,
+        figures: ReplyFigures,
+        checks: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._execute(
+            "UPDATE replies SET status = 'complete', incomplete = 0, text = ?, finish_reason = ?,"
+            " error = NULL, error_kind = NULL, retryable = NULL, prompt_tokens = ?,"
+            " completion_tokens = ?, ttft_s = ?, total_s = ?, chars = ?, chars_per_s = ?,"
+            " tokens_per_s = ?, context_size = ?, checks_json = ?, finished_at = ? WHERE id = ?",
+            (
+                text,
+                finish_reason,
+                figures.prompt_tokens,
+                figures.completion_tokens,
+                figures.ttft_s,
+                figures.total_s,
+                figures.chars,
+                figures.chars_per_s,
+                figures.tokens_per_s,
+                figures.context_size,
+                _dumps(dict(checks or {})),
+                now_iso(),
+                reply_id,
+            ),
+        )
+
+    def fail_reply(
+        self,
+        reply_id: int,
+        *,
+        status: str,
+        text: str,
+        error: str,
+        error_kind: str | None = None,
+        retryable: bool = True,
+        figures: ReplyFigures | None = None,
+    ) -> None:
+        """End a reply as ``failed``, ``cancelled`` or ``interrupted``, keeping its partial text."""
+        if status not in ("failed", "cancelled", "interrupted"):
+            raise ValueError(f"not a failure status: {status}")
+        figs = figures or ReplyFigures(chars=len(text))
+        self._execute(
+            "UPDATE replies SET status = ?, incomplete = 1, text = ?, error = ?, error_kind = ?,"
+            " retryable = ?, prompt_tokens = ?, completion_tokens = ?, ttft_s = ?, total_s = ?,"
+            " chars = ?, chars_per_s = ?, tokens_per_s = ?, finished_at = ? WHERE id = ?",
+            (
+                status,
+                text,
+                error,
+                error_kind,
+                int(retryable),
+                figs.prompt_tokens,
+                figs.completion_tokens,
+                figs.ttft_s,
+                figs.total_s,
+                len(text),
+                figs.chars_per_s,
+                figs.tokens_per_s,
+                now_iso(),
+                reply_id,
+            ),
+        )
+
+    def mark_interrupted(self, session_id: int) -> int:
+        """Mark this session's replies left ``streaming`` by a dead process as ``interrupted``."""
+        cursor = self._execute(
+            "UPDATE replies SET status = 'interrupted', incomplete = 1,"
+            " error = COALESCE(error, 'interrupted: the process stopped while streaming'),"
+            " retryable = 1, finished_at = COALESCE(finished_at, ?)"
+            " WHERE status = 'streaming' AND pane_id IN (SELECT id FROM panes WHERE session_id = ?)",
+            (now_iso(), session_id),
+        )
+        return int(cursor.rowcount)
+
+    # -- writes: ratings -------------------------------------------------------------------
+
+    def add_rating(
+        self,
+        reply_id: int,
+        *,
+        score: int | None,
+        tags: Sequence[str],
+        note: str,
+        rater: str,
+        blind: bool,
+    ) -> int:
+        if score is not None and not 1 <= score <= 5:
+            raise KurabeError(f"score must be 1 to 5, got {score}")
+        cursor = self._execute(
+            "INSERT INTO ratings (reply_id, score, tags_json, note, rater, blind, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (reply_id, score, _dumps(list(tags)), note, rater, int(blind), now_iso()),
+        )
+        return int(cursor.lastrowid or 0)
+
+    def add_verdict(self, pane_id: int, *, verdict: str, note: str, rater: str, blind: bool) -> int:
+        cursor = self._execute(
+            "INSERT INTO verdicts (pane_id, verdict, note, rater, blind, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (pane_id, verdict, note, rater, int(blind), now_iso()),
+        )
+        return int(cursor.lastrowid or 0)
+
+    def add_pick(
+        self, turn_id: int, *, winner_pane_id: int | None, outcome: str, rater: str, blind: bool
+    ) -> int:
+        if outcome not in PICK_OUTCOMES:
+            raise KurabeError(f"pick must be one of {', '.join(PICK_OUTCOMES)}")
+        if (outcome == "pane") != (winner_pane_id is not None):
+            raise KurabeError("a pane pick names its pane; a tie or all-bad pick names none")
+        cursor = self._execute(
+            "INSERT INTO picks (turn_id, winner_pane_id, outcome, rater, blind, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (turn_id, winner_pane_id, outcome, rater, int(blind), now_iso()),
+        )
+        return int(cursor.lastrowid or 0)
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def session_exists(self, session_id: int) -> bool:
+        return bool(self._query("SELECT 1 FROM sessions WHERE id = ?", (session_id,)))
+
+    def session(self, session_id: int) -> SessionRow:
+        rows = self._query("SELECT * FROM sessions WHERE id = ?", (session_id,))
+        if not rows:
+            raise KurabeError(f"no session {session_id} in {self.path}")
+        return _session_row(rows[0])
+
+    def latest_session_id(self) -> int | None:
+        rows = self._query("SELECT MAX(id) FROM sessions")
+        value = rows[0][0] if rows else None
+        return None if value is None else int(value)
+
+    def panes(self, session_id: int) -> list[PaneRow]:
+        rows = self._query(
+            "SELECT * FROM panes WHERE session_id = ? ORDER BY position", (session_id,)
+        )
+        return [
+            PaneRow(
+                id=r["id"],
+                session_id=r["session_id"],
+                position=r["position"],
+                label=r["label"],
+                profile_name=r["profile_name"],
+                backend=r["backend"],
+                model=r["model"],
+                settings=_loads(r["settings_json"], {}),
+                header=r["header"],
+            )
+            for r in rows
+        ]
+
+    def turns(self, session_id: int) -> list[TurnRow]:
+        rows = self._query("SELECT * FROM turns WHERE session_id = ? ORDER BY idx", (session_id,))
+        return [
+            TurnRow(
+                id=r["id"],
+                session_id=r["session_id"],
+                idx=r["idx"],
+                text=r["text"],
+                scenario_turn=r["scenario_turn"],
+                created_at=r["created_at"],
+            )
+            for r in rows
+        ]
+
+    def replies(self, session_id: int) -> list[ReplyRow]:
+        rows = self._query(
+            "SELECT r.*, t.idx AS turn_idx, p.position AS pane_pos FROM replies r"
+            " JOIN turns t ON t.id = r.turn_id JOIN panes p ON p.id = r.pane_id"
+            " WHERE t.session_id = ? ORDER BY t.idx, p.position, r.version",
+            (session_id,),
+        )
+        return [_reply_row(r) for r in rows]
+
+    def reply(self, reply_id: int) -> ReplyRow:
+        rows = self._query(
+            "SELECT r.*, t.idx AS turn_idx, p.position AS pane_pos FROM replies r"
+            " JOIN turns t ON t.id = r.turn_id JOIN panes p ON p.id = r.pane_id WHERE r.id = ?",
+            (reply_id,),
+        )
+        if not rows:
+            raise KurabeError(f"no reply {reply_id}")
+        return _reply_row(rows[0])
+
+    def reply_session(self, reply_id: int) -> int | None:
+        rows = self._query(
+            "SELECT t.session_id FROM replies r JOIN turns t ON t.id = r.turn_id WHERE r.id = ?",
+            (reply_id,),
+        )
+        return int(rows[0][0]) if rows else None
+
+    def ratings(self, session_id: int) -> list[RatingRow]:
+        rows = self._query(
+            "SELECT g.* FROM ratings g JOIN replies r ON r.id = g.reply_id"
+            " JOIN turns t ON t.id = r.turn_id WHERE t.session_id = ? ORDER BY g.id",
+            (session_id,),
+        )
+        return [
+            RatingRow(
+                id=r["id"],
+                reply_id=r["reply_id"],
+                score=r["score"],
+                tags=tuple(_loads(r["tags_json"], [])),
+                note=r["note"],
+                rater=r["rater"],
+                blind=bool(r["blind"]),
+                created_at=r["created_at"],
+            )
+            for r in rows
+        ]
+
+    def verdicts(self, session_id: int) -> list[VerdictRow]:
+        rows = self._query(
+            "SELECT v.*, p.position AS pane_pos FROM verdicts v JOIN panes p ON p.id = v.pane_id"
+            " WHERE p.session_id = ? ORDER BY v.id",
+            (session_id,),
+        )
+        return [
+            VerdictRow(
+                id=r["id"],
+                pane_id=r["pane_id"],
+                pane=r["pane_pos"],
+                verdict=r["verdict"],
+                note=r["note"],
+                rater=r["rater"],
+                blind=bool(r["blind"]),
+                created_at=r["created_at"],
+            )
+            for r in rows
+        ]
+
+    def picks(self, session_id: int) -> list[PickRow]:
+        rows = self._query(
+            "SELECT k.*, t.idx AS turn_idx, p.position AS winner_pos FROM picks k"
+            " JOIN turns t ON t.id = k.turn_id LEFT JOIN panes p ON p.id = k.winner_pane_id"
+            " WHERE t.session_id = ? ORDER BY k.id",
+            (session_id,),
+        )
+        return [
+            PickRow(
+                id=r["id"],
+                turn_id=r["turn_id"],
+                turn=r["turn_idx"],
+                winner_pane_id=r["winner_pane_id"],
+                winner=r["winner_pos"],
+                outcome=r["outcome"],
+                rater=r["rater"],
+                blind=bool(r["blind"]),
+                created_at=r["created_at"],
+            )
+            for r in rows
+        ]
+
+    def events(self, session_id: int) -> list[EventRow]:
+        rows = self._query(
+            "SELECT * FROM events WHERE session_id = ? ORDER BY id", (session_id,)
+        )
+        return [
+            EventRow(
+                id=r["id"],
+                created_at=r["created_at"],
+                kind=r["kind"],
+                data=_loads(r["data_json"], {}),
+            )
+            for r in rows
+        ]
+
+    def load_record(self, session_id: int) -> SessionRecord:
+        """Everything about one session, read under one lock (a consistent snapshot)."""
+        with self._lock:
+            self._conn.execute("BEGIN")
+            try:
+                return SessionRecord(
+                    session=self.session(session_id),
+                    panes=self.panes(session_id),
+                    turns=self.turns(session_id),
+                    replies=self.replies(session_id),
+                    ratings=self.ratings(session_id),
+                    verdicts=self.verdicts(session_id),
+                    picks=self.picks(session_id),
+                    events=self.events(session_id),
+                )
+            finally:
+                self._conn.execute("COMMIT")
+
+    def session_ids(self, *, scenario: str | None = None) -> list[int]:
+        if scenario is None:
+            rows = self._query("SELECT id FROM sessions ORDER BY id")
+        else:
+            rows = self._query(
+                "SELECT id FROM sessions WHERE scenario_id = ? ORDER BY id", (scenario,)
+            )
+        return [int(r[0]) for r in rows]
+
+    def list_sessions(self, limit: int | None = None) -> list[SessionSummary]:
+        sql = (
+            "SELECT s.*,"
+            " (SELECT COUNT(*) FROM turns t WHERE t.session_id = s.id) AS n_turns,"
+            " (SELECT COUNT(*) FROM replies r JOIN turns t ON t.id = r.turn_id"
+            "   WHERE t.session_id = s.id AND r.status = 'complete') AS n_replies,"
+            " (SELECT COUNT(*) FROM ratings g JOIN replies r ON r.id = g.reply_id"
+            "   JOIN turns t ON t.id = r.turn_id WHERE t.session_id = s.id)"
+            " + (SELECT COUNT(*) FROM verdicts v JOIN panes p ON p.id = v.pane_id"
+            "   WHERE p.session_id = s.id)"
+            " + (SELECT COUNT(*) FROM picks k JOIN turns t ON t.id = k.turn_id"
+            "   WHERE t.session_id = s.id) AS n_ratings"
+            " FROM sessions s ORDER BY s.id DESC"
+        )
+        params: tuple[Any, ...] = ()
+        if limit is not None:
+            sql += " LIMIT ?"
+            params = (limit,)
+        out = []
+        for row in self._query(sql, params):
+            hidden = bool(row["blind"]) and not bool(row["revealed"])
+            panes = self.panes(int(row["id"]))
+            models = tuple(p.label if hidden else p.profile_name for p in panes)
+            out.append(
+                SessionSummary(
+                    id=row["id"],
+                    created_at=row["created_at"],
+                    kind=row["kind"],
+                    status=row["status"],
+                    persona_id=row["persona_id"],
+                    scenario_id=row["scenario_id"],
+                    models=models,
+                    blind=bool(row["blind"]),
+                    revealed=bool(row["revealed"]),
+                    turns=row["n_turns"],
+                    replies=row["n_replies"],
+                    ratings=row["n_ratings"],
+                )
+            )
+        return out
+
+    def dump_text(self) -> str:
+        """Every stored value as text (for tests that look for a leaked secret)."""
+        parts = []
+        with self._lock:
+            tables = [
+                r[0]
+                for r in self._conn.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'table'"
+                ).fetchall()
+            ]
+            for table in tables:
+                for row in self._conn.execute(f'SELECT * FROM "{table}"').fetchall():
+                    parts.extend(str(value) for value in row)
+        return "\n".join(parts)
+
+
+def _session_row(r: sqlite3.Row) -> SessionRow:
+    scenario = _loads(r["scenario_json"], None)
+    return SessionRow(
+        id=r["id"],
+        created_at=r["created_at"],
+        updated_at=r["updated_at"],
+        kind=r["kind"],
+        persona_id=r["persona_id"],
+        persona=_loads(r["persona_json"], {}),
+        scenario_id=r["scenario_id"],
+        scenario=scenario if isinstance(scenario, dict) else None,
+        blind=bool(r["blind"]),
+        revealed=bool(r["revealed"]),
+        rater=r["rater"],
+        status=r["status"],
+        seed=r["seed"],
+        kurabe_version=r["kurabe_version"],
+    )
+
+
+def _reply_row(r: sqlite3.Row) -> ReplyRow:
+    retryable = r["retryable"]
+    return ReplyRow(
+        id=r["id"],
+        turn_id=r["turn_id"],
+        pane_id=r["pane_id"],
+        turn=r["turn_idx"],
+        pane=r["pane_pos"],
+        version=r["version"],
+        status=r["status"],
+        incomplete=bool(r["incomplete"]),
+        text=r["text"],
+        finish_reason=r["finish_reason"],
+        error=r["error"],
+        error_kind=r["error_kind"],
+        retryable=None if retryable is None else bool(retryable),
+        prompt_tokens=r["prompt_tokens"],
+        completion_tokens=r["completion_tokens"],
+        ttft_s=r["ttft_s"],
+        total_s=r["total_s"],
+        chars=r["chars"],
+        chars_per_s=r["chars_per_s"],
+        tokens_per_s=r["tokens_per_s"],
+        context_size=r["context_size"],
+        checks=_loads(r["checks_json"], {}),
+        started_at=r["started_at"],
+        finished_at=r["finished_at"],
+    )

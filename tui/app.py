@@ -1,0 +1,323 @@
+"""The kurabe Textual app and :func:`run_app`, what ``kurabe`` with no subcommand runs.
+
+The app shows one :class:`~kurabe.session.ComparisonSession` at a time on a
+:class:`~tui.main_screen.MainScreen`. Choosing another persona, scenario or set of panes (command
+palette) starts a new session — the old one is already saved — and swaps the screen.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, ClassVar
+
+from textual.app import App
+from textual.binding import Binding, BindingType
+from textual.command import Provider
+
+from backends import create_backend
+from backends.base import one_line
+from backends.profiles import ModelProfile
+from kurabe.errors import KurabeError
+from kurabe.session import ComparisonSession
+from personas import Persona
+from scenarios import Scenario
+from tui.choice_dialog import Choice, ChoiceDialog
+from tui.commands import KurabeCommands
+from tui.help_screen import HelpScreen
+from tui.main_screen import MainScreen
+from tui.models_dialog import ModelsDialog
+from tui.startup import (
+    AppContext,
+    BackendFactory,
+    build_context,
+    open_session,
+    plan_start,
+    unusable_reason,
+)
+
+log = logging.getLogger(__name__)
+
+EXPORT_FORMATS: tuple[tuple[str, str, str], ...] = (
+    ("md", "Markdown", "laid out like the seed page: per model verdict, settings, transcript"),
+    ("jsonl", "JSONL", "one record per reply, with ratings"),
+    ("csv", "CSV", "one row per reply"),
+    ("html", "HTML", "a page to share"),
+    ("battles", "Battles (JSONL)", "pairwise picks for Chatbot-Arena-style tools"),
+)
+CLOSE_TIMEOUT_S = 5.0
+
+
+class KurabeApp(App[int]):
+    """比べ — the same persona conversation with several models side by side."""
+
+    TITLE = "kurabe"
+    CSS_PATH = "app.tcss"
+    COMMANDS: ClassVar[set[type[Provider] | Any]] = App.COMMANDS | {KurabeCommands}
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+q", "quit", "Quit", priority=True, key_display="^q"),
+    ]
+
+    def __init__(
+        self,
+        context: AppContext,
+        session: ComparisonSession,
+        *,
+        load_on_mount: bool = True,
+        export_dir: Path | None = None,
+    ) -> None:
+        super().__init__()
+        self.context = context
+        self.session = session
+        self.load_on_mount = load_on_mount
+        self.export_dir = export_dir
+        self.last_export: Path | None = None
+
+    # -- screens -------------------------------------------------------------------------------
+
+    def _make_screen(self, session: ComparisonSession) -> MainScreen:
+        return MainScreen(
+            session,
+            score_labels=self.context.score_labels or None,
+            tags=self.context.tags,
+            load_on_mount=self.load_on_mount,
+        )
+
+    def on_mount(self) -> None:
+        self.push_screen(self._make_screen(self.session))
+        for warning in self.context.warnings:
+            self.notify(one_line(warning), severity="warning", timeout=10)
+
+    @property
+    def main_screen(self) -> MainScreen | None:
+        for screen in reversed(self.screen_stack):
+            if isinstance(screen, MainScreen):
+                return screen
+        return None
+
+    async def action_quit(self) -> None:
+        await self.close_session(self.session)
+        self.exit(0)
+
+    async def close_session(self, session: ComparisonSession) -> None:
+        """Cancel what streams (the partial text is saved) and release the backends."""
+        try:
+            await asyncio.wait_for(session.aclose(), CLOSE_TIMEOUT_S)
+        except Exception:
+            log.exception("closing session %s failed", session.id)
+
+    async def switch_session(self, session: ComparisonSession) -> None:
+        old = self.session
+        self.session = session
+        await self.close_session(old)
+        while len(self.screen_stack) > 2:
+            self.pop_screen()
+        await self.switch_screen(self._make_screen(session))
+        self.notify(f"new session #{session.id}", timeout=3)
+
+    def _start_session(
+        self,
+        persona: Persona,
+        profiles: list[ModelProfile],
+        scenario: Scenario | None,
+    ) -> None:
+        try:
+            session = self.context.new_session(
+                persona, profiles, scenario, blind=self.session.blind
+            )
+        except KurabeError as exc:
+            self.notify(one_line(str(exc)), severity="error")
+            return
+        self.run_worker(self.switch_session(session), name="switch", exit_on_error=False)
+
+    # -- palette commands --------------------------------------------------------------------
+
+    def action_choose_persona(self) -> None:
+        personas = self.context.personas.items
+        choices = [
+            Choice(persona.id, persona.title, one_line(persona.system, 50))
+            for persona in personas.values()
+        ]
+
+        def chosen(persona_id: str | None) -> None:
+            if persona_id is None or persona_id not in personas:
+                return
+            self._start_session(personas[persona_id], self._current_profiles(), None)
+
+        self.push_screen(
+            ChoiceDialog("Persona (starts a new session)", choices, self.session.persona.id),
+            chosen,
+        )
+
+    def action_choose_scenario(self) -> None:
+        scenarios = self.context.scenarios.items
+        personas = self.context.personas.items
+        choices = [Choice("", "no scenario", "free conversation")]
+        for scenario in scenarios.values():
+            missing = None
+            if scenario.persona not in personas:
+                missing = f"persona {scenario.persona} missing"
+            choices.append(
+                Choice(
+                    scenario.id,
+                    scenario.title,
+                    f"{len(scenario.turns)} turns · {scenario.persona}",
+                    missing,
+                )
+            )
+        current = self.session.scenario.id if self.session.scenario else ""
+
+        def chosen(scenario_id: str | None) -> None:
+            if scenario_id is None:
+                return
+            if scenario_id == "":
+                self._start_session(self.session.persona, self._current_profiles(), None)
+                return
+            scenario = scenarios[scenario_id]
+            persona = personas.get(scenario.persona, self.session.persona)
+            self._start_session(persona, self._current_profiles(), scenario)
+
+        self.push_screen(ChoiceDialog("Scenario (starts a new session)", choices, current), chosen)
+
+    def action_choose_panes(self) -> None:
+        self.run_worker(self._choose_panes(), name="models", exit_on_error=False)
+
+    async def _choose_panes(self) -> None:
+        profiles = list(self.context.profiles.values())
+        choices = await asyncio.to_thread(profile_choices, profiles)
+        selected = [name for name in self._current_names()]
+
+        def chosen(names: list[str] | None) -> None:
+            if not names:
+                return
+            chosen_profiles = [self.context.profiles[name] for name in names]
+            self._start_session(self.session.persona, chosen_profiles, self.session.scenario)
+
+        self.push_screen(ModelsDialog(choices, selected), chosen)
+
+    def _current_profiles(self) -> list[ModelProfile]:
+        ordered = sorted(self.session.panes, key=lambda pane: pane.index)
+        if self.session.blind:
+            # Keep the original order out of sight: a new blind session reshuffles anyway.
+            ordered = sorted(ordered, key=lambda pane: pane.profile.name)
+        return [pane.profile for pane in ordered]
+
+    def _current_names(self) -> list[str]:
+        return [profile.name for profile in self._current_profiles()]
+
+    def action_export(self) -> None:
+        choices = [Choice(key, label, detail) for key, label, detail in EXPORT_FORMATS]
+
+        def chosen(fmt: str | None) -> None:
+            if fmt is not None:
+                self.export_session(fmt)
+
+        self.push_screen(ChoiceDialog("Export this session as…", choices, "md"), chosen)
+
+    def export_session(self, fmt: str) -> Path | None:
+        from tui.exporting import export_session_file
+
+        try:
+            path = export_session_file(
+                self.session.store, self.session.id, fmt, directory=self.export_dir
+            )
+        except KurabeError as exc:
+            self.notify(one_line(str(exc)), severity="error")
+            return None
+        except Exception as exc:
+            log.exception("export failed")
+            self.notify(one_line(f"export failed: {type(exc).__name__}: {exc}"), severity="error")
+            return None
+        self.last_export = path
+        self.notify(str(path), title="exported", timeout=10)
+        return path
+
+    def action_summary(self) -> None:
+        screen = self.main_screen
+        if screen is not None:
+            screen.action_summary()
+
+    def action_toggle_wait(self) -> None:
+        screen = self.main_screen
+        if screen is None:
+            return
+        screen.wait_for_pick = not screen.wait_for_pick
+        state = "waits for a pick after each turn" if screen.wait_for_pick else "does not wait"
+        self.notify(f"send all (ctrl+g) {state}", timeout=4)
+
+    def action_reveal(self) -> None:
+        screen = self.main_screen
+        if screen is not None:
+            screen.action_reveal()
+
+    def action_keys(self) -> None:
+        self.push_screen(HelpScreen())
+
+
+def profile_choices(profiles: Iterable[ModelProfile]) -> list[Choice]:
+    """Every profile with what ``kurabe models`` says about it (unusable ones with the reason)."""
+    describe: Any = None
+    offload = False
+    try:
+        from backends.llama_cpp_backend import gpu_offload_supported
+        from kurabe.commands.models import describe_profile
+
+        describe = describe_profile
+        offload = gpu_offload_supported()
+    except Exception:
+        log.exception("kurabe models is unavailable; falling back to simple checks")
+    choices = []
+    for profile in profiles:
+        reason = unusable_reason(profile)
+        detail = profile.description or profile.backend
+        if describe is not None:
+            try:
+                state, info = describe(profile, offload)
+                detail = info or detail
+                if state != "usable":
+                    reason = f"{state}: {info}"
+            except Exception as exc:
+                reason = one_line(f"{type(exc).__name__}: {exc}")
+        choices.append(Choice(profile.name, profile.name, detail, reason))
+    return choices
+
+
+def _log_to_file() -> None:
+    """While the app runs, log lines go to a file in the data directory, never to the screen."""
+    from kurabe.paths import data_dir, ensure_dir
+
+    try:
+        path = ensure_dir(data_dir()) / "kurabe.log"
+        handler: logging.Handler = logging.FileHandler(path, encoding="utf-8")
+    except OSError:
+        handler = logging.NullHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    if root.level == logging.NOTSET or root.level > logging.WARNING:
+        root.setLevel(logging.WARNING)
+
+
+def run_app(args: argparse.Namespace, *, backend_factory: BackendFactory = create_backend) -> int:
+    """Open the app for the command line's options. Config problems raise :class:`KurabeError`
+    (printed as one line by the command line, exit code 2) before anything is drawn."""
+    context = build_context(args, backend_factory=backend_factory)
+    try:
+        plan = plan_start(args, context)
+        session = open_session(plan, context)
+        _log_to_file()
+        if any(pane.profile.is_local for pane in session.panes):
+            try:
+                from backends.llama_cpp_backend import route_native_logs
+
+                route_native_logs()
+            except Exception:
+                log.warning("could not route llama.cpp logs to a file", exc_info=True)
+        app = KurabeApp(context, session)
+        app.run()
+        return app.return_code or 0
+    finally:
+        context.store.close()

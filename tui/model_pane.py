@@ -1,0 +1,98 @@
+"""One model's column: a header, the conversation streaming in, and a status line.
+
+The header shows the pane's letter and, unless the session is blind and not yet revealed, the
+profile name with its backend details (quantization and GPU layers, or the API host). The status
+line shows load progress, live streaming figures, the last reply's figures (time to first token,
+tokens/s, characters/s, context used), or a one-line error with the key that retries.
+
+Everything shown here that comes from a model or a config file is plain text: it goes into
+:class:`~textual.content.Content` as literal spans, never parsed as markup.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.content import Content
+from textual.widgets import Static
+
+from kurabe.events import ReplyFigures
+from tui.textflow import make_visible
+from tui.transcript_view import TranscriptView
+
+STATUS_CLASSES = ("-loading", "-ready", "-busy", "-failed", "-unusable", "-done", "-cancelled")
+
+
+def format_figures(figures: ReplyFigures) -> str:
+    """``ttft 0.42s · 31.0 tok/s · 48 字/s · 312/4096`` — only the figures that are known."""
+    parts: list[str] = []
+    if figures.ttft_s is not None:
+        parts.append(f"ttft {figures.ttft_s:.2f}s")
+    if figures.tokens_per_s is not None:
+        parts.append(f"{figures.tokens_per_s:.1f} tok/s")
+    if figures.chars_per_s is not None:
+        parts.append(f"{figures.chars_per_s:.0f} 字/s")
+    used = (figures.prompt_tokens or 0) + (figures.completion_tokens or 0)
+    if used and figures.context_size:
+        parts.append(f"{used}/{figures.context_size} ctx")
+    elif used:
+        parts.append(f"{used} tok")
+    return " · ".join(parts) if parts else "done"
+
+
+class ModelPane(Vertical):
+    """A pane of the comparison. Not focusable itself: its transcript takes the focus."""
+
+    DEFAULT_CSS = (Path(__file__).with_name("model_pane.tcss")).read_text(encoding="utf-8")
+
+    def __init__(self, index: int, label: str, *, id: str | None = None) -> None:
+        super().__init__(id=id, classes="-loading")
+        self.index = index
+        self.label = label
+        self._title = ""
+        self._detail = ""
+        self._status_text = ""
+
+    def compose(self) -> ComposeResult:
+        yield Static(self._header_content(), classes="pane-header", markup=False)
+        yield TranscriptView(classes="pane-body")
+        yield Static("", classes="pane-status", markup=False)
+
+    @property
+    def transcript(self) -> TranscriptView:
+        return self.query_one(TranscriptView)
+
+    @property
+    def header_text(self) -> str:
+        return self._header_content().plain
+
+    @property
+    def status_text(self) -> str:
+        return self._status_text
+
+    def set_title(self, title: str, detail: str = "") -> None:
+        """``title`` is the model's display name (the letter alone when blind)."""
+        self._title = title
+        self._detail = detail
+        if self.is_mounted:
+            self.query_one(".pane-header", Static).update(self._header_content())
+
+    def _header_content(self) -> Content:
+        spans: list[tuple[str, str] | str] = [(f" {self.label} ", "reverse bold")]
+        if self._title and self._title != self.label:
+            spans.append(" ")
+            spans.append((make_visible(self._title), "bold"))
+        if self._detail:
+            spans.append(("  " + make_visible(self._detail), "dim"))
+        return Content.assemble(*spans)
+
+    def set_status(self, text: str, state: str) -> None:
+        """One line; ``state`` picks the colour (loading, ready, busy, failed, done…)."""
+        line = " ".join(make_visible(text).split())
+        self._status_text = line
+        for name in STATUS_CLASSES:
+            self.set_class(name == f"-{state}", name)
+        if self.is_mounted:
+            self.query_one(".pane-status", Static).update(Content(line), layout=False)

@@ -1,0 +1,214 @@
+"""What ``kurabe`` (no subcommand) needs before the app opens: profiles, personas, scenarios, the
+store, and the session to show. No Textual here, so config errors surface as one line (a
+:class:`~kurabe.errors.KurabeError` that the command line prints, exit code 2) before any screen
+is drawn.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from backends import create_backend
+from backends.base import Backend
+from backends.profiles import ModelProfile, load_profiles
+from kurabe.catalog import Catalog
+from kurabe.errors import ConfigError, KurabeError
+from personas import Persona
+from scenarios import Scenario
+
+if TYPE_CHECKING:
+    from kurabe.session import ComparisonSession
+    from kurabe.store import Store
+
+DEFAULT_PERSONA = "anime-fan"
+MAX_PANES = 6
+
+BackendFactory = Callable[[ModelProfile], Backend]
+
+
+@dataclass
+class AppContext:
+    """Everything the app needs to open sessions: it outlives any one session."""
+
+    store: Store
+    profiles: dict[str, ModelProfile]
+    personas: Catalog[Persona]
+    scenarios: Catalog[Scenario]
+    backend_factory: BackendFactory = create_backend
+    blind: bool = False
+    rater: str = ""
+    parallel_local: bool = False
+    score_labels: dict[int, str] = field(default_factory=dict)
+    tags: tuple[str, ...] = ()
+    warnings: list[str] = field(default_factory=list)
+    """Problems worth telling once the app is up (a user persona file that did not load…)."""
+
+    def new_session(
+        self,
+        persona: Persona,
+        profiles: Sequence[ModelProfile],
+        scenario: Scenario | None = None,
+        *,
+        blind: bool | None = None,
+    ) -> ComparisonSession:
+        from kurabe.session import ComparisonSession
+
+        return ComparisonSession.create(
+            self.store,
+            persona,
+            list(profiles),
+            scenario=scenario,
+            blind=self.blind if blind is None else blind,
+            rater=self.rater,
+            parallel_local=self.parallel_local,
+            backend_factory=self.backend_factory,
+        )
+
+
+def unusable_reason(profile: ModelProfile) -> str | None:
+    """Why a profile cannot run now, judged cheaply (no model is loaded): a key or file missing."""
+    missing = profile.missing_key_reason()
+    if missing:
+        return missing
+    path = profile.model_path
+    if path is not None and not path.exists():
+        return f"model file not found: {path}"
+    return None
+
+
+def default_profiles(profiles: dict[str, ModelProfile]) -> list[ModelProfile]:
+    """The ``default = true`` profiles that can run now (API ones only with their key set)."""
+    usable = [p for p in profiles.values() if p.default and unusable_reason(p) is None]
+    if usable:
+        return usable[:MAX_PANES]
+    # Nothing usable: show the local defaults anyway, their panes say what is wrong.
+    local = [p for p in profiles.values() if p.default and p.is_local]
+    return (local or [p for p in profiles.values() if p.default])[:MAX_PANES]
+
+
+def parse_models_option(value: str, profiles: dict[str, ModelProfile]) -> list[ModelProfile]:
+    """``--models a,b,c``: 1–6 known profile names (a name may repeat)."""
+    names = [name.strip() for name in value.split(",") if name.strip()]
+    if not 1 <= len(names) <= MAX_PANES:
+        raise KurabeError(f"--models takes 1 to {MAX_PANES} profile names, got {len(names)}")
+    unknown = [name for name in names if name not in profiles]
+    if unknown:
+        known = ", ".join(profiles)
+        raise KurabeError(f"unknown model profile '{unknown[0]}'; known profiles: {known}")
+    return [profiles[name] for name in names]
+
+
+@dataclass
+class StartPlan:
+    """The session to open: a new one, or one to resume."""
+
+    persona: Persona
+    profiles: list[ModelProfile]
+    scenario: Scenario | None = None
+    resume_id: int | None = None
+
+
+def build_context(
+    args: argparse.Namespace,
+    *,
+    store: Store | None = None,
+    backend_factory: BackendFactory = create_backend,
+) -> AppContext:
+    """Load profiles, personas, scenarios, rating config and open the store. Raises
+    :class:`KurabeError` (one line) for anything the user must fix first."""
+    from kurabe.session import SCORE_LABELS_JA, load_rating_config
+    from kurabe.store import Store
+    from personas.loader import load_personas
+    from scenarios.loader import load_scenarios
+
+    profiles = load_profiles(getattr(args, "models_file", None))
+    personas = load_personas()
+    scenarios = load_scenarios(personas=personas)
+    warnings = [f"skipped {problem}" for problem in [*personas.problems, *scenarios.problems]]
+    score_labels = dict(SCORE_LABELS_JA)
+    tags: tuple[str, ...] = ()
+    try:
+        config = load_rating_config()
+        score_labels = dict(config.score_labels)
+        tags = tuple(config.tags)
+    except ConfigError as exc:
+        warnings.append(f"ignored {exc}")
+    if store is None:
+        store = Store.open_default(getattr(args, "db", None))
+    return AppContext(
+        store=store,
+        profiles=profiles,
+        personas=personas,
+        scenarios=scenarios,
+        backend_factory=backend_factory,
+        blind=bool(getattr(args, "blind", False)),
+        rater=getattr(args, "rater", None) or "",
+        parallel_local=bool(getattr(args, "parallel_local", False)),
+        score_labels=score_labels,
+        tags=tags,
+        warnings=warnings,
+    )
+
+
+def plan_start(args: argparse.Namespace, context: AppContext) -> StartPlan:
+    """Which persona, scenario and panes ``kurabe`` opens with, from the command line."""
+    resume = getattr(args, "resume", None)
+    if resume:
+        session_id = parse_session_id(resume, context.store)
+        row = context.store.session(session_id)
+        return StartPlan(
+            persona=row.persona_obj(),
+            profiles=[],
+            scenario=row.scenario_obj(),
+            resume_id=session_id,
+        )
+    scenario = None
+    scenario_id = getattr(args, "scenario", None)
+    if scenario_id:
+        scenario = context.scenarios.get(scenario_id)
+    persona_id = getattr(args, "persona", None) or (scenario.persona if scenario else None)
+    persona = context.personas.get(persona_id or DEFAULT_PERSONA)
+    models = getattr(args, "models", None)
+    if models:
+        profiles = parse_models_option(models, context.profiles)
+    else:
+        profiles = default_profiles(context.profiles)
+        if not profiles:
+            raise KurabeError("no default model profile; pass --models a,b,c")
+    return StartPlan(persona=persona, profiles=profiles, scenario=scenario)
+
+
+def parse_session_id(value: str, store: Store) -> int:
+    """``--resume 12`` or ``--resume last``."""
+    if value.strip().lower() in ("last", "latest"):
+        latest = store.latest_session_id()
+        if latest is None:
+            raise KurabeError("there is no saved session to resume")
+        return latest
+    try:
+        session_id = int(value.strip().lstrip("#"))
+    except ValueError:
+        raise KurabeError(f"--resume takes a session number, got {value!r}") from None
+    if not store.session_exists(session_id):
+        raise KurabeError(f"no session {session_id} in {store.path}")
+    return session_id
+
+
+def open_session(plan: StartPlan, context: AppContext) -> ComparisonSession:
+    from kurabe.session import ComparisonSession
+
+    if plan.resume_id is not None:
+        return ComparisonSession.resume(
+            context.store,
+            plan.resume_id,
+            profiles=context.profiles,
+            persona=plan.persona,
+            scenario=plan.scenario,
+            backend_factory=context.backend_factory,
+            rater=context.rater or None,
+            parallel_local=context.parallel_local,
+        )
+    return context.new_session(plan.persona, plan.profiles, plan.scenario)

@@ -1,0 +1,122 @@
+"""The session at a glance: per pane its scores, picks and verdict; per turn the pick.
+
+Read from the store (what is saved is what is shown). In a blind session not yet revealed the
+panes are shown by letter only. ``e`` exports from here; Esc goes back.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import DataTable, Static
+
+from kurabe.session import ComparisonSession
+from kurabe.store import SessionRecord
+from tui.verdict_dialog import VERDICT_LABELS
+
+
+def pane_rows(record: SessionRecord, hidden: bool, rater: str) -> list[list[str]]:
+    """One row per pane: letter, model, replies, rated, mean score, wins, tok/s, verdict."""
+    latest = record.latest_replies()
+    wins: Counter[int] = Counter()
+    for pick in record.latest_picks_by_rater():
+        if pick.rater == rater and pick.outcome == "pane" and pick.winner is not None:
+            wins[pick.winner] += 1
+    rows = []
+    for pane in record.panes:
+        replies = [r for (position, _turn), r in latest.items() if position == pane.position]
+        complete = [r for r in replies if r.completed]
+        scores = []
+        for reply in replies:
+            rating = record.latest_rating(reply.id, rater)
+            if rating is not None and rating.score is not None:
+                scores.append(rating.score)
+        speeds = [r.tokens_per_s for r in complete if r.tokens_per_s]
+        verdict = record.latest_verdict(pane.position, rater)
+        verdict_text = ""
+        if verdict is not None:
+            verdict_text = VERDICT_LABELS.get(verdict.verdict, verdict.verdict)
+            if verdict.note:
+                verdict_text += f" — {verdict.note}"
+        rows.append(
+            [
+                pane.label,
+                "?" if hidden else pane.profile_name,
+                f"{len(complete)}/{len(replies)}",
+                str(len(scores)),
+                f"{sum(scores) / len(scores):.2f}" if scores else "–",
+                str(wins[pane.position]),
+                f"{sum(speeds) / len(speeds):.1f}" if speeds else "–",
+                verdict_text or "–",
+            ]
+        )
+    return rows
+
+
+def pick_line(record: SessionRecord, rater: str) -> str:
+    labels = {pane.position: pane.label for pane in record.panes}
+    parts = []
+    for turn in record.turns:
+        pick = record.latest_pick(turn.idx, rater)
+        if pick is None:
+            shown = "·"
+        elif pick.outcome == "pane" and pick.winner is not None:
+            shown = labels.get(pick.winner, "?")
+        elif pick.outcome == "tie":
+            shown = "="
+        else:
+            shown = "✗"
+        parts.append(f"{turn.idx + 1}:{shown}")
+    return "  ".join(parts) if parts else "no turns yet"
+
+
+class SummaryScreen(ModalScreen[None]):
+    DEFAULT_CSS = Path(__file__).with_name("summary_screen.tcss").read_text(encoding="utf-8")
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,q,s", "close", "Back"),
+        Binding("e", "export", "Export"),
+    ]
+
+    def __init__(self, session: ComparisonSession, score_labels: dict[int, str]) -> None:
+        super().__init__()
+        self.session = session
+        self.score_labels = score_labels
+
+    def compose(self) -> ComposeResult:
+        session = self.session
+        record = session.store.load_record(session.id)
+        title = f"Session #{session.id} · {session.persona.title}"
+        if session.scenario is not None:
+            title += f" · {session.scenario.title}"
+        with Vertical(id="summary-box"):
+            yield Static(title, id="summary-title", markup=False)
+            table: DataTable[Text] = DataTable(id="summary-table", cursor_type="row")
+            table.add_columns("", "model", "done", "rated", "mean ★", "best", "tok/s", "verdict")
+            for row in pane_rows(record, session.hidden, session.rater):
+                table.add_row(*[Text(cell) for cell in row])
+            yield table
+            yield Static(
+                f"best per turn: {pick_line(record, session.rater)}",
+                id="summary-picks",
+                markup=False,
+            )
+            labels = " · ".join(f"{k} {v}" for k, v in sorted(self.score_labels.items()))
+            yield Static(
+                f"★ {labels}   rater: {session.rater}", classes="summary-hint", markup=False
+            )
+            yield Static("e: export · esc: back", classes="summary-hint", markup=False)
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+    def action_export(self) -> None:
+        export = getattr(self.app, "action_export", None)
+        if callable(export):
+            export()
