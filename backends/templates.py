@@ -156,9 +156,7 @@ def render_with_formatter(
     formatter: Formatter, conversation: Conversation, format_name: str
 ) -> RenderedPrompt:
     """Render through a chat formatter, folding the persona in where the format drops it."""
-    probe, _, _ = formatter(
-        _messages(_SENTINEL, (ChatMessage("user", "ping"),))
-    )
+    probe, _, _ = formatter(_messages(_SENTINEL, (ChatMessage("user", "ping"),)))
     folded = bool(conversation.system) and _SENTINEL not in probe
     if folded:
         text, stop, add_bos = formatter(_messages("", _fold_persona(conversation)))

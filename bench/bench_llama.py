@@ -23,11 +23,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from backends.base import ChatMessage, Conversation, StreamDone, TextDelta  # noqa: E402
-from backends.llama_cpp_backend import LlamaCppBackend  # noqa: E402
-from backends.profiles import BUILTIN_PROFILES, ModelProfile, Sampling  # noqa: E402
+from backends.base import ChatMessage, Conversation, StreamDone, TextDelta
+from backends.llama_cpp_backend import LlamaCppBackend
+from backends.profiles import BUILTIN_PROFILES, ModelProfile, Sampling
 
-PERSONA = "あなたは大のアニメファンで、友達と会話しています。 返信は短くカジュアルなものにする必要があります。"
+PERSONA = (
+    "あなたは大のアニメファンで、友達と会話しています。 "
+    "返信は短くカジュアルなものにする必要があります。"
+)
 SCRIPT = [
     "ねえ、アニメ好きなの？",
     "好きなアニメは何ですか?",
@@ -46,7 +49,9 @@ def profile_for(model: str | None, prompt_format: str, tokens: int) -> ModelProf
     base = BUILTIN_PROFILES[0]
     sampling = Sampling(max_tokens=tokens, seed=1234, temperature=0.7)
     if model:
-        return replace(base, name="bench", model=model, prompt_format=prompt_format, sampling=sampling)
+        return replace(
+            base, name="bench", model=model, prompt_format=prompt_format, sampling=sampling
+        )
     return replace(base, prompt_format=prompt_format, sampling=sampling)
 
 
@@ -76,7 +81,6 @@ def raw_run(backend: LlamaCppBackend, conversation: Conversation) -> tuple[float
         tokens = llama.tokenize(rendered.text.encode(), add_bos=rendered.add_bos, special=True)
         llama.last_n_tokens_size = sampling.repeat_last_n
         first: float | None = None
-        chunks = 0
         for chunk in llama.create_completion(
             tokens,
             max_tokens=sampling.max_tokens,
@@ -91,7 +95,6 @@ def raw_run(backend: LlamaCppBackend, conversation: Conversation) -> tuple[float
         ):
             if chunk["choices"][0]["text"] and first is None:
                 first = time.perf_counter()
-            chunks += 1
         end = time.perf_counter()
         generated = int(llama.n_tokens) - len(tokens) + 1
         loaded.owner = None
@@ -102,7 +105,9 @@ def raw_run(backend: LlamaCppBackend, conversation: Conversation) -> tuple[float
 async def throughput(model: str | None, runs: int, tokens: int) -> float:
     backend = LlamaCppBackend(profile_for(model, "gguf", tokens))
     await backend.load()
-    conversation = Conversation(PERSONA, (ChatMessage("user", "好きなアニメを三つ、理由と一緒に教えて。"),))
+    conversation = Conversation(
+        PERSONA, (ChatMessage("user", "好きなアニメを三つ、理由と一緒に教えて。"),)
+    )
     raw_rates: list[float] = []
     ours_rates: list[float] = []
     raw_run(backend, conversation)  # warm-up
@@ -170,7 +175,7 @@ async def prefix_reuse(model: str | None, tokens: int) -> float:
     for turn in (1, 2, 5, 10):
         values = " | ".join(f"{t * 1000:6.0f} ms" for t in ttft[turn])
         sizes = " | ".join(
-            f"{n} ({e} new)" for n, e in zip(prompt_tokens[turn], evaluated[turn])
+            f"{n} ({e} new)" for n, e in zip(prompt_tokens[turn], evaluated[turn], strict=True)
         )
         print(f"  turn {turn:2d}: {values}   (prompt tokens {sizes})")
     print(f"  turn 10 without reuse (pane A, cold cache): {cold_final.ttft_s * 1000:.0f} ms")

@@ -110,9 +110,9 @@ def bundled_files(package: str) -> list[Path]:
     found: list[Path] = []
     for entry in sorted(root.iterdir(), key=lambda item: item.name):
         if entry.name.endswith(".toml") and entry.is_file():
-            # A regular install gives real paths; as_file also copes with a zipped package.
-            with resources.as_file(entry) as path:
-                found.append(Path(path))
+            # Installs and checkouts give real paths. A zipped package would not: its files would
+            # then show up as "file not found" problems rather than vanish silently.
+            found.append(entry if isinstance(entry, Path) else Path(str(entry)))
     return found
 
 

@@ -30,8 +30,7 @@ from __future__ import annotations
 
 import functools
 import re
-import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -206,7 +205,8 @@ _KANJI = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3005-\u3007"
 _FULLWIDTH_ALNUM = "\uff10-\uff19\uff21-\uff3a\uff41-\uff5a"
 _KANA_RE = re.compile(f"[{_KANA}]")
 _KANJI_RE = re.compile(f"[{_KANJI}]")
-_FULLWIDTH_RE = re.compile(f"[{_FULLWIDTH_ALNUM}]")
+_JAPANESE_RE = re.compile(f"[{_KANA}{_KANJI}{_FULLWIDTH_ALNUM}]")
+_FULLWIDTH_DIGIT_RE = re.compile("[\uff10-\uff19]")
 _LETTER_RE = re.compile(r"[^\W\d_]")
 _LATIN_WORD_RE = re.compile(r"[A-Za-z\u00c0-\u024f]+(?:['’][A-Za-z]+)?")
 # Characters that Japanese does not use but Chinese (simplified or traditional) uses all the time.
@@ -263,6 +263,7 @@ _FIXED_LEAK_PATTERNS: tuple[tuple[str, str | None], ...] = (
     (r"<\|[A-Za-z_]{2,30}\|>", None),
     (r"</?s>|<bos>|<eos>", None),
 )
+_FOLD_FULLWIDTH = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)}
 _ROLE_WORDS = r"(?i:user|assistant|human|system)|ユーザー|ユーザ|アシスタント|システム"
 _BARE_ROLE_LINE = r"(?m)^[ \t]*(?:指示|応答|USER|ASSISTANT|HUMAN)[ \t]*$"
 
@@ -274,6 +275,20 @@ _BREAK_PHRASES_RE = re.compile(
     "|ロールプレイ|(?:OpenAI|Anthropic|Google|Meta)(?:によって|が)(?:開発|訓練|作)"
     "|(?i:as an ai\\b|as a language model|an ai language model|i am an ai\\b|i'm an ai\\b"
     "|large language model)"
+)
+# Lower-case strings one of which every phrase above contains: most replies skip the regex.
+_BREAK_KEYS = (
+    "ai",
+    "ａｉ",
+    "人工知能",
+    "言語モデル",
+    "ロールプレイ",
+    "プログラム",
+    "チャットボット",
+    "language model",
+    "anthropic",
+    "google",
+    "meta",
 )
 _FIRST_PERSON_PATTERNS: Mapping[str, str] = {
     "俺": "俺|オレ|おれ(?=[はがもの、。！？っにをとだ])",
@@ -314,6 +329,11 @@ def split_sentences(text: str) -> list[str]:
     return [piece for piece in pieces if piece and _CONTENT_RE.search(piece)]
 
 
+def _count(single_char_pattern: re.Pattern[str], text: str) -> int:
+    # Removing the matches and comparing lengths stays in C; findall would build a list.
+    return len(text) - len(single_char_pattern.sub("", text))
+
+
 def japanese_share(text: str) -> float | None:
     """Share of Japanese among the letters of ``text``; None when it has no letters.
 
@@ -323,40 +343,42 @@ def japanese_share(text: str) -> float | None:
     letters as Japanese.
     """
     text = _URL_RE.sub(" ", text)
-    reply_has_kana = _KANA_RE.search(text) is not None
-    japanese = 0
-    letters = 0
-    for sentence in split_sentences(text):
-        kana = len(_KANA_RE.findall(sentence))
-        kanji = len(_KANJI_RE.findall(sentence))
-        fullwidth = len(_FULLWIDTH_RE.findall(sentence))
-        sentence_letters = len(_LETTER_RE.findall(sentence)) + sum(
-            1 for char in sentence if "\uff10" <= char <= "\uff19"
-        )
-        latin_words = _LATIN_WORD_RE.findall(sentence)
-        latin = sum(len(word) for word in latin_words)
-        is_chinese = (kana == 0 and kanji >= CHINESE_MIN_KANJI) or (
-            kana * 4 < kanji and _CHINESE_ONLY_RE.search(sentence) is not None
-        )
-        japanese += kana + fullwidth + (0 if is_chinese else kanji)
-        if reply_has_kana and len(latin_words) <= EMBEDDED_LATIN_MAX_WORDS:
-            japanese += latin
-        letters += sentence_letters
+    letters = _count(_LETTER_RE, text) + _count(_FULLWIDTH_DIGIT_RE, text)
     if letters == 0:
         return None
+    japanese = _count(_JAPANESE_RE, text)
+    reply_has_kana = _KANA_RE.search(text) is not None
+    has_chinese_only = _CHINESE_ONLY_RE.search(text) is not None
+    embeds_latin = reply_has_kana and _LATIN_WORD_RE.search(text) is not None
+    for sentence in split_sentences(text):
+        has_kana = _KANA_RE.search(sentence) is not None
+        if not has_kana or has_chinese_only:
+            kanji = _count(_KANJI_RE, sentence)
+            reads_chinese = (not has_kana and kanji >= CHINESE_MIN_KANJI) or (
+                has_chinese_only
+                and _CHINESE_ONLY_RE.search(sentence) is not None
+                and _count(_KANA_RE, sentence) * 4 < kanji
+            )
+            if reads_chinese:
+                japanese -= kanji
+        if embeds_latin:
+            words = _LATIN_WORD_RE.findall(sentence)
+            if 0 < len(words) <= EMBEDDED_LATIN_MAX_WORDS:
+                japanese += sum(len(word) for word in words)
     return min(1.0, japanese / letters)
 
 
 def _looks_chinese(text: str) -> bool:
-    kana = len(_KANA_RE.findall(text))
-    kanji = len(_KANJI_RE.findall(text))
+    kana = _count(_KANA_RE, text)
+    kanji = _count(_KANJI_RE, text)
     latin = sum(len(word) for word in _LATIN_WORD_RE.findall(text))
     return kanji > latin and kana * 4 < kanji
 
 
 def sentence_register(sentence: str) -> str | None:
     """``polite`` or ``casual`` from the sentence ending; None when the ending says neither."""
-    ending = _ENDING_NOISE_RE.sub("", sentence)
+    # Only the tail matters; slicing keeps the end-anchored searches short on long sentences.
+    ending = _ENDING_NOISE_RE.sub("", sentence[-32:])[-16:]
     if not ending or _NEUTRAL_ENDING_RE.search(ending):
         return None
     if _POLITE_ENDING_RE.search(ending):
@@ -366,11 +388,13 @@ def sentence_register(sentence: str) -> str | None:
     return None
 
 
-def polite_share(text: str) -> tuple[float | None, int]:
-    """(polite / classified sentence endings, number classified); quotes are ignored."""
-    unquoted = _QUOTED_RE.sub(_QUOTE_PLACEHOLDER, text)
+def _unquote(text: str) -> str:
+    return _QUOTED_RE.sub(_QUOTE_PLACEHOLDER, text)
+
+
+def _polite_share_of(sentences: Sequence[str]) -> tuple[float | None, int]:
     polite = casual = 0
-    for sentence in split_sentences(unquoted):
+    for sentence in sentences:
         kind = sentence_register(sentence)
         if kind == "polite":
             polite += 1
@@ -378,6 +402,11 @@ def polite_share(text: str) -> tuple[float | None, int]:
             casual += 1
     classified = polite + casual
     return (polite / classified if classified else None), classified
+
+
+def polite_share(text: str) -> tuple[float | None, int]:
+    """(polite / classified sentence endings, number classified); quotes are ignored."""
+    return _polite_share_of(split_sentences(_unquote(text)))
 
 
 def register_of(share: float | None) -> str:
@@ -451,47 +480,60 @@ def strip_leaks(text: str, names: Sequence[str] = ()) -> str:
 
 
 def _squeeze(text: str) -> str:
-    return "".join(unicodedata.normalize("NFKC", text).split())
+    """Full-width ASCII folded to ASCII (！ = !), whitespace removed: what repetition compares."""
+    return "".join(text.translate(_FOLD_FULLWIDTH).split())
+
+
+def _ngrams(text: str, n: int) -> list[str]:
+    return [text[start : start + n] for start in range(len(text) - n + 1)]
+
+
+def _covered(starts: Iterable[int], n: int) -> int:
+    """Characters covered by n-grams at ``starts`` (ascending), overlaps counted once."""
+    covered = 0
+    covered_until = 0
+    for start in starts:
+        end = start + n
+        covered += end - max(start, covered_until)
+        covered_until = end
+    return covered
+
+
+def _repeated_share_of(squeezed: str, grams: list[str], n: int) -> float:
+    if len(squeezed) <= n:
+        return 0.0
+    # Walking backwards, each n-gram's entry ends up holding its first position.
+    first_seen = dict(zip(reversed(grams), range(len(grams) - 1, -1, -1), strict=True))
+    if len(first_seen) == len(grams):
+        return 0.0
+    repeated = sorted(set(range(len(grams))).difference(first_seen.values()))
+    return _covered(repeated, n) / len(squeezed)
 
 
 def repeated_ngram_share(text: str, n: int = NGRAM) -> float:
     """Share of the characters (whitespace removed) covered by n-grams already seen earlier."""
     squeezed = _squeeze(text)
-    if len(squeezed) <= n:
-        return 0.0
-    seen: set[str] = set()
-    covered = 0
-    covered_until = 0
-    for start in range(len(squeezed) - n + 1):
-        gram = squeezed[start : start + n]
-        if gram in seen:
-            end = start + n
-            covered += end - max(start, covered_until)
-            covered_until = end
-        else:
-            seen.add(gram)
-    return covered / len(squeezed)
+    return _repeated_share_of(squeezed, _ngrams(squeezed, n), n)
 
 
-def copies_previous(text: str, previous: str, n: int = NGRAM) -> bool:
-    """Whether ``text`` is the previous reply again: equal, or half covered by its n-grams."""
-    reply = _squeeze(text)
-    before = _squeeze(previous)
-    if not _CONTENT_RE.search(reply) or not before:
+def _copies(reply: str, grams: list[str], before: str, n: int) -> bool:
+    if not before or not _CONTENT_RE.search(reply):
         return False
     if reply == before:
         return True
     if len(reply) < n or len(before) < n:
         return False
-    previous_grams = {before[i : i + n] for i in range(len(before) - n + 1)}
-    covered = 0
-    covered_until = 0
-    for start in range(len(reply) - n + 1):
-        if reply[start : start + n] in previous_grams:
-            end = start + n
-            covered += end - max(start, covered_until)
-            covered_until = end
-    return covered / len(reply) >= REPEATS_PREVIOUS_FROM
+    previous_grams = {before[start : start + n] for start in range(len(before) - n + 1)}
+    if previous_grams.isdisjoint(grams):
+        return False
+    starts = [start for start, gram in enumerate(grams) if gram in previous_grams]
+    return _covered(starts, n) / len(reply) >= REPEATS_PREVIOUS_FROM
+
+
+def copies_previous(text: str, previous: str, n: int = NGRAM) -> bool:
+    """Whether ``text`` is the previous reply again: equal, or half covered by its n-grams."""
+    reply = _squeeze(text)
+    return _copies(reply, _ngrams(reply, n), _squeeze(previous), n)
 
 
 def canonical_first_person(word: str) -> str:
@@ -499,9 +541,7 @@ def canonical_first_person(word: str) -> str:
     return _FIRST_PERSON_SPELLINGS.get(word, word)
 
 
-def first_persons(text: str) -> tuple[str, ...]:
-    """First-person pronouns used outside quotes, canonical spelling, first appearance first."""
-    unquoted = _QUOTED_RE.sub(_QUOTE_PLACEHOLDER, text)
+def _first_persons_of(unquoted: str) -> tuple[str, ...]:
     found: dict[str, None] = {}
     for match in _FIRST_PERSON_RE.finditer(unquoted):
         group = match.lastgroup
@@ -510,17 +550,28 @@ def first_persons(text: str) -> tuple[str, ...]:
     return tuple(found)
 
 
-def find_persona_breaks(text: str, first_person: Sequence[str] = ()) -> tuple[str, ...]:
-    """Out-of-character phrases, then ``一人称 X`` for each first person not in ``first_person``."""
+def first_persons(text: str) -> tuple[str, ...]:
+    """First-person pronouns used outside quotes, canonical spelling, first appearance first."""
+    return _first_persons_of(_unquote(text))
+
+
+def _persona_breaks_of(text: str, unquoted: str, first_person: Sequence[str]) -> tuple[str, ...]:
     found: dict[str, None] = {}
-    for match in _BREAK_PHRASES_RE.finditer(text):
-        found.setdefault(match.group(0), None)
+    lowered = text.lower()
+    if any(key in lowered for key in _BREAK_KEYS):
+        for match in _BREAK_PHRASES_RE.finditer(text):
+            found.setdefault(match.group(0), None)
     if first_person:
         allowed = {canonical_first_person(word) for word in first_person}
-        for pronoun in first_persons(text):
+        for pronoun in _first_persons_of(unquoted):
             if pronoun not in allowed:
                 found.setdefault(f"一人称 {pronoun}", None)
     return tuple(found)
+
+
+def find_persona_breaks(text: str, first_person: Sequence[str] = ()) -> tuple[str, ...]:
+    """Out-of-character phrases, then ``一人称 X`` for each first person not in ``first_person``."""
+    return _persona_breaks_of(text, _unquote(text), first_person)
 
 
 # --- the report --------------------------------------------------------------------------------
@@ -545,7 +596,7 @@ def run_checks(
     leaks = find_leaks(text, names)
     content = strip_leaks(text, names) if leaks else text
     is_empty = _CONTENT_RE.search(content) is None
-    chars = sum(1 for char in text if not char.isspace())
+    chars = len("".join(text.split()))
     chars_per_token = (
         len(text) / completion_tokens if completion_tokens and completion_tokens > 0 else None
     )
@@ -596,7 +647,10 @@ def run_checks(
             )
         )
 
-    breaks = find_persona_breaks(content, persona.first_person if persona is not None else ())
+    unquoted = _unquote(content)
+    breaks = _persona_breaks_of(
+        content, unquoted, persona.first_person if persona is not None else ()
+    )
     if breaks:
         flags.append(
             CheckFlag(
@@ -606,7 +660,8 @@ def run_checks(
             )
         )
 
-    share_polite, classified = polite_share(content)
+    sentences = split_sentences(unquoted)
+    share_polite, classified = _polite_share_of(sentences)
     register = register_of(share_polite)
     expected_register = persona.register if persona is not None else "any"
     if (
@@ -637,7 +692,9 @@ def run_checks(
             )
         )
 
-    repeated = repeated_ngram_share(content)
+    squeezed = _squeeze(content)
+    grams = _ngrams(squeezed, NGRAM)
+    repeated = _repeated_share_of(squeezed, grams, NGRAM)
     if repeated >= REPETITIVE_FROM:
         flags.append(
             CheckFlag(
@@ -647,8 +704,8 @@ def run_checks(
             )
         )
 
-    repeats = previous_reply is not None and copies_previous(
-        content, strip_leaks(previous_reply, names)
+    repeats = previous_reply is not None and _copies(
+        squeezed, grams, _squeeze(strip_leaks(previous_reply, names)), NGRAM
     )
     if repeats:
         flags.append(
@@ -664,7 +721,7 @@ def run_checks(
         polite_share=share_polite,
         register=register,
         chars=chars,
-        sentences=len(split_sentences(content)),
+        sentences=len(sentences),
         chars_per_token=chars_per_token,
         leaks=leaks,
         repeated_ngram_share=repeated,

@@ -24,16 +24,21 @@ COMMAND_MODULES: tuple[str, ...] = (
     "check",
     "sessions",
     "export",
+    "leaderboard",
+    "replay",
 )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kurabe",
+        allow_abbrev=False,
         description="比べ — compare Japanese LLMs side by side on persona conversations.",
     )
     parser.add_argument("--version", action="version", version=f"kurabe {__version__}")
-    parser.add_argument("--persona", metavar="ID", help="persona to start with (default: anime-fan)")
+    parser.add_argument(
+        "--persona", metavar="ID", help="persona to start with (default: anime-fan)"
+    )
     parser.add_argument("--scenario", metavar="ID", help="scenario to replay in the app")
     parser.add_argument("--models", metavar="A,B,C", help="model profiles, one pane each (1-6)")
     parser.add_argument("--models-file", metavar="FILE", help="extra model profiles (TOML)")

@@ -397,15 +397,16 @@ def _settings_block(view: ExportView, pane: PaneRow) -> str:
     if sampling.get("stop"):
         lines.append(f"Stop: {json.dumps(sampling['stop'], ensure_ascii=False)}")
     if not view.hide_names:
+        local = pane.backend == "llama_cpp"
         extra = [
             ("Backend", pane.backend),
-            ("Prompt format", profile.get("prompt_format")),
+            ("Prompt format", profile.get("prompt_format") if local else None),
             ("Chat template", backend.get("chat_template")),
             ("Quantization", backend.get("quantization")),
             ("Model size", backend.get("model_size")),
             ("Fingerprint", backend.get("model_fingerprint")),
             ("GPU layers offloaded", backend.get("gpu_layers_offloaded")),
-            ("Context", profile.get("n_ctx")),
+            ("Context", profile.get("n_ctx") if local else None),
             ("Base URL", profile.get("base_url")),
             ("llama-cpp-python", backend.get("llama_cpp_python")),
             ("SDK", backend.get("sdk_version")),

@@ -103,7 +103,7 @@ def test_unknown_key_in_a_turn() -> None:
 
 
 def test_unknown_table_in_a_scenario() -> None:
-    error = scenario_error(SCENARIO + "\n[meta]\nauthor = \"me\"\n")
+    error = scenario_error(SCENARIO + '\n[meta]\nauthor = "me"\n')
     assert_names(error, "scenario.toml", 13, "meta")
 
 
@@ -243,7 +243,8 @@ def test_a_missing_extra_path_is_a_problem_not_a_crash(tmp_path: Path) -> None:
 
 def test_directory_with_one_bad_file_still_offers_the_good_ones() -> None:
     write(user_scenarios_dir() / "a-good.toml", SCENARIO)
-    bad = write(user_scenarios_dir() / "b-bad.toml", SCENARIO.replace('id = "talk"', 'id = "x"\nid = "y"'))
+    broken = SCENARIO.replace('id = "talk"', 'id = "x"\nid = "y"')  # a key written twice
+    bad = write(user_scenarios_dir() / "b-bad.toml", broken)
     write(user_scenarios_dir() / "c-good.toml", SCENARIO.replace('"talk"', '"talk2"'))
     catalog = load_scenarios()
     assert "talk" in catalog

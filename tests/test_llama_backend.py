@@ -88,7 +88,11 @@ async def test_kv_prefix_is_reused_across_turns_and_alternating_panes(tiny_gguf:
     history: dict[str, list[str]] = {"a": [], "b": []}
     cached: dict[str, list[int]] = {"a": [], "b": []}
     prompts: dict[str, list[int]] = {"a": [], "b": []}
-    for line in ("ねえ、アニメ好きなの？", "好きなアニメは何ですか?", "チェンソーマンを知っていますか？"):
+    for line in (
+        "ねえ、アニメ好きなの？",
+        "好きなアニメは何ですか?",
+        "チェンソーマンを知っていますか？",
+    ):
         for name, backend in (("a", pane_a), ("b", pane_b)):
             history[name].append(line)
             reply, final = await collect(backend, conv(*history[name], cid=name))
@@ -185,7 +189,9 @@ async def test_settings_snapshot_describes_the_file(tiny_gguf: Path) -> None:
     assert snapshot["llama_cpp_python"]
 
 
-def test_native_log_lines_go_to_the_log_file_not_the_terminal(tiny_gguf: Path, tmp_path: Path) -> None:
+def test_native_log_lines_go_to_the_log_file_not_the_terminal(
+    tiny_gguf: Path, tmp_path: Path
+) -> None:
     script = textwrap.dedent(
         f"""
         import asyncio
@@ -204,7 +210,11 @@ def test_native_log_lines_go_to_the_log_file_not_the_terminal(tiny_gguf: Path, t
     )
     env = {**os.environ, "KURABE_HOME": str(tmp_path / "home")}
     result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120,
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
         cwd=Path(__file__).resolve().parents[1],
     )
     assert result.returncode == 0, result.stderr

@@ -22,6 +22,7 @@ from backends.base import ChatMessage, Conversation, StreamDone, StreamError, Te
 from backends.openai_backend import OpenAIBackend
 from backends.profiles import ModelProfile, Sampling
 from tests.wire_servers import (
+    JSONReply,
     SSEReply,
     WireServer,
     collect,
@@ -404,6 +405,53 @@ async def test_usage_only_chunk_from_a_server_without_finish_reason(
     got = await run(OpenAIBackend(profile(server)))
     assert isinstance(got.final, StreamDone)
     assert got.final.finish_reason == "unknown" and got.final.prompt_tokens == 9
+
+
+async def test_empty_stream_from_a_compatible_server_is_diagnosed(
+    server: WireServer, key: str
+) -> None:
+    # llama_cpp.server's way to refuse a long prompt when streaming: 200 and no events at all.
+    server.script(SSEReply([]), openai_context_400())
+    error = (await run(OpenAIBackend(profile(server)))).final
+    assert isinstance(error, StreamError)
+    assert error.kind == "context_overflow" and not error.retryable
+    assert len(server.requests) == 2
+    probe = server.requests[1].body
+    assert "stream" not in probe and "stream_options" not in probe
+    assert probe["max_tokens"] == 1
+    assert probe["messages"] == server.requests[0].body["messages"]
+
+
+async def test_empty_stream_without_a_complaint(server: WireServer, key: str) -> None:
+    completion = {
+        "id": "chatcmpl-probe",
+        "object": "chat.completion",
+        "created": 1744000000,
+        "model": "local",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "う"},
+                "finish_reason": "length",
+            }
+        ],
+        "usage": {"prompt_tokens": 20, "completion_tokens": 1, "total_tokens": 21},
+    }
+    server.script(SSEReply([]), JSONReply(200, completion))
+    error = (await run(OpenAIBackend(profile(server)))).final
+    assert isinstance(error, StreamError)
+    assert error.reason == "stream ended before any reply arrived"
+    assert error.retryable and not error.partial
+
+
+async def test_official_api_empty_stream_is_not_probed(
+    server: WireServer, key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_BASE_URL", f"{server.origin}/v1")
+    server.script(SSEReply([]))
+    error = (await run(OpenAIBackend(profile(None)))).final
+    assert isinstance(error, StreamError) and error.kind == "connection"
+    assert len(server.requests) == 1
 
 
 # -- cancellation --------------------------------------------------------------------------------

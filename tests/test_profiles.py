@@ -43,10 +43,14 @@ def test_a_good_file_parses(tmp_path: Path) -> None:
     elyza = profiles["elyza-7b"]
     assert elyza.prompt_format == "llama2-sys"
     assert elyza.sampling.stop == ("\nユーザー:",)
-    assert elyza.model_path == Path.home() / "models/ELYZA-japanese-Llama-2-7b-fast-instruct-q6_K.gguf"
+    assert (
+        elyza.model_path == Path.home() / "models/ELYZA-japanese-Llama-2-7b-fast-instruct-q6_K.gguf"
+    )
     swallow = profiles["vllm-swallow"]
     assert swallow.api_key_env == "VLLM_API_KEY"
-    assert swallow.missing_key_reason() == "API key missing: set the environment variable VLLM_API_KEY"
+    assert (
+        swallow.missing_key_reason() == "API key missing: set the environment variable VLLM_API_KEY"
+    )
 
 
 def test_user_models_file_overrides_builtins_by_name(kurabe_home: Path) -> None:
@@ -64,12 +68,42 @@ def test_user_models_file_overrides_builtins_by_name(kurabe_home: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "line", "key", "message"),
     [
-        (GOOD.replace("temperature = 0.7", "temprature = 0.7"), 8, "models.elyza-7b.sampling.temprature", "did you mean 'temperature'"),
-        (GOOD.replace('backend = "openai"', 'backend = "gpt"'), 16, "models.vllm-swallow.backend", "must be one of"),
-        (GOOD.replace("n_gpu_layers = -1", 'n_gpu_layers = "all"'), 5, "models.elyza-7b.n_gpu_layers", "expected an integer"),
-        (GOOD.replace("top_p = 0.95", "top_p = 1.5"), 12, "models.elyza-7b.sampling.top_p", "top_p must be in"),
-        (GOOD.replace('model = "tokyotech', 'modle = "tokyotech'), 17, "models.vllm-swallow.modle", "unknown key"),
-        (GOOD.replace("temperature = 0.7", "temperature = "), 8, "models.elyza-7b.sampling.temperature", "TOML syntax error"),
+        (
+            GOOD.replace("temperature = 0.7", "temprature = 0.7"),
+            8,
+            "models.elyza-7b.sampling.temprature",
+            "did you mean 'temperature'",
+        ),
+        (
+            GOOD.replace('backend = "openai"', 'backend = "gpt"'),
+            16,
+            "models.vllm-swallow.backend",
+            "must be one of",
+        ),
+        (
+            GOOD.replace("n_gpu_layers = -1", 'n_gpu_layers = "all"'),
+            5,
+            "models.elyza-7b.n_gpu_layers",
+            "expected an integer",
+        ),
+        (
+            GOOD.replace("top_p = 0.95", "top_p = 1.5"),
+            12,
+            "models.elyza-7b.sampling.top_p",
+            "top_p must be in",
+        ),
+        (
+            GOOD.replace('model = "tokyotech', 'modle = "tokyotech'),
+            17,
+            "models.vllm-swallow.modle",
+            "unknown key",
+        ),
+        (
+            GOOD.replace("temperature = 0.7", "temperature = "),
+            8,
+            "models.elyza-7b.sampling.temperature",
+            "TOML syntax error",
+        ),
     ],
 )
 def test_errors_name_file_line_and_key(
@@ -97,7 +131,8 @@ def test_no_builtin_profile_holds_a_key() -> None:
     for profile in BUILTIN_PROFILES:
         assert profile.api_key_env in (None, "OPENAI_API_KEY", "ANTHROPIC_API_KEY")
         assert all(
-            "sk-" not in str(getattr(profile, field)) for field in ("model", "base_url", "description")
+            "sk-" not in str(getattr(profile, field))
+            for field in ("model", "base_url", "description")
         )
 
 

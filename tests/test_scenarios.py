@@ -283,7 +283,8 @@ def test_list_plain_gives_id_title_persona_turns_source() -> None:
 def test_list_on_a_terminal_is_a_table() -> None:
     code, out, _ = run(["scenarios"], tty=True)
     assert code == 0
-    assert "seed-claude-try2" in out
+    assert out.startswith("┏")
+    assert "│ seed-claude-try2 " in out
     assert "\t" not in out
 
 

@@ -104,7 +104,9 @@ def test_gemma3_official_template_keeps_the_persona_in_the_first_user_turn() -> 
     formatter = jinja_formatter(GEMMA3_TEMPLATE, "<bos>", "<eos>")
     rendered = render_prompt(
         "gguf",
-        conversation(("user", "ねえ、アニメ好きなの？"), ("assistant", "うん！"), ("user", "何が好き？")),
+        conversation(
+            ("user", "ねえ、アニメ好きなの？"), ("assistant", "うん！"), ("user", "何が好き？")
+        ),
         gguf_formatter=formatter,
     )
     assert rendered.text == (

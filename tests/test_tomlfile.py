@@ -186,7 +186,7 @@ _KEYS = st.one_of(
     st.sampled_from(["text", "id", "ターン", "a.b", "with space", 'q"uote', "1"]),
 )
 _TEXT = st.text(
-    alphabet=st.characters(blacklist_categories=("Cs",)),
+    alphabet=st.characters(codec="utf-8"),  # any character a UTF-8 file can hold
     max_size=30,
 )
 _SCALARS = st.one_of(

@@ -28,7 +28,9 @@ N_CTX_TRAIN = 4096
 SPECIAL = ["<unk>", "<s>", "</s>"]
 
 
-def make_tiny_gguf(path: Path, *, seed: int = 0, chat_template: str | None = CHATML_TEMPLATE) -> Path:
+def make_tiny_gguf(
+    path: Path, *, seed: int = 0, chat_template: str | None = CHATML_TEMPLATE
+) -> Path:
     """Write the tiny model to ``path`` and return it."""
     import gguf
 

@@ -80,21 +80,24 @@ def dumps_with_lines(data: Mapping[str, Any]) -> tuple[str, dict[KeyPath, int]]:
         for name, item in table.items():
             if isinstance(item, Mapping) or _is_table_array(item):
                 continue
-            lines[(*path, name)] = line_now()
+            entry: KeyPath = (*path, name)
+            lines[entry] = line_now()
             emit(f"{key(name)} = {value(item)}")
         for name, item in table.items():
             names = (*header_names, name)
             dotted = ".".join(key(part) for part in names)
+            table_path: KeyPath = (*path, name)
             if isinstance(item, Mapping):
-                lines[(*path, name)] = line_now()
+                lines[table_path] = line_now()
                 emit(f"[{dotted}]")
-                write(item, (*path, name), names)
+                write(item, table_path, names)
             elif _is_table_array(item):
                 for index, element in enumerate(item):
-                    lines.setdefault((*path, name), line_now())
-                    lines[(*path, name, index)] = line_now()
+                    element_path: KeyPath = (*path, name, index)
+                    lines.setdefault(table_path, line_now())
+                    lines[element_path] = line_now()
                     emit(f"[[{dotted}]]")
-                    write(element, (*path, name, index), names)
+                    write(element, element_path, names)
 
     write(data, (), ())
     return "".join(out), lines

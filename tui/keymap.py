@@ -27,31 +27,33 @@ class KeyHelp:
 MAIN_BINDINGS: list[Binding] = [
     # anywhere
     Binding("escape", "cancel_turn", "Cancel", key_display="esc"),
-    Binding("ctrl+n", "send_next", "Next line", key_display="^n"),
-    Binding("ctrl+g", "send_all", "Send all", key_display="^g"),
+    Binding("ctrl+n", "send_next", "Next", key_display="^n"),
+    Binding("ctrl+g", "send_all", "All", key_display="^g"),
     Binding("ctrl+t", "toggle_expect", "Expect", key_display="^t"),
     Binding("ctrl+r", "reveal", "Reveal", key_display="^r"),
     Binding("f1", "help", "Keys", key_display="f1"),
     # panes
-    Binding("question_mark", "help", "Keys", key_display="?"),
+    Binding("question_mark", "help", "Keys", key_display="?", show=False),
     Binding("left", "move_focus(-1)", "Prev pane", show=False),
     Binding("right", "move_focus(1)", "Next pane", show=False),
     *[
         Binding(letter, f"focus_pane({index})", f"Pane {letter.upper()}", show=False)
         for index, letter in enumerate(PANE_LETTERS)
     ],
+    Binding("1", "score(1)", "Score", key_display="1-5"),
     *[
         Binding(str(score), f"score({score})", f"Score {score}", show=False)
-        for score in range(1, 6)
+        for score in range(2, 6)
     ],
     Binding("t", "tags", "Tags"),
     Binding("n", "note", "Note"),
-    Binding("v", "verdict", "Verdict"),
     Binding("p", "pick", "Best"),
-    Binding("equals_sign", "pick_tie", "Tie", key_display="="),
-    Binding("x", "pick_bad", "All bad"),
+    Binding("v", "verdict", "Verdict"),
     Binding("r", "retry", "Retry"),
-    Binding("g", "regenerate", "Regen"),
+    Binding("equals_sign", "pick_tie", "Tie", key_display="=", show=False),
+    Binding("x", "pick_bad", "All bad", show=False),
+    Binding("g", "regenerate", "Regen", show=False),
+    Binding("k", "cancel_pane", "Stop pane", show=False),
     Binding("s", "summary", "Summary"),
     Binding("i", "focus_input", "Input", show=False),
 ]
@@ -69,6 +71,7 @@ PANE_ACTIONS = frozenset(
         "pick_bad",
         "retry",
         "regenerate",
+        "cancel_pane",
         "summary",
         "focus_input",
     }
@@ -99,6 +102,7 @@ KEY_HELP: list[KeyHelp] = [
     KeyHelp("x", "all replies of the latest turn are bad", "panes"),
     KeyHelp("r", "retry the focused pane (after an error or a cancel)", "panes"),
     KeyHelp("g", "generate the focused pane's latest reply again", "panes"),
+    KeyHelp("k", "cancel only the focused pane's stream (esc cancels all)", "panes"),
     KeyHelp("s", "session summary: scores, picks, verdicts", "panes"),
     KeyHelp("i", "back to the input box", "panes"),
 ]

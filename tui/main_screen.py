@@ -140,7 +140,7 @@ class MainScreen(Screen[None]):
             id="prompt",
             placeholder="すべてのペインに送る… (enter: send · ctrl+j: new line · tab: panes)",
         )
-        yield Footer()
+        yield Footer(compact=True)
 
     @property
     def prompt(self) -> PromptInput:
@@ -368,9 +368,12 @@ class MainScreen(Screen[None]):
         return spans
 
     def _update_top_bar(self) -> None:
+        """Brand, session, blind state, replay progress, scenario, persona — most useful first
+        so that what a narrow terminal cuts off is the least needed."""
         session = self.session
-        parts: list[tuple[str, str] | str] = [("比べ kurabe", "bold $text-accent")]
-        parts.append(f"  {session.persona.title}")
+        parts: list[tuple[str, str]] = [("比べ", "bold $text-accent"), (f" #{session.id}", "dim")]
+        if session.blind:
+            parts.append(("  BLIND" if session.hidden else "  revealed", "bold $text-warning"))
         scenario = session.scenario
         if scenario is not None:
             total = len(scenario.turns)
@@ -382,22 +385,14 @@ class MainScreen(Screen[None]):
                 where = f"turn {total}/{total} ✓"
             else:
                 where = f"turn {upcoming + 1}/{total}"
-            parts.append(("  ·  ", "dim"))
-            parts.append(f"{scenario.title}  ")
-            parts.append((where, "bold"))
+            parts.append((f"  {where}", "bold"))
             if self._replaying:
                 parts.append(("  replaying", "$text-warning"))
+            parts.append((f"  {scenario.title}", ""))
         parts.append(("  ·  ", "dim"))
-        parts.append((f"#{session.id}", "dim"))
-        if session.blind:
-            parts.append(("  blind" if session.hidden else "  revealed", "bold $text-warning"))
+        parts.append((session.persona.title, ""))
         self.query_one("#top-bar", Static).update(
-            Content.assemble(
-                *[
-                    (make_visible(p[0]), p[1]) if isinstance(p, tuple) else make_visible(p)
-                    for p in parts
-                ]
-            )
+            Content.assemble(*[(make_visible(text), style) for text, style in parts])
         )
 
     def _scenario_index_of(self, turn: int) -> int | None:
@@ -785,6 +780,15 @@ class MainScreen(Screen[None]):
             self.notify("this pane is still streaming", severity="warning", timeout=3)
             return
         self.run_guarded(self.session.retry(pane), f"retry-{pane}")
+
+    def action_cancel_pane(self) -> None:
+        pane = self.focused_pane()
+        if pane is None:
+            return
+        if not self.session.panes[pane].busy:
+            self.notify("this pane is not streaming", timeout=2)
+            return
+        self.session.cancel(pane)
 
     def action_regenerate(self) -> None:
         pane = self.focused_pane()

@@ -26,19 +26,19 @@ STATUS_CLASSES = ("-loading", "-ready", "-busy", "-failed", "-unusable", "-done"
 
 
 def format_figures(figures: ReplyFigures) -> str:
-    """``ttft 0.42s · 31.0 tok/s · 48 字/s · 312/4096`` — only the figures that are known."""
+    """``ttft 0.42s · 31.0tok/s · 48字/s · ctx 312/4096`` — only the figures that are known."""
     parts: list[str] = []
     if figures.ttft_s is not None:
         parts.append(f"ttft {figures.ttft_s:.2f}s")
     if figures.tokens_per_s is not None:
-        parts.append(f"{figures.tokens_per_s:.1f} tok/s")
+        parts.append(f"{figures.tokens_per_s:.1f}tok/s")
     if figures.chars_per_s is not None:
-        parts.append(f"{figures.chars_per_s:.0f} 字/s")
+        parts.append(f"{figures.chars_per_s:.0f}字/s")
     used = (figures.prompt_tokens or 0) + (figures.completion_tokens or 0)
     if used and figures.context_size:
-        parts.append(f"{used}/{figures.context_size} ctx")
+        parts.append(f"ctx {used}/{figures.context_size}")
     elif used:
-        parts.append(f"{used} tok")
+        parts.append(f"{used}tok")
     return " · ".join(parts) if parts else "done"
 
 

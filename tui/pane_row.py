@@ -18,7 +18,7 @@ def columns_that_fit(width: int, panes: int) -> int:
     return max(1, min(panes, width // MIN_PANE_WIDTH))
 
 
-class PaneRow(HorizontalScroll, can_focus=False):
+class PaneRow(HorizontalScroll, can_focus=False, inherit_bindings=False):
     DEFAULT_CSS = """
     PaneRow {
         height: 1fr;

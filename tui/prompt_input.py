@@ -24,7 +24,7 @@ class PromptInput(TextArea):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "submit", "Send", show=True, priority=False),
-        Binding("ctrl+j", "newline", "New line", show=True, key_display="^j"),
+        Binding("ctrl+j", "newline", "New line", show=False, key_display="^j"),
     ]
 
     @dataclass

@@ -21,9 +21,13 @@ def describe_profile(profile: ModelProfile, offload_supported: bool) -> tuple[st
     """(state, detail) for one profile, without loading any weights."""
     if not profile.is_local:
         missing = profile.missing_key_reason()
-        host = profile.base_url or ("api.openai.com" if profile.backend == "openai" else "api.anthropic.com")
+        host = profile.base_url or (
+            "api.openai.com" if profile.backend == "openai" else "api.anthropic.com"
+        )
         if missing:
             return "key unset", f"set {profile.api_key_env} · {host}"
+        if profile.base_url:
+            return "usable", f"{host} (server not contacted)"
         return "usable", host
     from backends.embedded import embedded_model_path, embedded_model_state
     from backends.gguf_meta import GGUFMetadataError, block_count, read_gguf_metadata
@@ -71,14 +75,24 @@ def run(args: argparse.Namespace) -> int:
     for profile in profiles.values():
         state, detail = describe_profile(profile, offload)
         rows.append(
-            (profile.name, profile.backend, profile.prompt_format if profile.is_local else profile.model,
-             state, detail, "default" if profile.default else "", profile.source)
+            (
+                profile.name,
+                profile.backend,
+                profile.prompt_format if profile.is_local else profile.model,
+                state,
+                detail,
+                "default" if profile.default else "",
+                profile.source,
+            )
         )
     if sys.stdout.isatty():
         from rich.console import Console
         from rich.table import Table
 
-        table = Table(title=f"model profiles (GPU offload {'available' if offload else 'not available in this build'})")
+        table = Table(
+            title="model profiles (GPU offload "
+            + ("available)" if offload else "not available in this build)")
+        )
         for column in ("name", "backend", "format / model", "state", "detail", "", "source"):
             table.add_column(column, overflow="fold")
         for row in rows:

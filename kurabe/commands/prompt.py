@@ -16,7 +16,10 @@ from kurabe.errors import KurabeError
 
 class _AppendTurn(argparse.Action):
     def __call__(
-        self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
         option_string: str | None = None,
     ) -> None:
         turns = list(getattr(namespace, "turns", None) or [])
@@ -66,6 +69,9 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
     note = f"# format: {rendered.format_name}; stop: {list(rendered.stop)}"
     if rendered.persona_folded:
-        note += "; this format drops the system message, so the persona was folded into the first user turn"
+        note += (
+            "; this format drops the system message, "
+            "so the persona was folded into the first user turn"
+        )
     print(note, file=sys.stderr)
     return 0

@@ -1,0 +1,130 @@
+"""``kurabe leaderboard [--scenario ID] [--rater NAME] [--db PATH] [--format table|json|csv]``:
+per model the rated replies, mean score, verdict counts, Bradley–Terry rating with bootstrap 95%
+intervals from the per-turn picks, the automatic checks' averages, and a win-rate matrix."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "leaderboard", help="scores, verdicts and Bradley-Terry ratings per model"
+    )
+    parser.add_argument("--scenario", metavar="ID", default=argparse.SUPPRESS, help="one scenario")
+    parser.add_argument("--rater", metavar="NAME", default=argparse.SUPPRESS, help="one rater")
+    parser.add_argument("--db", metavar="PATH", default=argparse.SUPPRESS, help="database file")
+    parser.add_argument(
+        "--format", choices=("table", "json", "csv"), default="table", help="output format"
+    )
+    parser.add_argument(
+        "--bootstrap", type=int, default=200, metavar="N", help="bootstrap resamples (200)"
+    )
+    parser.add_argument("--seed", type=int, default=0, metavar="N", help="bootstrap seed (0)")
+    parser.set_defaults(func=run)
+
+
+def _num(value: float | None, digits: int = 1, suffix: str = "") -> str:
+    return "-" if value is None else f"{value:.{digits}f}{suffix}"
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:.0f}%"
+
+
+def run(args: argparse.Namespace) -> int:
+    from kurabe.leaderboard import build_leaderboard
+    from kurabe.store import Store
+
+    with Store.open_default(getattr(args, "db", None)) as store:
+        board = build_leaderboard(
+            store,
+            scenario=getattr(args, "scenario", None),
+            rater=getattr(args, "rater", None),
+            rounds=args.bootstrap,
+            seed=args.seed,
+        )
+    if args.format == "json":
+        sys.stdout.write(board.to_json())
+        return 0
+    if args.format == "csv":
+        sys.stdout.write(board.to_csv())
+        return 0
+    if not board.models:
+        print("no sessions yet", file=sys.stderr)
+        return 0
+    headers = (
+        "model",
+        "rating",
+        "95% CI",
+        "battles",
+        "win%",
+        "rated",
+        "mean",
+        "great/ok/subpar/ooc",
+        "tok/s",
+        "chars/s",
+        "日本語",
+        "丁寧",
+        "chars/tok",
+        "flagged",
+    )
+    rows = []
+    for m in board.models:
+        ci = "-" if m.ci_low is None else f"{m.ci_low:.0f}–{m.ci_high:.0f}"
+        verdicts = "/".join(str(m.verdicts.get(k, 0)) for k in ("great", "ok", "subpar", "out-of-character"))
+        rows.append(
+            (
+                m.model,
+                _num(m.rating, 0),
+                ci,
+                str(m.battles),
+                _pct(m.win_share),
+                str(m.rated_replies),
+                _num(m.mean_score, 2),
+                verdicts,
+                _num(m.tokens_per_s),
+                _num(m.chars_per_s),
+                _pct(m.japanese_share),
+                _pct(m.polite_share),
+                _num(m.chars_per_token, 2),
+                _pct(m.flagged_share),
+            )
+        )
+    names = [m.model for m in board.models]
+    matrix = [
+        (a, *("·" if a == b else _pct(board.win_rate[a].get(b)) for b in names)) for a in names
+    ]
+    scope = []
+    if board.scenario:
+        scope.append(f"scenario {board.scenario}")
+    if board.rater:
+        scope.append(f"rater {board.rater}")
+    title = f"kurabe leaderboard — {board.sessions} sessions, {board.battles} battles"
+    if scope:
+        title += " (" + ", ".join(scope) + ")"
+    if sys.stdout.isatty():
+        from rich.console import Console
+        from rich.table import Table
+
+        console = Console()
+        table = Table(*headers, title=title)
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+        grid = Table("win rate (row vs column)", *names)
+        for row in matrix:
+            grid.add_row(*row)
+        console.print(grid)
+    else:
+        print(title)
+        print("\t".join(headers))
+        for row in rows:
+            print("\t".join(row))
+        print()
+        print("\t".join(("win rate (row vs column)", *names)))
+        for row in matrix:
+            print("\t".join(row))
+    return 0

@@ -1,0 +1,160 @@
+"""``kurabe replay SCENARIO --models A,B [...]``: run a scenario across models without the TUI.
+
+Prints a live display on a terminal and plain lines otherwise, then ``session <id>`` per run.
+``--resume SESSION`` continues an interrupted replay from the first turn that has no completed
+reply. Exit status: 0 done, 2 configuration error (unknown scenario or model, no usable pane),
+130 interrupted with Ctrl-C (everything so far is saved).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from typing import Any
+
+from kurabe.errors import KurabeError
+
+MAX_PANES = 6
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "replay",
+        help="run a scenario across models headless",
+        description="Replay a scenario across models without the TUI; prints the session id.",
+    )
+    parser.add_argument("scenario", metavar="SCENARIO", nargs="?", help="scenario id")
+    parser.add_argument(
+        "--models", metavar="A,B,C", default=argparse.SUPPRESS, help="model profiles (1-6)"
+    )
+    parser.add_argument(
+        "--models-file", metavar="FILE", default=argparse.SUPPRESS, help="extra model profiles"
+    )
+    parser.add_argument("--db", metavar="PATH", default=argparse.SUPPRESS, help="database file")
+    parser.add_argument("--seed", type=int, metavar="N", help="sampling seed for every pane")
+    parser.add_argument(
+        "--repeat", type=int, default=1, metavar="N", help="run the scenario N times (N sessions)"
+    )
+    parser.add_argument(
+        "--resume", metavar="SESSION", default=argparse.SUPPRESS, help="continue a replay"
+    )
+    parser.add_argument("--rater", metavar="NAME", default=argparse.SUPPRESS, help="rater name")
+    parser.add_argument(
+        "--persona", metavar="ID", default=argparse.SUPPRESS, help="override the scenario's persona"
+    )
+    parser.add_argument(
+        "--parallel-local",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="run local panes at the same time",
+    )
+    parser.add_argument(
+        "--stall-timeout",
+        type=float,
+        default=300.0,
+        metavar="S",
+        help="fail a pane after S seconds without output (default 300; 0: never)",
+    )
+    parser.add_argument(
+        "--plain", action="store_true", help="plain progress lines even on a terminal"
+    )
+    parser.set_defaults(func=run)
+
+
+def choose_profiles(names: str | None, models_file: str | None) -> list[Any]:
+    """The profiles named in ``--models`` (comma-separated), else the usable defaults."""
+    from backends.profiles import load_profiles
+
+    profiles = load_profiles(models_file)
+    if names:
+        wanted = [n.strip() for n in names.split(",") if n.strip()]
+        unknown = [n for n in wanted if n not in profiles]
+        if unknown:
+            known = ", ".join(sorted(profiles))
+            raise KurabeError(f"unknown model profile {', '.join(unknown)} (known: {known})")
+        chosen = [profiles[n] for n in wanted]
+    else:
+        chosen = [p for p in profiles.values() if p.default and p.missing_key_reason() is None]
+    if not 1 <= len(chosen) <= MAX_PANES:
+        raise KurabeError(f"choose 1 to {MAX_PANES} models with --models, got {len(chosen)}")
+    return chosen
+
+
+def _progress(plain: bool) -> Any:
+    from kurabe.replay import PlainProgress, RichProgress
+
+    if not plain and sys.stdout.isatty():
+        return RichProgress()
+    return PlainProgress(sys.stdout)
+
+
+def run(args: argparse.Namespace) -> int:
+    from kurabe.replay import resume_replay, run_replay
+    from kurabe.session import resolve_rater
+    from kurabe.store import Store
+
+    models_file = getattr(args, "models_file", None)
+    rater = resolve_rater(getattr(args, "rater", None))
+    parallel_local = bool(getattr(args, "parallel_local", False))
+    stall = args.stall_timeout if args.stall_timeout and args.stall_timeout > 0 else None
+    resume = getattr(args, "resume", None)
+    progress = _progress(args.plain)
+    started: list[int] = []
+
+    with Store.open_default(getattr(args, "db", None)) as store:
+        if resume is not None:
+            from backends.profiles import load_profiles
+
+            try:
+                session_id = int(resume)
+            except ValueError:
+                raise KurabeError(f"--resume takes a session id, not {resume!r}") from None
+            profiles = load_profiles(models_file)
+            started.append(session_id)
+            coroutine: Any = resume_replay(
+                store,
+                session_id,
+                profiles=profiles,
+                rater=getattr(args, "rater", None),
+                parallel_local=parallel_local,
+                progress=progress,
+                stall_timeout_s=stall,
+            )
+        else:
+            if not args.scenario:
+                raise KurabeError("name a SCENARIO to replay (see `kurabe scenarios`), or --resume")
+            from personas.loader import load_personas
+            from scenarios.loader import load_scenarios
+
+            personas = load_personas()
+            scenario = load_scenarios(personas=personas).get(args.scenario)
+            persona = personas.get(getattr(args, "persona", None) or scenario.persona)
+            profiles_chosen = choose_profiles(getattr(args, "models", None), models_file)
+            coroutine = run_replay(
+                store,
+                scenario,
+                persona,
+                profiles_chosen,
+                repeat=args.repeat,
+                seed=args.seed,
+                rater=rater,
+                parallel_local=parallel_local,
+                progress=progress,
+                stall_timeout_s=stall,
+                on_session=started.append,
+            )
+        try:
+            asyncio.run(coroutine)
+        except KeyboardInterrupt:
+            for session_id in started:
+                print(f"session {session_id}", flush=True)
+            print(
+                "kurabe: interrupted; everything so far is saved"
+                + (f" (resume with: kurabe replay --resume {started[-1]})" if started else ""),
+                file=sys.stderr,
+            )
+            return 130
+    for session_id in started:
+        print(f"session {session_id}", flush=True)
+    return 0
