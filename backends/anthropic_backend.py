@@ -19,7 +19,8 @@ Anthropic-compatible server (``base_url`` set, e.g. a proxy or llama.cpp's ``/v1
 ``temperature`` is 1.0, so the two never travel together.
 
 Without ``api_key_env`` a placeholder key is sent, so the SDK never picks up a key or profile from
-the user's environment and hands it to a third-party server.
+the user's environment and hands it to a third-party server. The SDK (about two seconds to import)
+is loaded in a worker thread by :meth:`load` or the first request, never at import time.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from backends.api_errors import (
     ended_early,
     map_exception,
     public_url,
+    redact,
     sdk_version,
     url_host,
 )
@@ -50,6 +52,7 @@ from backends.base import (
     StreamError,
     StreamEvent,
     TextDelta,
+    one_line,
 )
 from backends.profiles import ModelProfile
 
@@ -191,7 +194,12 @@ class AnthropicBackend(Backend):
             return
         key = self.profile.api_key() or PLACEHOLDER_KEY
         secrets = (key,) if key != PLACEHOLDER_KEY else ()
-        client = await self._client_for(key)
+        try:
+            client = await self._client_for(key)
+        except Exception as exc:  # the SDK missing or refusing its settings
+            reason = one_line(redact(f"cannot set up the Anthropic client: {exc}", secrets))
+            yield StreamError(reason=reason, retryable=False, kind="other", total_s=0.0)
+            return
         url = public_url(str(client.base_url).rstrip("/"))
         clock = StreamClock()
         received = 0

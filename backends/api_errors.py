@@ -80,23 +80,31 @@ def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
     return _KEY_SHAPES.sub(lambda m: m.group(0)[:3] + "…", text)
 
 
-def public_url(url: str) -> str:
-    """``url`` without user info, query or fragment, safe to show and to store."""
+def _host_port(url: str) -> tuple[str, str] | None:
+    """(scheme, ``host[:port]``) of ``url`` without user info, or None if it does not parse."""
     try:
         parts = urlsplit(url)
+        port = parts.port
     except ValueError:
-        return "<invalid url>"
+        return None
     host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    return parts.scheme, f"{host}:{port}" if port is not None else host
+
+
+def public_url(url: str) -> str:
+    """``url`` without user info, query or fragment, safe to show and to store."""
+    found = _host_port(url)
+    if found is None:
+        return "<invalid url>"
+    return urlunsplit((found[0], found[1], urlsplit(url).path, "", ""))
 
 
 def url_host(url: str) -> str:
     """``host:port`` of ``url`` (the port only when it is explicit)."""
-    parts = urlsplit(url)
-    host = parts.hostname or url
-    return f"{host}:{parts.port}" if parts.port is not None else host
+    found = _host_port(url)
+    return found[1] if found is not None and found[1] else "<invalid url>"
 
 
 def retry_after_seconds(headers: Mapping[str, str] | None) -> float | None:

@@ -13,10 +13,15 @@ One backend serves two cases, told apart by ``profile.base_url``:
   them; servers that do not know them ignore them. Without ``api_key_env`` a placeholder key is
   sent, so a key from the user's environment never reaches a third-party server.
 
-Usage comes from the last chunk (``stream_options.include_usage``). The SDK is imported when the
-first request is made, never at import time, and the key is read from the environment at that
-moment (:meth:`ModelProfile.api_key`); it never appears in :meth:`settings_snapshot`,
-:meth:`header` or an error reason.
+Usage comes from the last chunk (``stream_options.include_usage``); servers that ignore that
+option (llama-cpp-python's) end with a StreamDone whose token counts are None. A compatible server
+that answers with an empty stream gets one non-streaming, one-token probe to learn why
+(llama-cpp-python reports a too-long prompt only that way).
+
+The SDK is imported in a worker thread by :meth:`load` or the first request, never at import
+time. The key is read from the environment when a request is made
+(:meth:`ModelProfile.api_key`); it never appears in :meth:`settings_snapshot`, :meth:`header` or
+an error reason.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from backends.api_errors import (
     ended_early,
     map_exception,
     public_url,
+    redact,
     sdk_version,
     url_host,
 )
@@ -47,6 +53,7 @@ from backends.base import (
     StreamError,
     StreamEvent,
     TextDelta,
+    one_line,
 )
 from backends.profiles import ModelProfile
 
@@ -87,14 +94,11 @@ class OpenAIBackend(Backend):
     def request_params(self) -> dict[str, Any]:
         """The sampling part of the request body, exactly as it is sent."""
         s = self.profile.sampling
-        params: dict[str, Any] = {}
+        params: dict[str, Any] = {"temperature": s.temperature, "top_p": s.top_p}
         if self.is_official:
             params["temperature"] = min(s.temperature, OPENAI_MAX_TEMPERATURE)
-            params["top_p"] = s.top_p
             params["max_completion_tokens"] = s.max_tokens
         else:
-            params["temperature"] = s.temperature
-            params["top_p"] = s.top_p
             params["max_tokens"] = s.max_tokens
         if s.seed is not None:
             params["seed"] = s.seed
@@ -215,7 +219,12 @@ class OpenAIBackend(Backend):
             return
         key = self.profile.api_key() or PLACEHOLDER_KEY
         secrets = (key,) if key != PLACEHOLDER_KEY else ()
-        client = await self._client_for(key)
+        try:
+            client = await self._client_for(key)
+        except Exception as exc:  # the SDK missing or refusing its settings
+            reason = one_line(redact(f"cannot set up the OpenAI client: {exc}", secrets))
+            yield StreamError(reason=reason, retryable=False, kind="other", total_s=0.0)
+            return
         url = public_url(str(client.base_url).rstrip("/"))
         clock = StreamClock()
         received = 0

@@ -155,9 +155,9 @@ BUILTIN_PROFILES: tuple[ModelProfile, ...] = (
         description="OpenAI API (pane appears when OPENAI_API_KEY is set)",
     ),
     ModelProfile(
-        name="claude-sonnet-4-5",
+        name="claude-sonnet-4-6",
         backend="anthropic",
-        model="claude-sonnet-4-5",
+        model="claude-sonnet-4-6",
         api_key_env="ANTHROPIC_API_KEY",
         default=True,
         description="Anthropic API (pane appears when ANTHROPIC_API_KEY is set)",
@@ -240,6 +240,9 @@ def _parse_profile(doc: TomlDocument, name: str, table: Mapping[str, Any]) -> Mo
     fmt = values.get("prompt_format", "gguf")
     if fmt == "custom" and not values.get("template"):
         raise doc.error((*at, "template"), 'prompt_format = "custom" needs a template')
+    base_url = values.get("base_url")
+    if base_url is not None and not base_url.startswith(("http://", "https://")):
+        raise doc.error((*at, "base_url"), "must be an http:// or https:// URL")
     if values.get("n_ctx", 4096) < 64:
         raise doc.error((*at, "n_ctx"), "n_ctx must be at least 64")
     return ModelProfile(**values)

@@ -1,10 +1,10 @@
 """How long all the Japanese checks take on a 2,000-character reply, against the 5 ms budget.
 
-The reply is built from the seed page's real replies (``tests/data/seed_replies.toml``), joined in
-page order and cut at 2,000 characters; the previous reply is the next 2,000 characters, so the
-repeats-previous check does its full work. Two harder shapes run beside it: a reply that falls
-into a loop, and one full of leaked markers and English. Afterwards the precision and recall of
-each check on the labelled set are printed.
+The reply is built from the seed page's real replies (``tests/data/seed_replies.toml``), joined
+in page order and cut at 2,000 characters; the previous reply is the rest of them (about 800
+characters), so the repeats-previous check does its full work. Two harder shapes run beside it:
+a reply that falls into a loop, and one full of leaked markers and English. Afterwards the
+precision and recall of each check on the labelled set are printed.
 
     .venv/bin/python bench/bench_checks.py [--runs N]
 """
@@ -29,23 +29,37 @@ BUDGET_MS = 5.0
 REPLY_CHARS = 2000
 
 
-def time_checks(
-    text: str, persona: Persona, previous: str, runs: int
-) -> tuple[float, float, float, tuple[str, ...]]:
-    """(mean ms, p95 ms, max ms, flag codes) over ``runs`` runs after a warm-up."""
-    report = run_checks(text, persona, previous_reply=previous, completion_tokens=1100)
+def percentile(sorted_values: list[float], share: float) -> float:
+    return sorted_values[min(len(sorted_values) - 1, int(len(sorted_values) * share))]
+
+
+def time_checks(text: str, persona: Persona, previous: str, runs: int) -> dict[str, float]:
+    """Wall-clock and CPU milliseconds per call (mean, p95) over ``runs`` calls after a warm-up.
+
+    CPU time (this thread's) leaves out the time the process waited for a core, which on a
+    shared machine is most of the spread in wall-clock time.
+    """
     for _ in range(20):
         run_checks(text, persona, previous_reply=previous, completion_tokens=1100)
-    timings: list[float] = []
+    wall: list[float] = []
+    cpu: list[float] = []
     for _ in range(runs):
-        start = time.perf_counter_ns()
+        wall_start = time.perf_counter_ns()
+        cpu_start = time.thread_time_ns()
         run_checks(
             text, persona, previous_reply=previous, finish_reason="stop", completion_tokens=1100
         )
-        timings.append((time.perf_counter_ns() - start) / 1e6)
-    timings.sort()
-    p95 = timings[min(len(timings) - 1, int(len(timings) * 0.95))]
-    return statistics.fmean(timings), p95, timings[-1], report.flag_codes
+        cpu.append((time.thread_time_ns() - cpu_start) / 1e6)
+        wall.append((time.perf_counter_ns() - wall_start) / 1e6)
+    wall.sort()
+    cpu.sort()
+    return {
+        "wall_mean": statistics.fmean(wall),
+        "wall_median": statistics.median(wall),
+        "wall_p95": percentile(wall, 0.95),
+        "cpu_mean": statistics.fmean(cpu),
+        "cpu_p95": percentile(cpu, 0.95),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,8 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     personas, cases = load_labelled_set()
     persona = personas["anime-fan"]
     seed = "\n".join(case.text for case in cases if case.source == "seed" and case.text.strip())
-    if len(seed) < 2 * REPLY_CHARS:
-        seed = (seed + "\n") * (2 * REPLY_CHARS // len(seed) + 1)
+    if len(seed) <= REPLY_CHARS:
+        raise SystemExit(f"the seed replies hold only {len(seed)} characters")
     loop_sentence = "ネコバスに乗ってトトロに会いに行きたいな。"
     leaky_lines = (
         "うん、好きだよ！\n### 指示:\nWhat is your favourite anime?\n### 応答:\n"
@@ -68,24 +82,30 @@ def main(argv: list[str] | None = None) -> int:
         "looping reply": (seed[:400] + loop_sentence * 200)[:REPLY_CHARS],
         "leaks + English": (leaky_lines * 40)[:REPLY_CHARS],
     }
-    previous = seed[REPLY_CHARS : 2 * REPLY_CHARS]
+    previous = seed[REPLY_CHARS:]
 
-    print(f"run_checks on a {REPLY_CHARS}-character reply, {args.runs} runs each")
-    print(f"{'reply':<16} {'mean ms':>8} {'p95 ms':>8} {'max ms':>8} {'p95/budget':>10}  flags")
-    worst_p95 = 0.0
+    print(f"run_checks on a {REPLY_CHARS}-character reply, {args.runs} runs each; milliseconds")
+    print(
+        f"{'reply':<16} {'wall mean':>9} {'median':>7} {'p95':>7} {'cpu mean':>9} {'cpu p95':>8}"
+        "  flags"
+    )
+    worst_wall = worst_cpu = 0.0
     for name, text in shapes.items():
         assert len(text) == REPLY_CHARS, name
-        mean, p95, worst, flags = time_checks(text, persona, previous, args.runs)
-        worst_p95 = max(worst_p95, p95)
+        flags = run_checks(text, persona, previous_reply=previous).flag_codes
+        t = time_checks(text, persona, previous, args.runs)
+        worst_wall = max(worst_wall, t["wall_p95"])
+        worst_cpu = max(worst_cpu, t["cpu_p95"])
         print(
-            f"{name:<16} {mean:8.3f} {p95:8.3f} {worst:8.3f} {p95 / BUDGET_MS:10.2f}  "
-            + ",".join(flags)
+            f"{name:<16} {t['wall_mean']:9.3f} {t['wall_median']:7.3f} {t['wall_p95']:7.3f} "
+            f"{t['cpu_mean']:9.3f} {t['cpu_p95']:8.3f}  " + ",".join(flags)
         )
-    verdict = "within" if worst_p95 < BUDGET_MS else "OVER"
-    print(
-        f"worst p95 {worst_p95:.3f} ms = {worst_p95 / BUDGET_MS:.2f} x the {BUDGET_MS} ms budget "
-        f"({verdict})"
-    )
+    for what, worst in (("wall-clock", worst_wall), ("CPU", worst_cpu)):
+        verdict = "within" if worst < BUDGET_MS else "OVER"
+        print(
+            f"worst {what} p95 {worst:.3f} ms = {worst / BUDGET_MS:.2f} x the {BUDGET_MS:g} ms "
+            f"budget ({verdict})"
+        )
 
     print("\nAgreement with the labelled set (tests/data/seed_replies.toml):")
     for source in ("seed", "hard", "heldout"):

@@ -3,27 +3,34 @@
 :func:`run_checks` measures a reply and returns a :class:`CheckReport` with the numbers and the
 :class:`CheckFlag` badges for what is off, judged against the persona's expectations:
 
-- **Japanese share** — kana, kanji and full-width characters among the letters. Kanji only count
-  as Japanese in a sentence that looks Japanese: a sentence of eight or more kanji without any
-  kana, or one with characters only Chinese uses (们, 这, 吗 …), counts as Chinese. A Latin name
-  of up to three words inside a sentence with kana (「KICK BACK」, LiSA) counts as Japanese, so a
-  song title does not read as a drift into English.
+- **Japanese share** — kana, kanji and full-width characters among the letters (URLs left out);
+  flagged below 0.7 for a Japanese persona. Hiragana and katakana tell Japanese from Chinese: a
+  sentence of eight or more kanji without any kana, or a kana-poor one with characters only
+  Chinese uses (们, 这, 吗 …), counts as Chinese. In a reply with kana, a sentence with at most
+  three Latin words (「KICK BACK」, LiSA, SPY×FAMILY) counts them as Japanese, so a title or a
+  name does not read as a drift into English.
 - **Register** — each sentence ending is polite (です/ます/ございます …, also ですよね) or casual
   (だよ, だね, よね, じゃん, plain forms); text inside 「」『』 is ignored. ``polite_share`` is
   polite / (polite + casual); the register is casual below 0.2, polite from 0.8, mixed between.
 - **Length** — non-whitespace characters against ``max_reply_chars``; sentences are counted.
 - **Template or role leakage** — prompt-format markers and role labels at a line start.
-- **Repetition** — the share of the reply covered by 8-character n-grams seen earlier in it, and
-  whether the reply mostly copies the previous reply.
+- **Repetition** — the share of the reply's letters and digits covered by 8-character n-grams
+  seen earlier in it (flagged from 0.3), and whether the reply is the previous reply again
+  (equal, or at least half covered by its n-grams).
 - **Persona break** — phrases that step out of character (AIとして, 言語モデル, "As an AI" …) and
   a first person (俺, 僕, 私 …) the persona does not use.
-- **Empty or cut off** — nothing but punctuation once leaked markers are removed, or a finish
-  reason that says the token limit stopped it.
+- **Empty or cut off** — nothing but punctuation once leaked markers are removed (then no other
+  content check runs), or a finish reason that says the token limit stopped it.
 - **Token efficiency** — characters per completion token.
 
 Flag codes equal the human rating tags where one exists (``too-long``, ``out-of-character``,
 ``not-japanese``, ``wrong-register``, ``template-leak``, ``repetitive``), so an export or the
-leaderboard can set the two side by side. The persona-break check reports ``out-of-character``.
+leaderboard can set the two side by side. The persona-break check reports ``out-of-character``;
+``empty``, ``cut-off`` and ``repeats-previous`` have no rating tag.
+
+Everything is plain ``re`` and string methods, tuned so that a 2,000-character reply takes a
+couple of milliseconds (``bench/bench_checks.py``); the accuracy against the seed page's replies
+is tested in ``tests/test_checks.py``.
 """
 
 from __future__ import annotations
@@ -79,7 +86,7 @@ POLITE_FROM = 0.8
 NOT_JAPANESE_BELOW = 0.7
 """A reply for a Japanese persona with a Japanese share below this is flagged."""
 NGRAM = 8
-"""Characters per n-gram for the repetition checks (whitespace removed first)."""
+"""Characters per n-gram for the repetition checks (only letters and digits are compared)."""
 REPETITIVE_FROM = 0.3
 """A repeated n-gram share from this up flags the reply as repetitive."""
 REPEATS_PREVIOUS_FROM = 0.5
@@ -141,10 +148,13 @@ class CheckReport:
     chars: int
     """Characters other than whitespace, leaked markers included."""
     sentences: int
+    """Sentences with words in them; a quotation counts as part of its sentence."""
     chars_per_token: float | None
+    """Characters of the reply as sent (whitespace included) per completion token."""
     leaks: tuple[str, ...]
     """Leaked markers in order of first appearance, e.g. ``("### 指示",)``."""
     repeated_ngram_share: float
+    """Share of the letters and digits covered by n-grams seen earlier in the reply."""
     repeats_previous: bool
     persona_breaks: tuple[str, ...]
     """Out-of-character phrases as found, and ``一人称 俺`` for a first person the persona lacks."""
@@ -203,30 +213,35 @@ class CheckReport:
 _KANA = "\u3041-\u3096\u309d-\u309f\u30a1-\u30fa\u30fc-\u30ff\u31f0-\u31ff\uff66-\uff9f"
 _KANJI = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3005-\u3007"
 _FULLWIDTH_ALNUM = "\uff10-\uff19\uff21-\uff3a\uff41-\uff5a"
-_KANA_RE = re.compile(f"[{_KANA}]")
-_KANJI_RE = re.compile(f"[{_KANJI}]")
-_JAPANESE_RE = re.compile(f"[{_KANA}{_KANJI}{_FULLWIDTH_ALNUM}]")
-_FULLWIDTH_DIGIT_RE = re.compile("[\uff10-\uff19]")
-_LETTER_RE = re.compile(r"[^\W\d_]")
+# Runs (+), not single characters: _count removes them, and fewer matches are faster.
+_KANA_RE = re.compile(f"[{_KANA}]+")
+_KANJI_RE = re.compile(f"[{_KANJI}]+")
+_JAPANESE_RE = re.compile(f"[{_KANA}{_KANJI}{_FULLWIDTH_ALNUM}]+")
+_FULLWIDTH_DIGIT_RE = re.compile("[\uff10-\uff19]+")
+_NOT_LETTER_RE = re.compile(r"[\W\d_]+")
 _LATIN_WORD_RE = re.compile(r"[A-Za-z\u00c0-\u024f]+(?:['’][A-Za-z]+)?")
 # Characters that Japanese does not use but Chinese (simplified or traditional) uses all the time.
 _CHINESE_ONLY_RE = re.compile(
-    "[们們这這吗嗎呢么麼个说說对對时还进过为让讓给从问题吧你妳很她欢歡动灭听觉样]|我(?![々がら])"
+    "[们們这這吗嗎呢么麼个说說对對时还进过为让讓给从问题吧你妳很她欢歡动灭听觉样我](?![々がら])"
 )
 _URL_RE = re.compile(r"(?:https?://|www\.)[\x21-\x7e]+|[\w.+-]+@[\w-]+\.[\w.]+", re.ASCII)
+_URL_HINTS = ("http", "www.", "@")
 _CONTENT_RE = re.compile(r"[^\W_]")  # a letter or a digit: the reply has something to say
+_NOT_WORD_RE = re.compile(r"[\W_]+")
 
 # --- sentences and register ------------------------------------------------------------------
 
-_SENTENCE_SPLIT_RE = re.compile(
-    r"(?<=[。！？!?])|\n|…+|‥+|・{2,}|(?<=ｗ)[ 　]+|(?<=[\u3040-\u9fff]w)[ 　]+|(?<=\.)\s+"
-)
+# Sentences end at 。！？!? or a line break; a piece with an ellipsis, ・・ or a space is split
+# again at those (…, ・・, "ｗ " after a laugh, ". " in English). Two passes: the second, with
+# its look-behinds, is slow and rarely needed.
+_SENTENCE_RE = re.compile(r"[^。！？!?\n]+[。！？!?]*|[。！？!?]+")
+_SOFT_BREAK_HINT_RE = re.compile("[…‥・ 　\t]")
+_SOFT_BREAK_RE = re.compile(r"…+|‥+|・{2,}|(?<=ｗ)[ 　]+|(?<=[\u3040-\u9fff]w)[ 　]+|(?<=\.)\s+")
 _QUOTED_RE = re.compile(r"「[^「」]*」|『[^『』]*』|“[^”]*”|《[^《》]*》|【[^【】]*】")
 _QUOTE_PLACEHOLDER = "〓"
-_ENDING_NOISE_RE = re.compile(
-    "[\\s。．.、,，！!？?～〜ー…‥・♪☆★♡♥❤ｗw笑^_()（）\"'”’:;=*\\-\u2600-\u27bf"
-    "\U0001f000-\U0001faff\ufe0f]+$"
-)
+# Stripped from a sentence's end before reading it: punctuation, laughs (ｗ, 笑), and emoji
+# (symbols U+2600-U+27BF such as ♪★❤, pictographs U+1F000-U+1FAFF, variation selector 16).
+_ENDING_NOISE = " \t\n\u3000。．.、,，！!？?～〜ー…‥・ｗw笑^_()（）\"'”’:;=*-\ufe0f"
 _POLITE_ENDING_RE = re.compile(
     "(?:です|ます|ました|ません|ませんでした|でした|ましょう|でしょう|ございます|ございました"
     "|ください|下さい|ませ|まして)"
@@ -237,7 +252,8 @@ _CASUAL_ENDING_RE = re.compile(
     "|かも|っけ|けど|けれど|から|じゃん|好き)$"
 )
 # Endings that say nothing about register: はい/いいえ alone, a name with its honorific.
-_NEUTRAL_ENDING_RE = re.compile("^(?:はい|いいえ)$|(?:さん|くん|ちゃん|さま|様|氏)$")
+_NEUTRAL_SENTENCES = frozenset({"はい", "いいえ"})
+_NEUTRAL_ENDINGS = ("さん", "くん", "ちゃん", "さま", "様", "氏")
 # Colloquial words that make a sentence casual even when its ending says nothing (マジで最高！).
 _CASUAL_WORD_RE = re.compile("マジ|まじで|めっちゃ|めちゃくちゃ|ヤバ|やば|すげ")
 
@@ -263,9 +279,9 @@ _FIXED_LEAK_PATTERNS: tuple[tuple[str, str | None], ...] = (
     (r"<\|[A-Za-z_]{2,30}\|>", None),
     (r"</?s>|<bos>|<eos>", None),
 )
-_FOLD_FULLWIDTH = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)}
+_BLANKS_RE = re.compile(r"[ \t]+")
 _ROLE_WORDS = r"(?i:user|assistant|human|system)|ユーザー|ユーザ|アシスタント|システム"
-_BARE_ROLE_LINE = r"(?m)^[ \t]*(?:指示|応答|USER|ASSISTANT|HUMAN)[ \t]*$"
+_BARE_ROLE_LINE = r"(?m)^[ \t]*(?:指示|応答|USER|ASSISTANT|HUMAN)[ \t\r]*$"
 
 # --- persona breaks --------------------------------------------------------------------------
 
@@ -290,21 +306,14 @@ _BREAK_KEYS = (
     "google",
     "meta",
 )
-_FIRST_PERSON_PATTERNS: Mapping[str, str] = {
-    "俺": "俺|オレ|おれ(?=[はがもの、。！？っにをとだ])",
-    "僕": "僕|ボク|ぼく(?=[はがもの、。！？っにをとだ])",
-    "私": "(?<!公)私(?![立鉄服的用物生語有営費事情利欲刑設淑見])|わたくし|わたし|ワタシ",
-    "あたし": "あたし|アタシ",
-    "儂": "儂",
-    "拙者": "拙者",
-    "吾輩": "吾輩|我輩",
-}
+# Every alternative starts with a literal character, so the search skips ahead in C; the match
+# is then spelled canonically with _FIRST_PERSON_SPELLINGS. おれ/ぼく need a particle after them
+# (お礼 is おれい); 私 is not 私立, 私服, 公私 ….
 _FIRST_PERSON_RE = re.compile(
-    "|".join(
-        f"(?P<p{index}>{pattern})" for index, pattern in enumerate(_FIRST_PERSON_PATTERNS.values())
-    )
+    "俺|オレ|おれ(?=[はがもの、。！？っにをとだ])|僕|ボク|ぼく(?=[はがもの、。！？っにをとだ])"
+    "|私(?<!公私)(?![立鉄服的用物生語有営費事情利欲刑設淑見])|わたくし|わたし|ワタシ"
+    "|あたし|アタシ|儂|拙者|吾輩|我輩"
 )
-_FIRST_PERSON_BY_GROUP = {f"p{index}": name for index, name in enumerate(_FIRST_PERSON_PATTERNS)}
 _FIRST_PERSON_SPELLINGS: Mapping[str, str] = {
     "おれ": "俺",
     "オレ": "俺",
@@ -325,13 +334,19 @@ _FIRST_PERSON_SPELLINGS: Mapping[str, str] = {
 
 def split_sentences(text: str) -> list[str]:
     """Sentences of ``text``: split at 。！？!?, line breaks and ellipses; empty pieces dropped."""
-    pieces = (piece.strip() for piece in _SENTENCE_SPLIT_RE.split(text))
-    return [piece for piece in pieces if piece and _CONTENT_RE.search(piece)]
+    sentences: list[str] = []
+    for piece in _SENTENCE_RE.findall(text):
+        parts = _SOFT_BREAK_RE.split(piece) if _SOFT_BREAK_HINT_RE.search(piece) else (piece,)
+        for part in parts:
+            stripped = part.strip()
+            if stripped and _CONTENT_RE.search(stripped):
+                sentences.append(stripped)
+    return sentences
 
 
-def _count(single_char_pattern: re.Pattern[str], text: str) -> int:
-    # Removing the matches and comparing lengths stays in C; findall would build a list.
-    return len(text) - len(single_char_pattern.sub("", text))
+def _count(pattern: re.Pattern[str], text: str) -> int:
+    """Characters matched by ``pattern``; removing them and comparing lengths stays in C."""
+    return len(text) - len(pattern.sub("", text))
 
 
 def japanese_share(text: str) -> float | None:
@@ -342,8 +357,9 @@ def japanese_share(text: str) -> float | None:
     Latin words (a title or a name: 「KICK BACK」, LiSA, a list item SPY×FAMILY) counts its Latin
     letters as Japanese.
     """
-    text = _URL_RE.sub(" ", text)
-    letters = _count(_LETTER_RE, text) + _count(_FULLWIDTH_DIGIT_RE, text)
+    if any(hint in text for hint in _URL_HINTS):
+        text = _URL_RE.sub(" ", text)
+    letters = len(_NOT_LETTER_RE.sub("", text)) + _count(_FULLWIDTH_DIGIT_RE, text)
     if letters == 0:
         return None
     japanese = _count(_JAPANESE_RE, text)
@@ -375,11 +391,22 @@ def _looks_chinese(text: str) -> bool:
     return kanji > latin and kana * 4 < kanji
 
 
+def _is_emoji(char: str) -> bool:
+    return "\u2600" <= char <= "\u27bf" or "\U0001f000" <= char <= "\U0001faff"
+
+
+def _strip_ending(sentence: str) -> str:
+    ending = sentence.rstrip(_ENDING_NOISE)
+    while ending and _is_emoji(ending[-1]):
+        ending = ending[:-1].rstrip(_ENDING_NOISE)
+    return ending
+
+
 def sentence_register(sentence: str) -> str | None:
     """``polite`` or ``casual`` from the sentence ending; None when the ending says neither."""
     # Only the tail matters; slicing keeps the end-anchored searches short on long sentences.
-    ending = _ENDING_NOISE_RE.sub("", sentence[-32:])[-16:]
-    if not ending or _NEUTRAL_ENDING_RE.search(ending):
+    ending = _strip_ending(sentence)[-16:]
+    if not ending or ending in _NEUTRAL_SENTENCES or ending.endswith(_NEUTRAL_ENDINGS):
         return None
     if _POLITE_ENDING_RE.search(ending):
         return "polite"
@@ -444,7 +471,9 @@ def _leak_spans(text: str, names: tuple[str, ...]) -> list[tuple[int, int, str]]
             elif name == "bare":
                 marker = match.group(0).strip()
             elif name is None:
-                marker = re.sub(r"[ \t]+", " ", match.group(0))
+                marker = match.group(0)
+                if " " in marker or "\t" in marker:
+                    marker = _BLANKS_RE.sub(" ", marker)
             else:
                 marker = name
             spans.append((match.start(), match.end(), marker))
@@ -452,21 +481,11 @@ def _leak_spans(text: str, names: tuple[str, ...]) -> list[tuple[int, int, str]]
     return spans
 
 
-def find_leaks(text: str, names: Sequence[str] = ()) -> tuple[str, ...]:
-    """Prompt-format markers and role labels in ``text``, first appearance first.
-
-    ``names`` are extra role names (the persona's character and user) that count as a leak when
-    they open a line followed by a colon.
-    """
-    seen: dict[str, None] = {}
-    for _start, _end, marker in _leak_spans(text, tuple(names)):
-        seen.setdefault(marker, None)
-    return tuple(seen)
+def _markers(spans: Iterable[tuple[int, int, str]]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(marker for _start, _end, marker in spans))
 
 
-def strip_leaks(text: str, names: Sequence[str] = ()) -> str:
-    """``text`` with the leaked markers (not the text around them) removed."""
-    spans = _leak_spans(text, tuple(names))
+def _without_spans(text: str, spans: Sequence[tuple[int, int, str]]) -> str:
     if not spans:
         return text
     parts: list[str] = []
@@ -479,9 +498,23 @@ def strip_leaks(text: str, names: Sequence[str] = ()) -> str:
     return "".join(parts)
 
 
+def find_leaks(text: str, names: Sequence[str] = ()) -> tuple[str, ...]:
+    """Prompt-format markers and role labels in ``text``, first appearance first.
+
+    ``names`` are extra role names (the persona's character and user) that count as a leak when
+    they open a line followed by a colon.
+    """
+    return _markers(_leak_spans(text, tuple(names)))
+
+
+def strip_leaks(text: str, names: Sequence[str] = ()) -> str:
+    """``text`` with the leaked markers (not the text around them) removed."""
+    return _without_spans(text, _leak_spans(text, tuple(names)))
+
+
 def _squeeze(text: str) -> str:
-    """Full-width ASCII folded to ASCII (！ = !), whitespace removed: what repetition compares."""
-    return "".join(text.translate(_FOLD_FULLWIDTH).split())
+    """Letters and digits only (whitespace and punctuation removed): what repetition compares."""
+    return _NOT_WORD_RE.sub("", text)
 
 
 def _ngrams(text: str, n: int) -> list[str]:
@@ -494,7 +527,7 @@ def _covered(starts: Iterable[int], n: int) -> int:
     covered_until = 0
     for start in starts:
         end = start + n
-        covered += end - max(start, covered_until)
+        covered += end - (start if start > covered_until else covered_until)
         covered_until = end
     return covered
 
@@ -502,16 +535,15 @@ def _covered(starts: Iterable[int], n: int) -> int:
 def _repeated_share_of(squeezed: str, grams: list[str], n: int) -> float:
     if len(squeezed) <= n:
         return 0.0
-    # Walking backwards, each n-gram's entry ends up holding its first position.
-    first_seen = dict(zip(reversed(grams), range(len(grams) - 1, -1, -1), strict=True))
-    if len(first_seen) == len(grams):
-        return 0.0
-    repeated = sorted(set(range(len(grams))).difference(first_seen.values()))
-    return _covered(repeated, n) / len(squeezed)
+    seen: set[str] = set()
+    remember = seen.add
+    # ``remember`` returns None, so a new n-gram is recorded and left out in one step.
+    repeated = [start for start, gram in enumerate(grams) if gram in seen or remember(gram)]
+    return _covered(repeated, n) / len(squeezed) if repeated else 0.0
 
 
 def repeated_ngram_share(text: str, n: int = NGRAM) -> float:
-    """Share of the characters (whitespace removed) covered by n-grams already seen earlier."""
+    """Share of the letters and digits covered by n-grams already seen earlier in ``text``."""
     squeezed = _squeeze(text)
     return _repeated_share_of(squeezed, _ngrams(squeezed, n), n)
 
@@ -544,9 +576,7 @@ def canonical_first_person(word: str) -> str:
 def _first_persons_of(unquoted: str) -> tuple[str, ...]:
     found: dict[str, None] = {}
     for match in _FIRST_PERSON_RE.finditer(unquoted):
-        group = match.lastgroup
-        if group is not None:
-            found.setdefault(_FIRST_PERSON_BY_GROUP[group], None)
+        found.setdefault(canonical_first_person(match.group(0)), None)
     return tuple(found)
 
 
@@ -593,8 +623,9 @@ def run_checks(
     names: tuple[str, ...] = ()
     if persona is not None:
         names = tuple(name for name in (persona.char_name, persona.user_name) if name)
-    leaks = find_leaks(text, names)
-    content = strip_leaks(text, names) if leaks else text
+    spans = _leak_spans(text, names)
+    leaks = _markers(spans)
+    content = _without_spans(text, spans)
     is_empty = _CONTENT_RE.search(content) is None
     chars = len("".join(text.split()))
     chars_per_token = (
@@ -678,7 +709,8 @@ def run_checks(
                 FLAG_WRONG_REGISTER,
                 label,
                 f"The persona is {expected_register}; {_percent(share_polite)} of "
-                f"{classified} sentence endings are polite (です/ます).",
+                f"{classified} sentence ending{'s' if classified != 1 else ''} are polite "
+                "(です/ます).",
             )
         )
 

@@ -181,7 +181,8 @@ def derive_battles(record: SessionRecord, *, hide_names: bool = False) -> list[B
     """Pairwise results from the newest pick per (turn, rater); see the module docstring."""
     latest = record.latest_replies()
     language = LANGUAGE_NAMES.get(
-        str(record.session.persona.get("language", "ja")), str(record.session.persona.get("language"))
+        str(record.session.persona.get("language", "ja")),
+        str(record.session.persona.get("language")),
     )
     panes = {p.position: p for p in record.panes}
     battles = []
@@ -758,14 +759,18 @@ def to_html(view: ExportView) -> str:
             reply = latest.get((pane.position, turn.idx))
             best = pick is not None and pick.outcome == "pane" and pick.winner == pane.position
             parts.append(f'<div class="pane{" best" if best else ""}">')
-            parts.append(f"<h3>{esc(pane.label)} · {esc(view.name(pane))}{' ★' if best else ''}</h3>")
+            parts.append(
+                f"<h3>{esc(pane.label)} · {esc(view.name(pane))}{' ★' if best else ''}</h3>"
+            )
             if reply is None:
                 parts.append('<div class="incomplete">no reply</div></div>')
                 continue
             parts.append(f'<div class="text">{esc(reply.text)}</div>')
             if reply.status != "complete":
                 reason = f": {reply.error}" if reply.error else ""
-                parts.append(f'<div class="incomplete">incomplete — {esc(reply.status + reason)}</div>')
+                parts.append(
+                    f'<div class="incomplete">incomplete — {esc(reply.status + reason)}</div>'
+                )
             rating = record.latest_rating(reply.id)
             if rating is not None:
                 bits = []

@@ -98,10 +98,7 @@ def mle_exists(matches: Iterable[Match]) -> bool:
     connected: dict[str, set[str]] = defaultdict(set)
     for a, b in games:
         connected[a].add(b)
-    for model in models:
-        if reach(model, beat) != reach(model, connected):
-            return False
-    return True
+    return all(reach(model, beat) == reach(model, connected) for model in models)
 
 
 def bradley_terry(
@@ -347,9 +344,7 @@ def build_leaderboard(
         for verdict in latest_verdicts.values():
             counts = entry(panes[verdict.pane].profile_name).verdicts
             counts[verdict.verdict] = counts.get(verdict.verdict, 0) + 1
-        battles.extend(
-            b for b in derive_battles(record) if rater is None or b.judge == rater
-        )
+        battles.extend(b for b in derive_battles(record) if rater is None or b.judge == rater)
 
     for model, item in stats.items():
         item.scores = len(scores[model])

@@ -25,8 +25,9 @@ Failure is per pane
 
 Persistence
     Every step is committed as it happens (see :mod:`kurabe.store`). The per-delta path does no
-    database write: the partial text is saved at most every :data:`PARTIAL_FLUSH_S` seconds, so a
-    killed process leaves the half-streamed reply in the database, marked incomplete.
+    database write: the partial text is saved with the first delta and then at most every
+    :data:`PARTIAL_FLUSH_S` seconds, so a killed process leaves the half-streamed reply in the
+    database, marked incomplete.
 
 This module never imports Textual.
 """
@@ -111,9 +112,9 @@ PaneStatus = Literal["loading", "ready", "busy", "failed", "unusable"]
 class RatingConfig:
     """What ``config.toml`` in the config directory says about rating (all keys optional)::
 
-        rater = "hana"
-        score_labels = "en"            # "ja" (default), "en", or a table {1 = "…", …, 5 = "…"}
-        tags = ["kawaii", "too-formal"]  # added to the default tags
+    rater = "hana"
+    score_labels = "en"            # "ja" (default), "en", or a table {1 = "…", …, 5 = "…"}
+    tags = ["kawaii", "too-formal"]  # added to the default tags
     """
 
     rater: str | None = None
@@ -246,7 +247,7 @@ def profile_snapshot(profile: ModelProfile) -> dict[str, Any]:
 
 
 def profile_from_snapshot(data: Mapping[str, Any]) -> ModelProfile:
-    """Rebuild a profile from :func:`profile_snapshot` (to resume a session whose profile is gone)."""
+    """Rebuild a profile from :func:`profile_snapshot` (to resume when the profile is gone)."""
     known = {f.name for f in dataclasses.fields(ModelProfile)}
     values = {k: v for k, v in data.items() if k in known}
     sampling_known = {f.name for f in dataclasses.fields(Sampling)}
@@ -572,18 +573,14 @@ class ComparisonSession:
         return session
 
     def _restore(self, record: SessionRecord) -> None:
-        for turn in record.turns:
-            self.user_turns.append(turn.text)
-            self._turn_ids.append(turn.id)
-            self._scenario_turns.append(turn.scenario_turn)
-        for (pane, turn), reply in record.latest_replies().items():
-            self._replies[(pane, turn)] = _ReplyState(
-                reply.id, reply.version, reply.text, reply.status
-            )
+        for turn_row in record.turns:
+            self.user_turns.append(turn_row.text)
+            self._turn_ids.append(turn_row.id)
+            self._scenario_turns.append(turn_row.scenario_turn)
+        for key, reply in record.latest_replies().items():
+            self._replies[key] = _ReplyState(reply.id, reply.version, reply.text, reply.status)
         for pane in self.panes:
-            mine = [
-                (turn, state) for (p, turn), state in self._replies.items() if p == pane.index
-            ]
+            mine = [(t, state) for (p, t), state in self._replies.items() if p == pane.index]
             if mine:
                 _, last = max(mine, key=lambda item: item[0])
                 pane.last_reply_id = last.reply_id
@@ -930,34 +927,34 @@ class ComparisonSession:
         assert reply_id is not None
         clock = time.perf_counter
         run.started = run.last_activity = clock()
-        last_flush = run.started
+        last_flush = float("-inf")  # the first delta is saved at once, then every half second
         watchdog = None
         if self.stall_timeout_s is not None and self.stall_timeout_s > 0:
             watchdog = asyncio.create_task(self._watchdog(run, self.stall_timeout_s))
         pane_index = pane.index
         parts = run.parts
         emit = self._emit
+        stream = pane.backend.stream(conversation)
         try:
-            async with contextlib.aclosing(pane.backend.stream(conversation)) as stream:
-                async for event in stream:
-                    if isinstance(event, TextDelta):
-                        if not event.text:
-                            continue
-                        now = clock()
-                        run.last_activity = now
-                        if run.first_token is None:
-                            run.first_token = now
-                        parts.append(event.text)
-                        emit(PaneDelta(pane_index, reply_id, event.text))
-                        if now - last_flush >= PARTIAL_FLUSH_S:
-                            self.store.update_partial(reply_id, "".join(parts))
-                            last_flush = now
-                    elif isinstance(event, StreamDone):
-                        self._end_done(run, event)
-                        return
-                    elif isinstance(event, StreamError):
-                        self._end_failed(run, event)
-                        return
+            async for event in stream:
+                if isinstance(event, TextDelta):
+                    if not event.text:
+                        continue
+                    now = clock()
+                    run.last_activity = now
+                    if run.first_token is None:
+                        run.first_token = now
+                    parts.append(event.text)
+                    emit(PaneDelta(pane_index, reply_id, event.text))
+                    if now - last_flush >= PARTIAL_FLUSH_S:
+                        self.store.update_partial(reply_id, "".join(parts))
+                        last_flush = now
+                elif isinstance(event, StreamDone):
+                    self._end_done(run, event)
+                    return
+                elif isinstance(event, StreamError):
+                    self._end_failed(run, event)
+                    return
             self._end_failed(
                 run,
                 StreamError(
@@ -969,6 +966,12 @@ class ComparisonSession:
         finally:
             if watchdog is not None:
                 watchdog.cancel()
+            aclose = getattr(stream, "aclose", None)
+            if aclose is not None:
+                try:
+                    await aclose()
+                except Exception:
+                    log.exception("closing pane %s's stream failed", pane.label)
 
     async def _watchdog(self, run: _Run, timeout: float) -> None:
         interval = max(min(timeout / 4, 1.0), 0.01)
@@ -1084,7 +1087,9 @@ class ComparisonSession:
     def _end_cancelled(self, run: _Run) -> None:
         self._end_failed(
             run,
-            StreamError(reason="cancelled", retryable=True, kind="cancelled", partial=bool(run.parts)),
+            StreamError(
+                reason="cancelled", retryable=True, kind="cancelled", partial=bool(run.parts)
+            ),
         )
 
     def cancel(self, pane: int | None = None) -> None:
@@ -1098,9 +1103,7 @@ class ComparisonSession:
             if target._entered and target._task is not None:
                 target._task.cancel()
         if any(t._cancel_requested for t in targets):
-            self.store.add_event(
-                self.id, "cancel", {"pane": pane if pane is not None else "all"}
-            )
+            self.store.add_event(self.id, "cancel", {"pane": pane if pane is not None else "all"})
 
     # -- rating -----------------------------------------------------------------------------
 
@@ -1197,8 +1200,8 @@ class ComparisonSession:
         record = self.store.load_record(self.id)
         latest = record.latest_replies()
         counts: dict[tuple[int, int], int] = {}
-        for reply in record.replies:
-            counts[(reply.pane, reply.turn)] = counts.get((reply.pane, reply.turn), 0) + 1
+        for row in record.replies:
+            counts[(row.pane, row.turn)] = counts.get((row.pane, row.turn), 0) + 1
         views = []
         for turn in record.turns:
             replies: dict[int, ReplyView] = {}

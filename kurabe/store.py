@@ -455,25 +455,34 @@ class SessionRecord:
         """The newest rating of a reply (by ``rater`` when given)."""
         found = None
         for rating in self.ratings:
-            if rating.reply_id == reply_id and (rater is None or rating.rater == rater):
-                if found is None or rating.id > found.id:
-                    found = rating
+            if (
+                rating.reply_id == reply_id
+                and (rater is None or rating.rater == rater)
+                and (found is None or rating.id > found.id)
+            ):
+                found = rating
         return found
 
     def latest_verdict(self, pane: int, rater: str | None = None) -> VerdictRow | None:
         found = None
         for verdict in self.verdicts:
-            if verdict.pane == pane and (rater is None or verdict.rater == rater):
-                if found is None or verdict.id > found.id:
-                    found = verdict
+            if (
+                verdict.pane == pane
+                and (rater is None or verdict.rater == rater)
+                and (found is None or verdict.id > found.id)
+            ):
+                found = verdict
         return found
 
     def latest_pick(self, turn: int, rater: str | None = None) -> PickRow | None:
         found = None
         for pick in self.picks:
-            if pick.turn == turn and (rater is None or pick.rater == rater):
-                if found is None or pick.id > found.id:
-                    found = pick
+            if (
+                pick.turn == turn
+                and (rater is None or pick.rater == rater)
+                and (found is None or pick.id > found.id)
+            ):
+                found = pick
         return found
 
     def latest_picks_by_rater(self) -> list[PickRow]:
@@ -543,16 +552,22 @@ class Store:
                     f"{self.path}: database schema v{current} is newer than this kurabe "
                     f"(v{SCHEMA_VERSION}); upgrade kurabe"
                 )
+            if current >= target:
+                return current
             for number in range(current + 1, target + 1):
-                script = MIGRATIONS[number - 1]
+                # Each step takes the write lock and looks at the version again inside it, so
+                # two processes opening a new database at once do not both run a migration.
+                self._conn.execute("BEGIN IMMEDIATE")
                 try:
-                    self._conn.executescript(
-                        f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;"
-                    )
-                except sqlite3.Error:
-                    if self._conn.in_transaction:
-                        self._conn.execute("ROLLBACK")
+                    found = int(self._conn.execute("PRAGMA user_version").fetchone()[0])
+                    if found < number:
+                        for statement in _statements(MIGRATIONS[number - 1]):
+                            self._conn.execute(statement)
+                        self._conn.execute(f"PRAGMA user_version = {number}")
+                except BaseException:
+                    self._conn.execute("ROLLBACK")
                     raise
+                self._conn.execute("COMMIT")
             return self.schema_version
 
     def close(self) -> None:
@@ -798,7 +813,8 @@ class Store:
             "UPDATE replies SET status = 'interrupted', incomplete = 1,"
             " error = COALESCE(error, 'interrupted: the process stopped while streaming'),"
             " retryable = 1, finished_at = COALESCE(finished_at, ?)"
-            " WHERE status = 'streaming' AND pane_id IN (SELECT id FROM panes WHERE session_id = ?)",
+            " WHERE status = 'streaming'"
+            " AND pane_id IN (SELECT id FROM panes WHERE session_id = ?)",
             (now_iso(), session_id),
         )
         return int(cursor.rowcount)
@@ -984,9 +1000,7 @@ class Store:
         ]
 
     def events(self, session_id: int) -> list[EventRow]:
-        rows = self._query(
-            "SELECT * FROM events WHERE session_id = ? ORDER BY id", (session_id,)
-        )
+        rows = self._query("SELECT * FROM events WHERE session_id = ? ORDER BY id", (session_id,))
         return [
             EventRow(
                 id=r["id"],
@@ -1067,7 +1081,7 @@ class Store:
 
     def dump_text(self) -> str:
         """Every stored value as text (for tests that look for a leaked secret)."""
-        parts = []
+        parts: list[str] = []
         with self._lock:
             tables = [
                 r[0]
@@ -1079,6 +1093,21 @@ class Store:
                 for row in self._conn.execute(f'SELECT * FROM "{table}"').fetchall():
                     parts.extend(str(value) for value in row)
         return "\n".join(parts)
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration script into complete SQL statements."""
+    statements = []
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            if buffer.strip():
+                statements.append(buffer.strip())
+            buffer = ""
+    if buffer.strip():
+        statements.append(buffer.strip())
+    return statements
 
 
 def _session_row(r: sqlite3.Row) -> SessionRow:

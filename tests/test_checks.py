@@ -42,7 +42,7 @@ from personas import Persona
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on Python 3.10 only
-    import tomli as tomllib
+    import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).parent / "data" / "seed_replies.toml"
@@ -551,6 +551,7 @@ def test_cli_persona_from_the_loader(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "persona: anime-fan" in out.splitlines()
     # The top-level --persona works too.
     code, out = run_cli(["--persona", "anime-fan", "check", "はい、そうです。"], monkeypatch)
+    assert code == 0
     assert "wrong-register" in out
     with pytest.raises(KurabeError, match="unknown persona"):
         run_cli(["check", "うん", "--persona", "no-such-persona"], monkeypatch)
@@ -568,5 +569,6 @@ def test_cli_uses_the_loader_lazily(monkeypatch: pytest.MonkeyPatch) -> None:
     fake.load_personas = lambda extra_paths=(): FakeCatalog()  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "personas.loader", fake)
     code, out = run_cli(["check", "うん、好きだよ！あれもこれも", "--persona", "x"], monkeypatch)
+    assert code == 0
     assert calls == ["x"]
     assert "too-long" in out

@@ -23,7 +23,7 @@ def test_models_lists_every_profile_with_its_state(
     assert set(rows) == {p.name for p in BUILTIN_PROFILES}
     assert rows["gpt-4.1-mini"][3] == "key unset"
     assert "OPENAI_API_KEY" in rows["gpt-4.1-mini"][4]
-    assert rows["claude-sonnet-4-5"][3] == "usable"
+    assert rows["claude-sonnet-4-6"][3] == "usable"
     assert rows["gemma-270m"][3] == "usable"
     assert "sk-ant-test-not-shown" not in out
     assert out.startswith("# GPU offload: ")

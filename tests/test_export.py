@@ -125,7 +125,9 @@ async def test_markdown_has_the_seed_page_sections(
     assert "シード: GPT-3 — 鬼滅とチェンソーマン" in header
     assert scores.startswith("Scores")
     rows = [line for line in scores.splitlines() if line.startswith("| ") and "---" not in line]
-    table = {cells[1]: cells for cells in ([c.strip() for c in r.strip("|").split("|")] for r in rows)}
+    table = {
+        cells[1]: cells for cells in ([c.strip() for c in r.strip("|").split("|")] for r in rows)
+    }
     assert table["gpt-3.5"][2] == "Great"
     assert table["gpt-3.5"][3] == "2" and table["gpt-3.5"][4] == "5.00"
     assert table["claude"][2] == "Can't stay in character"
@@ -182,18 +184,28 @@ async def test_jsonl_one_record_per_reply_with_ratings(
     assert second["figures"]["chars_per_s"] > 0
     assert second["checks"]["japanese_share"] > 0.9
     assert second["verdict"]["label"] == "Great"
-    assert second["pick"] == {"outcome": "pane", "winner": "gpt-3.5", "rater": "はな", "blind": False}
+    assert second["pick"] == {
+        "outcome": "pane",
+        "winner": "gpt-3.5",
+        "rater": "はな",
+        "blind": False,
+    }
     failed = next(r for r in records if r["status"] == "failed")
     assert failed["incomplete"] and failed["text"] == "### 指示" and failed["latest"]
     assert failed["error"] == "server error 500"
 
 
 async def test_csv_opens_with_japanese_intact(
-    store: Store, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]
+    store: Store,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsysbinary: pytest.CaptureFixture[bytes],
 ) -> None:
     session = await build_session(store, monkeypatch)
     out = tmp_path / "export" / "session.csv"
-    code = main(["export", str(session.id), "--format", "csv", "--out", str(out), "--db", str(store.path)])
+    code = main(
+        ["export", str(session.id), "--format", "csv", "--out", str(out), "--db", str(store.path)]
+    )
     assert code == 0
     raw = out.read_bytes()
     assert raw.startswith(b"\xef\xbb\xbf")
@@ -260,7 +272,9 @@ async def test_html_is_self_contained_with_panes_side_by_side(
 
 async def test_battles_in_fastchat_shape(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     session = await build_session(store, monkeypatch)
-    battles = [json.loads(line) for line in export_session(store, session.id, "battles").splitlines()]
+    battles = [
+        json.loads(line) for line in export_session(store, session.id, "battles").splitlines()
+    ]
     # turn 1: gpt beats both others; turn 2: re-picked gpt (the all-bad pick is superseded)
     assert len(battles) == 4
     for battle in battles:
@@ -299,10 +313,13 @@ async def test_ties_and_all_bad_give_every_pair(
     session = await build_session(store, monkeypatch)
     session.pick_best(0, "tie")
     session.pick_best(1, "bothbad")
-    battles = [json.loads(line) for line in export_session(store, session.id, "battles").splitlines()]
-    assert sorted((b["turn"], b["winner"]) for b in battles) == [(1, "tie")] * 3 + [
-        (2, "tie (bothbad)")
-    ] * 3
+    battles = [
+        json.loads(line) for line in export_session(store, session.id, "battles").splitlines()
+    ]
+    assert (
+        sorted((b["turn"], b["winner"]) for b in battles)
+        == [(1, "tie")] * 3 + [(2, "tie (bothbad)")] * 3
+    )
 
 
 async def test_blind_unrevealed_exports_say_so_and_hide_names(

@@ -38,7 +38,10 @@ SCENARIO = Scenario(
     id="seed-elyza",
     title="シード: ELYZA",
     persona="anime-fan",
-    turns=(Turn("ねえ、アニメ好きなの？"), Turn("トトロはどうでしょうか？ それを見たことがありますか？")),
+    turns=(
+        Turn("ねえ、アニメ好きなの？"),
+        Turn("トトロはどうでしょうか？ それを見たことがありますか？"),
+    ),
 )
 
 
@@ -90,7 +93,7 @@ def test_a_cycle_is_a_draw_and_the_score_equations_hold() -> None:
 def test_unbeaten_model_gets_a_finite_top_rating() -> None:
     matches = [("claude", "weblab", 1.0)] * 3
     assert not mle_exists(matches)
-    assert mle_exists(matches + [("weblab", "claude", 0.5)])
+    assert mle_exists([*matches, ("weblab", "claude", 0.5)])
     ratings = fit_ratings(matches)
     assert math.isfinite(ratings["claude"]) and ratings["claude"] > ratings["weblab"]
 

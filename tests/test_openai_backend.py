@@ -523,6 +523,16 @@ def test_redact_and_public_url() -> None:
     assert redact(f"bad key {KEY} here", [KEY]) == "bad key *** here"
     assert "0123" not in redact("provided: sk-proj-abc***********0123.")
     assert public_url("https://u:p@example.com:8443/v1?key=x#f") == "https://example.com:8443/v1"
+    assert public_url("http://[::1]:8080/v1") == "http://[::1]:8080/v1"
+    assert public_url("http://[::1") == "<invalid url>"
+
+
+async def test_unusable_base_url_is_an_error_event_not_an_exception(key: str) -> None:
+    backend = OpenAIBackend(profile(None, base_url="http://[::1"))
+    assert backend.header() == "<invalid url> · gpt-4.1-mini"
+    error = (await run(backend)).final
+    assert isinstance(error, StreamError) and not error.retryable
+    assert error.reason.startswith("cannot set up the OpenAI client")
 
 
 def test_importing_the_backends_does_not_import_the_sdks() -> None:

@@ -13,6 +13,7 @@ no token counts; the StreamDone says so with ``None`` rather than a guess.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import subprocess
 import sys
@@ -28,9 +29,15 @@ from backends.openai_backend import OpenAIBackend
 from backends.profiles import ModelProfile, Sampling
 from tests.wire_servers import collect, free_port
 
-pytest.importorskip("llama_cpp.server", reason="needs the llama-cpp-python[server] extra")
-
-pytestmark = pytest.mark.slow
+# Checked without importing anything: collecting this file must stay cheap.
+_SERVER_PACKAGES = ("llama_cpp", "uvicorn", "fastapi", "sse_starlette", "pydantic_settings")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        any(importlib.util.find_spec(name) is None for name in _SERVER_PACKAGES),
+        reason="needs the llama-cpp-python[server] extra",
+    ),
+]
 
 STARTUP_TIMEOUT_S = 60.0
 CONVERSATION = Conversation(

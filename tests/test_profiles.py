@@ -104,6 +104,12 @@ def test_user_models_file_overrides_builtins_by_name(kurabe_home: Path) -> None:
             "models.elyza-7b.sampling.temperature",
             "TOML syntax error",
         ),
+        (
+            GOOD.replace('"http://127.0.0.1:8000/v1"', '"127.0.0.1:8000"'),
+            18,
+            "models.vllm-swallow.base_url",
+            "http:// or https://",
+        ),
     ],
 )
 def test_errors_name_file_line_and_key(

@@ -6,7 +6,9 @@ Backends are scripted fakes (tests/fake_backends.py); the real backends have the
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Collection
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 
@@ -56,6 +58,13 @@ SCENARIO = Scenario(
     ),
 )
 
+E = TypeVar("E")
+
+
+def reply_of(reply_id: int | None) -> int:
+    assert reply_id is not None
+    return reply_id
+
 
 @pytest.fixture
 def store(tmp_path: Path) -> Store:
@@ -69,13 +78,17 @@ class Recorder:
     def __call__(self, event: SessionEvent) -> None:
         self.events.append(event)
 
-    def of(self, kind: type) -> list:  # type: ignore[type-arg]
+    def of(self, kind: type[E]) -> list[E]:
         return [e for e in self.events if isinstance(e, kind)]
 
 
 def make_session(
-    store: Store, backends: dict[str, FakeBackend], *, local: set[str] = frozenset(), **kwargs
-) -> tuple[ComparisonSession, Recorder]:  # type: ignore[no-untyped-def]
+    store: Store,
+    backends: dict[str, FakeBackend],
+    *,
+    local: Collection[str] = frozenset(),
+    **kwargs: Any,
+) -> tuple[ComparisonSession, Recorder]:
     profiles = [fake_profile(name, local=name in local) for name in backends]
     session = ComparisonSession.create(
         store, ANIME_FAN, profiles, backend_factory=fake_factory(backends), rater="hana", **kwargs
@@ -160,7 +173,9 @@ async def test_one_failing_pane_never_stops_the_others_and_can_be_retried(store:
             Script.text("うん、好きだよ！"),
         ],
     )
-    broken = FakeBackend("broken", [Script(chunks=("あ",), raise_exc=RuntimeError("socket closed"))])
+    broken = FakeBackend(
+        "broken", [Script(chunks=("あ",), raise_exc=RuntimeError("socket closed"))]
+    )
     session, rec = make_session(store, {"good": good, "flaky": flaky, "broken": broken})
     await session.send("ねえ、アニメ好きなの？")
 
@@ -173,7 +188,7 @@ async def test_one_failing_pane_never_stops_the_others_and_can_be_retried(store:
     assert session.panes[1].status == "failed"
     assert session.panes[1].last_error == "rate limited (429)"
 
-    first_failure = store.reply(failed[1].reply_id)
+    first_failure = store.reply(reply_of(failed[1].reply_id))
     assert first_failure.status == "failed" and first_failure.incomplete
     assert first_failure.text == "えっと" and first_failure.error_kind == "rate_limit"
 
@@ -202,7 +217,7 @@ async def test_a_stalled_pane_times_out_alone(store: Store) -> None:
     assert failure.partial_text == "考え中"
     assert stalled.cancelled == 1
     assert rec.of(PaneFinished)[0].text == "宮崎駿の作品はマジで最高だよね！"
-    row = store.reply(failure.reply_id)
+    row = store.reply(reply_of(failure.reply_id))
     assert row.status == "failed" and row.error_kind == "timeout" and row.text == "考え中"
     assert not session.busy
 
@@ -220,7 +235,7 @@ async def test_cancel_one_pane_keeps_partial_text_and_others_finish(store: Store
     assert await asyncio.wait_for(task, timeout=5) == 0
     (cancelled,) = rec.of(PaneFailed)
     assert cancelled.cancelled and cancelled.partial_text == "ナウシカはね、"
-    assert store.reply(cancelled.reply_id).status == "cancelled"
+    assert store.reply(reply_of(cancelled.reply_id)).status == "cancelled"
     assert rec.of(PaneFinished)[0].text == "腐海を守る話だよ。"
     # a cancelled reply can be retried on its own
     stalled.replies = ["腐海は森だよ。"]
@@ -281,7 +296,9 @@ async def test_local_panes_run_together_when_asked_or_on_gpu(store: Store, how: 
 async def test_cancel_a_local_pane_still_waiting_for_its_turn(store: Store) -> None:
     first = FakeBackend("first", [Script(chunks=("えっと",), stall=True)])
     second = FakeBackend("second", ["待ってた"])
-    session, rec = make_session(store, {"first": first, "second": second}, local={"first", "second"})
+    session, rec = make_session(
+        store, {"first": first, "second": second}, local={"first", "second"}
+    )
     task = asyncio.create_task(session.send("ねえ"))
     while not rec.of(PaneDelta):
         await asyncio.sleep(0.005)
@@ -293,7 +310,7 @@ async def test_cancel_a_local_pane_still_waiting_for_its_turn(store: Store) -> N
     assert set(failures) == {0, 1} and all(f.cancelled for f in failures.values())
     assert failures[waiting].partial_text == ""
     assert (first, second)[waiting].calls == []  # never streamed
-    assert store.reply(failures[waiting].reply_id).status == "cancelled"
+    assert store.reply(reply_of(failures[waiting].reply_id)).status == "cancelled"
 
 
 async def test_unusable_and_failing_loads_are_skipped(store: Store) -> None:
@@ -351,19 +368,23 @@ async def test_regenerate_keeps_both_versions_and_history_uses_newest(store: Sto
 
 
 async def test_partial_text_is_flushed_while_streaming(store: Store) -> None:
-    slow = FakeBackend("slow", [Script(chunks=tuple("ゆっくり話すね") , delay_s=0.12)])
+    words = "ゆっくり話すね、ほんとうにね"
+    slow = FakeBackend("slow", [Script(chunks=tuple(words), delay_s=0.1)])
     session, rec = make_session(store, {"slow": slow})
     task = asyncio.create_task(session.send("ねえ"))
-    while not rec.of(PaneStarted):
-        await asyncio.sleep(0.01)
+    while not rec.of(PaneDelta):
+        await asyncio.sleep(0.005)
     reply_id = rec.of(PaneStarted)[0].reply_id
-    await asyncio.sleep(0.75)
-    other = Store(store.path)  # what another process would see right now
+    other = Store(store.path)  # what another process would see
+    first = other.reply(reply_id)
+    assert first.status == "streaming" and first.text == "ゆ"  # the first delta is saved at once
+    await asyncio.sleep(0.7)
     partial = other.reply(reply_id)
     assert partial.status == "streaming" and partial.incomplete
-    assert 0 < len(partial.text) < len("ゆっくり話すね")
+    assert 1 < len(partial.text) < len(words) and words.startswith(partial.text)
     other.close()
     await task
+    assert store.reply(reply_id).text == words
 
 
 async def test_outer_cancellation_saves_and_propagates(store: Store) -> None:
@@ -377,7 +398,7 @@ async def test_outer_cancellation_saves_and_propagates(store: Store) -> None:
         await task
     (failure,) = rec.of(PaneFailed)
     assert failure.cancelled
-    row = store.reply(failure.reply_id)
+    row = store.reply(reply_of(failure.reply_id))
     assert row.status == "cancelled" and row.text == "途中まで"
     assert not session.busy
 
@@ -454,7 +475,7 @@ async def test_blind_session_shuffles_hides_and_reveals(store: Store) -> None:
     created = store.events(session.id)[0]
     assert created.kind == "created" and created.data["blind"] is True
     assert [names[i] for i in created.data["order"]] == order
-    assert [s.models for s in store.list_sessions()][0] == ("A", "B", "C", "D")
+    assert store.list_sessions()[0].models == ("A", "B", "C", "D")
 
     await session.send("ねえ")
     session.rate_reply(rec.of(PaneFinished)[0].reply_id, score=3)
@@ -488,7 +509,9 @@ async def test_resume_rebuilds_histories_and_fills_missing_replies(store: Store)
     session, rec = make_session(store, {"a": a, "b": b}, scenario=SCENARIO)
     await session.send_scenario_turn()
     task = asyncio.create_task(session.send_scenario_turn())
-    while not any(isinstance(e, PaneDelta) and e.pane == 1 and e.text == "途中" for e in rec.events):
+    while not any(
+        isinstance(e, PaneDelta) and e.pane == 1 and e.text == "途中" for e in rec.events
+    ):
         await asyncio.sleep(0.005)
     # simulate a killed process: the task vanishes without saving anything more
     stuck_reply = [e for e in rec.of(PaneStarted) if e.pane == 1][-1].reply_id
@@ -530,7 +553,11 @@ async def test_resume_rebuilds_histories_and_fills_missing_replies(store: Store)
     assert resumed.next_scenario_turn() == 2
     await resumed.send_scenario_turn()
     views = resumed.transcript()
-    assert [v.replies[1].text for v in views] == ["もちろん！", "ジブリ大好き！", "ナウシカは風の谷の話。"]
+    assert [v.replies[1].text for v in views] == [
+        "もちろん！",
+        "ジブリ大好き！",
+        "ナウシカは風の谷の話。",
+    ]
     assert views[1].replies[1].versions == 2
     assert [e.kind for e in store.events(session.id)].count("resumed") == 1
 
@@ -589,9 +616,7 @@ def test_too_many_or_no_panes(store: Store) -> None:
 
 
 def test_compute_figures() -> None:
-    figures = compute_figures(
-        40, prompt_tokens=30, completion_tokens=20, ttft_s=0.5, total_s=2.5
-    )
+    figures = compute_figures(40, prompt_tokens=30, completion_tokens=20, ttft_s=0.5, total_s=2.5)
     assert figures.tokens_per_s == pytest.approx(10.0)
     assert figures.chars_per_s == pytest.approx(20.0)
     no_ttft = compute_figures(10, completion_tokens=None, ttft_s=None, total_s=2.0)
@@ -627,9 +652,15 @@ def test_rater_and_labels_from_config(kurabe_home: Path, monkeypatch: pytest.Mon
     assert cfg.score_labels[1] == "broken"
     assert cfg.tags[-1] == "kawaii" and cfg.tags.count("too-long") == 1
     (config / "config.toml").write_text('[score_labels]\n1 = "ダメ"\n', encoding="utf-8")
-    assert load_rating_config().score_labels == {1: "ダメ", 2: "不自然", 3: "OK", 4: "良い", 5: "素晴らしい"}
+    assert load_rating_config().score_labels == {
+        1: "ダメ",
+        2: "不自然",
+        3: "OK",
+        4: "良い",
+        5: "素晴らしい",
+    }
     (config / "config.toml").write_text('score_labels = "fr"\n', encoding="utf-8")
-    with pytest.raises(KurabeError, match="config.toml:1"):
+    with pytest.raises(KurabeError, match=r"config\.toml:1"):
         load_rating_config()
 
 

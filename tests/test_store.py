@@ -35,9 +35,7 @@ def test_open_sets_wal_foreign_keys_and_latest_schema(tmp_path: Path) -> None:
     assert store._query("PRAGMA journal_mode")[0][0] == "wal"
     assert store._query("PRAGMA foreign_keys")[0][0] == 1
     with pytest.raises(sqlite3.IntegrityError):
-        store.add_pane(
-            999, 0, "A", profile_name="x", backend="openai", model="x", settings={}
-        )
+        store.add_pane(999, 0, "A", profile_name="x", backend="openai", model="x", settings={})
     store.close()
 
 
@@ -201,3 +199,26 @@ def test_scrub_secrets() -> None:
         "path": "/models/x.gguf",
         "n": 3,
     }
+
+
+def test_opening_a_new_database_from_several_connections_at_once(tmp_path: Path) -> None:
+    import threading
+
+    path = tmp_path / "race.sqlite3"
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(4)
+
+    def open_it() -> None:
+        try:
+            barrier.wait()
+            Store(path).close()
+        except BaseException as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_it) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert Store(path).schema_version == SCHEMA_VERSION

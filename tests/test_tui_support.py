@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from textual.pilot import Pilot
 
@@ -106,7 +107,7 @@ def make_harness(
 
 
 async def wait_until(
-    pilot: Pilot[object], predicate: Callable[[], bool], *, timeout: float = 10.0
+    pilot: Pilot[Any], predicate: Callable[[], bool], *, timeout: float = 10.0
 ) -> None:
     """Let the app run until ``predicate()`` holds (fails the test after ``timeout``)."""
     deadline = time.monotonic() + timeout
@@ -116,7 +117,25 @@ async def wait_until(
         await pilot.pause(0.02)
 
 
-async def settle(pilot: Pilot[object]) -> None:
+async def type_text(pilot: Pilot[Any], text: str) -> None:
+    """Type ``text`` the way a terminal delivers it (IME-committed Japanese included): one key
+    event per character, carrying the character. (``Pilot.press`` drops the character of keys
+    such as 、 and ？ whose key names are not Unicode names.)"""
+    from textual import events
+    from textual.keys import _character_to_key
+
+    app = pilot.app
+    driver = app._driver
+    assert driver is not None
+    for char in text:
+        key = char if char.isalnum() else _character_to_key(char)
+        event = events.Key(key, char)
+        event.set_sender(app)
+        driver.send_message(event)
+        await pilot.pause()
+
+
+async def settle(pilot: Pilot[Any]) -> None:
     """Wait for pending flushes and a repaint."""
     await pilot.pause(0.12)
     await asyncio.sleep(0)

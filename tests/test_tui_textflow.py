@@ -29,7 +29,9 @@ def test_newlines_kept_tabs_expanded_carriage_returns_shown() -> None:
 
 
 def test_markup_is_left_alone() -> None:
-    assert make_visible("[bold]太字[/bold] [link=x]y[/link]") == "[bold]太字[/bold] [link=x]y[/link]"
+    assert (
+        make_visible("[bold]太字[/bold] [link=x]y[/link]") == "[bold]太字[/bold] [link=x]y[/link]"
+    )
 
 
 def test_japanese_wraps_by_cells_never_inside_a_wide_character() -> None:

@@ -415,7 +415,7 @@ def anthropic_frames(
     input_tokens: int = 37,
     output_tokens: int | None = None,
     cache_read_input_tokens: int = 0,
-    model: str = "claude-sonnet-4-5-20250929",
+    model: str = "claude-sonnet-4-6",
     error: dict[str, Any] | None = None,
 ) -> list[bytes]:
     """A streamed Messages API reply exactly as api.anthropic.com sends it.

@@ -36,11 +36,12 @@ def export_session_file(
     store: Store, session_id: int, fmt: str, *, directory: Path | None = None
 ) -> Path:
     """Write session ``session_id`` as ``fmt`` (md, jsonl, csv, html, battles); return the path."""
-    if fmt not in EXTENSIONS:
-        raise KurabeError(f"unknown export format {fmt!r}; choose {', '.join(EXTENSIONS)}")
     from kurabe import export
 
-    text = export.render_sessions(store, [session_id], fmt)
+    if fmt not in EXTENSIONS or fmt not in export.FORMATS:
+        raise KurabeError(f"unknown export format {fmt!r}; choose {', '.join(export.FORMATS)}")
+    text = export.export_session(store, session_id, fmt)
     path = export_directory(directory) / export_file_name(session_id, fmt)
-    path.write_text(text, encoding="utf-8")
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        handle.write(text)
     return path

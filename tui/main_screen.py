@@ -90,6 +90,8 @@ class PaneState:
     started_at: float = 0.0
     first_text_at: float | None = None
     streamed_chars: int = 0
+    reply_status: tuple[str, str] | None = None
+    """The status line of the latest reply (text, state), shown again after a reload."""
 
 
 class MainScreen(Screen[None]):
@@ -200,8 +202,8 @@ class MainScreen(Screen[None]):
             )
         elif isinstance(event, PaneReady):
             self._show_title(event.pane)
-            if self.pane_states[event.pane].reply_id is None:
-                self.pane_widget(event.pane).set_status("ready", "ready")
+            last = self.pane_states[event.pane].reply_status
+            self.pane_widget(event.pane).set_status(*(last or ("ready", "ready")))
         elif isinstance(event, TurnStarted):
             self._running_turn = event.turn
             for widget in self.pane_widgets:
@@ -254,7 +256,7 @@ class MainScreen(Screen[None]):
         status = format_figures(event.figures)
         if event.finish_reason == "length":
             status += " · cut at max_tokens"
-        widget.set_status(status, "done")
+        self._set_reply_status(event.pane, status, "done")
         self._show_badges(event.reply_id)
 
     def _on_pane_failed(self, event: PaneFailed) -> None:
@@ -272,12 +274,16 @@ class MainScreen(Screen[None]):
             transcript.set_reply_text(event.reply_id, event.partial_text)
         transcript.set_reply_style(event.reply_id, "transcript--reply-cut")
         if event.cancelled:
-            widget.set_status("⏹ cancelled · r: retry", "cancelled")
+            self._set_reply_status(event.pane, "⏹ cancelled · r: retry", "cancelled")
         elif event.retryable:
-            widget.set_status(f"✗ {reason} · r: retry", "failed")
+            self._set_reply_status(event.pane, f"✗ {reason} · r: retry", "failed")
         else:
-            widget.set_status(f"✗ {reason}", "failed")
+            self._set_reply_status(event.pane, f"✗ {reason}", "failed")
         self._show_badges(event.reply_id)
+
+    def _set_reply_status(self, pane: int, text: str, state: str) -> None:
+        self.pane_states[pane].reply_status = (text, state)
+        self.pane_widget(pane).set_status(text, state)
 
     # -- streaming flush -------------------------------------------------------------------------
 
@@ -450,12 +456,12 @@ class MainScreen(Screen[None]):
                 self.pane_states[pane_index].reply_id = reply.reply_id
                 self._show_badges(reply.reply_id)
                 if reply.status == "complete":
-                    widget.set_status(format_figures(reply.figures), "done")
+                    self._set_reply_status(pane_index, format_figures(reply.figures), "done")
                 elif reply.status == "cancelled":
-                    widget.set_status("⏹ cancelled · r: retry", "cancelled")
+                    self._set_reply_status(pane_index, "⏹ cancelled · r: retry", "cancelled")
                 else:
                     reason = self._redact(reply.error or reply.status)
-                    widget.set_status(f"✗ {reason} · r: retry", "failed")
+                    self._set_reply_status(pane_index, f"✗ {reason} · r: retry", "failed")
         for index in range(len(self.session.panes)):
             verdict = self.session.verdict_of(index)
             if verdict is not None:

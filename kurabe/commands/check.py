@@ -119,7 +119,7 @@ def print_table(
     from rich.markup import escape
     from rich.table import Table
 
-    console = Console()
+    console = Console(highlight=False)
     table = Table(title="kurabe check", show_header=False)
     table.add_column("measure", style="bold")
     table.add_column("value")
@@ -129,4 +129,7 @@ def print_table(
     if not report.flags:
         console.print("[green]no flags[/green]")
     for flag in report.flags:
-        console.print(f"[bold yellow]{escape(flag.label)}[/bold yellow]  {escape(flag.detail)}")
+        console.print(
+            f"[bold yellow]{escape(flag.label)}[/bold yellow]  {escape(flag.detail)}",
+            highlight=False,
+        )

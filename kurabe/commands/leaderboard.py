@@ -74,7 +74,9 @@ def run(args: argparse.Namespace) -> int:
     rows = []
     for m in board.models:
         ci = "-" if m.ci_low is None else f"{m.ci_low:.0f}–{m.ci_high:.0f}"
-        verdicts = "/".join(str(m.verdicts.get(k, 0)) for k in ("great", "ok", "subpar", "out-of-character"))
+        verdicts = "/".join(
+            str(m.verdicts.get(k, 0)) for k in ("great", "ok", "subpar", "out-of-character")
+        )
         rows.append(
             (
                 m.model,
@@ -115,8 +117,8 @@ def run(args: argparse.Namespace) -> int:
             table.add_row(*row)
         console.print(table)
         grid = Table("win rate (row vs column)", *names)
-        for row in matrix:
-            grid.add_row(*row)
+        for cells in matrix:
+            grid.add_row(*cells)
         console.print(grid)
     else:
         print(title)
@@ -125,6 +127,6 @@ def run(args: argparse.Namespace) -> int:
             print("\t".join(row))
         print()
         print("\t".join(("win rate (row vs column)", *names)))
-        for row in matrix:
-            print("\t".join(row))
+        for cells in matrix:
+            print("\t".join(cells))
     return 0

@@ -9,7 +9,6 @@ reply. Exit status: 0 done, 2 configuration error (unknown scenario or model, no
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from typing import Any
 
@@ -90,6 +89,8 @@ def _progress(plain: bool) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
+    import asyncio
+
     from kurabe.replay import resume_replay, run_replay
     from kurabe.session import resolve_rater
     from kurabe.store import Store

@@ -1,0 +1,297 @@
+"""Benchmark: the app with 6 panes streaming fast, long Japanese replies.
+
+Runs the real app headless (``App.run_test``) on a real :class:`~kurabe.session.ComparisonSession`
+whose six panes are fed by a local source at ``--rate`` tokens/s each (Japanese tokens of 1–3
+characters, paragraphs of ~150 characters), and measures:
+
+1. **Key → effect latency while streaming**: a key event (``right``: focus the next pane) is put
+   in the app's input queue exactly as the terminal driver does; the time until its action has
+   run, and until the next screen update after it has been composed. Target: p95 ≤ 50 ms.
+2. **Event-loop lag**: how late a 10 ms timer fires while the panes stream.
+3. **Rendering cost per token at reply lengths 100, 1,000 and 4,000 tokens**: the time spent in
+   the panes' flush (buffer → wrapped lines) and in Textual's screen updates (layout, compositor,
+   ``render_line``), divided by the tokens that arrived, in windows around each length. Target:
+   flat — the 4000/100 ratio near 1, i.e. cost per token does not grow with the reply.
+
+    .venv/bin/python bench/bench_tui.py              # 6 panes, 300 tok/s, 4000 tokens
+    .venv/bin/python bench/bench_tui.py --quick      # 1000 tokens (CI smoke run)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from textual import events
+from textual.screen import Screen
+
+from backends.base import Backend, Conversation, StreamDone, StreamEvent, TextDelta
+from backends.profiles import ModelProfile
+
+JAPANESE_TOKENS = (
+    "うん", "、", "大好き", "だよ", "！", "宮崎", "駿", "の", "作品", "は", "マジ", "で", "最高",
+    "だ", "よね", "。", "ナウシカ", "と", "か", "トトロ", "とか", "何回", "見て", "も", "泣け",
+    "る", "ん", "な", "あ", "鬼滅", "刃", "紅蓮", "華", "って", "曲", "を", "LiSA", "が", "歌",
+    "って", "る", "チェン", "ソー", "マン", "米津", "玄師", "KICK", " BACK", "アニメ", "化",
+)  # fmt: skip
+
+
+class FastSource(Backend):
+    """Streams ``tokens`` Japanese tokens at ``rate`` tokens/s, paced by the clock."""
+
+    def __init__(self, tokens: int, rate: float, seed: int) -> None:
+        self.tokens = tokens
+        self.rate = rate
+        self.random = random.Random(seed)
+        self.sent = 0
+        """Tokens of the current reply streamed so far."""
+
+    def header(self) -> str:
+        return "bench · 300 tok/s"
+
+    async def stream(self, conversation: Conversation) -> AsyncIterator[StreamEvent]:
+        started = time.perf_counter()
+        self.sent = 0
+        since_break = 0
+        while self.sent < self.tokens:
+            due = min(self.tokens, int((time.perf_counter() - started) * self.rate) + 1)
+            while self.sent < due:
+                token = self.random.choice(JAPANESE_TOKENS)
+                since_break += len(token)
+                if since_break > 150:
+                    token += "\n\n"
+                    since_break = 0
+                yield TextDelta(token)
+                self.sent += 1
+            await asyncio.sleep(0.005)
+        total = time.perf_counter() - started
+        yield StreamDone("stop", 50, self.tokens, 0.01, total, context_size=32768)
+
+
+@dataclass
+class Costs:
+    """Seconds spent in the UI while a reply's length was in a window."""
+
+    flush_s: float = 0.0
+    screen_s: float = 0.0
+    cpu_s: float = 0.0
+    tokens: int = 0
+
+
+@dataclass
+class Probe:
+    """Timings collected by the wrappers installed on the app."""
+
+    costs: dict[int, Costs] = field(default_factory=dict)
+    window: int | None = None
+    key_sent: float | None = None
+    key_handled: float | None = None
+    handled_latencies: list[float] = field(default_factory=list)
+    painted_latencies: list[float] = field(default_factory=list)
+    loop_lags: list[float] = field(default_factory=list)
+
+    def current(self) -> Costs | None:
+        return None if self.window is None else self.costs.setdefault(self.window, Costs())
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def timed(probe: Probe, attribute: str, func: Callable[..., Any]) -> Callable[..., Any]:
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return func(*args, **kwargs)
+        finally:
+            costs = probe.current()
+            if costs is not None:
+                setattr(costs, attribute, getattr(costs, attribute) + time.perf_counter() - started)
+
+    return wrapper
+
+
+async def run(
+    tokens: int, rate: float, panes: int, windows: list[int], size: tuple[int, int]
+) -> None:
+    os.environ.setdefault("KURABE_HOME", tempfile.mkdtemp(prefix="kurabe-bench-"))
+    from kurabe.session import ComparisonSession
+    from kurabe.store import Store
+    from personas.loader import load_personas
+    from scenarios.loader import load_scenarios
+    from tui.app import KurabeApp
+    from tui.main_screen import MainScreen
+    from tui.startup import AppContext
+
+    names = [f"pane-{index}" for index in range(panes)]
+    profiles = {name: ModelProfile(name=name, backend="openai", model=name) for name in names}
+    sources = {name: FastSource(tokens, rate, seed) for seed, name in enumerate(names)}
+    store = Store(Path(os.environ["KURABE_HOME"]) / "bench.sqlite3")
+    personas = load_personas()
+    context = AppContext(
+        store=store,
+        profiles=profiles,
+        personas=personas,
+        scenarios=load_scenarios(personas=personas),
+        backend_factory=lambda profile: sources[profile.name],
+        rater="bench",
+    )
+    session = ComparisonSession.create(
+        store,
+        personas.get("anime-fan"),
+        list(profiles.values()),
+        rater="bench",
+        backend_factory=context.backend_factory,
+    )
+    app = KurabeApp(context, session)
+    probe = Probe()
+
+    # Instrument: the panes' flush, Textual's screen updates, the key's action, painting.
+    MainScreen._flush_pane = timed(probe, "flush_s", MainScreen._flush_pane)  # type: ignore[method-assign]
+    Screen._on_timer_update = timed(probe, "screen_s", Screen._on_timer_update)  # type: ignore[method-assign]
+    original_move = MainScreen.action_move_focus
+
+    def move_focus(self: MainScreen, step: int) -> None:
+        original_move(self, step)
+        if probe.key_sent is not None and probe.key_handled is None:
+            probe.key_handled = time.perf_counter()
+            probe.handled_latencies.append(probe.key_handled - probe.key_sent)
+
+    MainScreen.action_move_focus = move_focus  # type: ignore[method-assign]
+    original_display = app._display
+
+    def display(screen: Screen[Any], renderable: Any) -> None:
+        original_display(screen, renderable)
+        if probe.key_handled is not None and probe.key_sent is not None:
+            probe.painted_latencies.append(time.perf_counter() - probe.key_sent)
+            probe.key_sent = probe.key_handled = None
+
+    app._display = display  # type: ignore[method-assign]
+
+    async def loop_lag(stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            started = time.perf_counter()
+            await asyncio.sleep(0.01)
+            probe.loop_lags.append(max(0.0, time.perf_counter() - started - 0.01))
+
+    async with app.run_test(size=size) as pilot:
+        screen = app.main_screen
+        assert screen is not None
+        await pilot.pause(0.3)
+        screen.prompt.set_text("ねえ、アニメ好きなの？長めに語って！")
+        await pilot.press("enter")
+        await pilot.press("tab")  # focus pane A: "right" moves between panes
+        stop = asyncio.Event()
+        lag_task = asyncio.create_task(loop_lag(stop))
+        window_edges = sorted(windows)
+        window_span = max(50, tokens // 20)
+        cpu_mark = time.process_time()
+        token_mark = 0
+        last_press = time.perf_counter()
+        driver = app._driver
+        assert driver is not None
+        while session.busy or not session.user_turns:
+            await asyncio.sleep(0.005)
+            counts = [source.sent for source in sources.values()]
+            length = min(counts) if counts else 0
+            in_window = None
+            for edge in window_edges:
+                if edge - window_span <= length < edge:
+                    in_window = edge
+            if in_window != probe.window:
+                previous = probe.current()
+                now_cpu = time.process_time()
+                total = sum(counts)
+                if previous is not None:
+                    previous.cpu_s += now_cpu - cpu_mark
+                    previous.tokens += total - token_mark
+                probe.window = in_window
+                cpu_mark, token_mark = now_cpu, total
+            now = time.perf_counter()
+            if probe.key_sent is None and now - last_press > 0.15 and length > 20:
+                last_press = now
+                probe.key_sent = time.perf_counter()
+                key = events.Key("right", None)
+                key.set_sender(app)
+                driver.send_message(key)
+        stop.set()
+        await lag_task
+
+    print_results(probe, tokens, rate, panes, size)
+
+
+def print_results(
+    probe: Probe, tokens: int, rate: float, panes: int, size: tuple[int, int]
+) -> None:
+    print(
+        f"kurabe TUI benchmark: {panes} panes × {rate:.0f} tok/s, replies of {tokens} tokens, "
+        f"{size[0]}×{size[1]}"
+    )
+    handled = [v * 1000 for v in probe.handled_latencies]
+    painted = [v * 1000 for v in probe.painted_latencies]
+    lags = [v * 1000 for v in probe.loop_lags]
+    print(
+        f"key → action  : p50 {percentile(handled, 50):6.1f} ms   p95 {percentile(handled, 95):6.1f} ms"
+        f"   (n={len(handled)})"
+    )
+    print(
+        f"key → painted : p50 {percentile(painted, 50):6.1f} ms   p95 {percentile(painted, 95):6.1f} ms"
+        f"   target p95 ≤ 50 ms: {'PASS' if percentile(painted, 95) <= 50 else 'FAIL'}"
+    )
+    print(
+        f"loop lag      : p50 {percentile(lags, 50):6.1f} ms   p95 {percentile(lags, 95):6.1f} ms"
+    )
+    print("reply length   UI µs/token (flush + screen)   process CPU µs/token")
+    rows = {}
+    for edge, costs in sorted(probe.costs.items()):
+        if costs.tokens <= 0:
+            continue
+        ui = (costs.flush_s + costs.screen_s) / costs.tokens * 1e6
+        cpu = costs.cpu_s / costs.tokens * 1e6
+        rows[edge] = (ui, cpu)
+        print(
+            f"{edge:>12}   {ui:8.1f} ({costs.flush_s / costs.tokens * 1e6:5.1f} + "
+            f"{costs.screen_s / costs.tokens * 1e6:6.1f})        {cpu:8.1f}"
+        )
+    edges = sorted(rows)
+    if len(edges) >= 2:
+        first, last = edges[0], edges[-1]
+        print(
+            f"ratio {last}/{first}: UI {rows[last][0] / rows[first][0]:.2f}   "
+            f"CPU {rows[last][1] / rows[first][1]:.2f}   (flat ≈ 1)"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--tokens", type=int, default=4000)
+    parser.add_argument("--rate", type=float, default=300.0)
+    parser.add_argument("--panes", type=int, default=6)
+    parser.add_argument("--width", type=int, default=200)
+    parser.add_argument("--height", type=int, default=50)
+    parser.add_argument("--quick", action="store_true", help="1000-token replies")
+    args = parser.parse_args()
+    tokens = 1000 if args.quick else args.tokens
+    windows = [edge for edge in (100, 1000, 4000) if edge <= tokens]
+    asyncio.run(run(tokens, args.rate, args.panes, windows, (args.width, args.height)))
+
+
+if __name__ == "__main__":
+    main()
