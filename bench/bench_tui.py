@@ -194,8 +194,9 @@ async def run(
         assert screen is not None
         await pilot.pause(0.3)
         screen.prompt.set_text("ねえ、アニメ好きなの？長めに語って！")
-        await pilot.press("enter")
-        await pilot.press("tab")  # focus pane A: "right" moves between panes
+        # What Enter does; Pilot.press would wait for the app to be idle, i.e. the whole reply.
+        screen.send_prompt()
+        screen.action_focus_pane(0)  # "right" then moves the focus from pane to pane
         stop = asyncio.Event()
         lag_task = asyncio.create_task(loop_lag(stop))
         window_edges = sorted(windows)

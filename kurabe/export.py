@@ -410,7 +410,7 @@ def _settings_block(view: ExportView, pane: PaneRow) -> str:
             ("Context", profile.get("n_ctx") if local else None),
             ("Base URL", profile.get("base_url")),
             ("llama-cpp-python", backend.get("llama_cpp_python")),
-            ("SDK", backend.get("sdk_version")),
+            ("SDK", backend.get("sdk")),
             ("Header", pane.header),
         ]
         for label, value in extra:

@@ -526,7 +526,7 @@ class ComparisonSession:
         A pane's profile is taken from ``profiles`` by name, else rebuilt from the stored
         snapshot. ``persona`` and ``scenario`` default to the stored snapshots.
         """
-        record = store.load_record(session_id)
+        store.session(session_id)  # a clear error for an unknown id
         store.mark_interrupted(session_id)
         record = store.load_record(session_id)
         info = record.session
@@ -682,7 +682,13 @@ class ComparisonSession:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            message = str(exc) if isinstance(exc, KurabeError) else f"{type(exc).__name__}: {exc}"
+            reason = getattr(exc, "reason", None)
+            if isinstance(reason, str) and reason:
+                message = reason
+            elif isinstance(exc, KurabeError):
+                message = str(exc)
+            else:
+                message = f"{type(exc).__name__}: {exc}"
             self._mark_unusable(pane, one_line(f"load failed: {message}"))
             return
         try:

@@ -91,7 +91,7 @@ def test_anime_fan_is_the_seed_persona_verbatim() -> None:
 def test_voice_assistant_is_claude_try_2_verbatim() -> None:
     persona = load_personas().get("voice-assistant")
     assert persona.system == VOICE_ASSISTANT_SYSTEM
-    assert persona.max_reply_chars == 100
+    assert persona.max_reply_chars == 80
 
 
 def test_polite_persona_uses_keigo_first_person() -> None:

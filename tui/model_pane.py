@@ -54,6 +54,7 @@ class ModelPane(Vertical):
         self._title = ""
         self._detail = ""
         self._status_text = ""
+        self._state = "loading"
 
     def compose(self) -> ComposeResult:
         yield Static(self._header_content(), classes="pane-header", markup=False)
@@ -91,8 +92,12 @@ class ModelPane(Vertical):
     def set_status(self, text: str, state: str) -> None:
         """One line; ``state`` picks the colour (loading, ready, busy, failed, done…)."""
         line = " ".join(make_visible(text).split())
+        if state != self._state:
+            self._state = state
+            for name in STATUS_CLASSES:
+                self.set_class(name == f"-{state}", name)
+        if line == self._status_text:
+            return
         self._status_text = line
-        for name in STATUS_CLASSES:
-            self.set_class(name == f"-{state}", name)
         if self.is_mounted:
             self.query_one(".pane-status", Static).update(Content(line), layout=False)

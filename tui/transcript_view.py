@@ -20,6 +20,7 @@ from rich.cells import cell_len
 from rich.segment import Segment
 from rich.style import Style
 from textual.binding import Binding, BindingType
+from textual.cache import LRUCache
 from textual.geometry import Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
@@ -140,7 +141,10 @@ class TranscriptView(ScrollView, can_focus=True, inherit_bindings=False):
         self._lines: list[Line] = []
         self._width = 0
         """The width the blocks are wrapped to (0 until the first layout)."""
+        self._render_width = 0
         self._styles: dict[str, Style] = {}
+        self._strips: LRUCache[int, Strip] = LRUCache(1024)
+        """Rendered display lines by index; dropped when a line changes or moves."""
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -166,6 +170,7 @@ class TranscriptView(ScrollView, can_focus=True, inherit_bindings=False):
         self._blocks.clear()
         self._starts.clear()
         self._lines.clear()
+        self._strips.clear()
         self._update_size()
         self.refresh()
 
@@ -263,6 +268,7 @@ class TranscriptView(ScrollView, can_focus=True, inherit_bindings=False):
         at_end = self._at_end()
         start = len(self._lines)
         self._lines.extend(new_lines)
+        self._forget_strips(start, len(self._lines))
         self._after_change(start, len(new_lines), at_end, moved=False)
 
     def _rebuild_block(self, index: int) -> None:
@@ -274,13 +280,26 @@ class TranscriptView(ScrollView, can_focus=True, inherit_bindings=False):
         end = self._starts[index + 1] if index + 1 < len(self._starts) else len(self._lines)
         at_end = self._at_end()
         old_count = end - (start + first)
+        old_total = len(self._lines)
         self._lines[start + first : end] = new_part
         delta = len(new_part) - old_count
+        if delta:
+            self._forget_strips(start + first, max(old_total, len(self._lines)))
+        else:
+            self._forget_strips(start + first, start + first + len(new_part))
         if delta:
             for later in range(index + 1, len(self._starts)):
                 self._starts[later] += delta
         moved = bool(delta) and index + 1 < len(self._blocks)
         self._after_change(start + first, len(new_part), at_end, moved=moved)
+
+    def _forget_strips(self, start: int, end: int) -> None:
+        if end - start > 256:
+            self._strips.clear()
+            return
+        discard = self._strips.discard
+        for index in range(start, end):
+            discard(index)
 
     def _after_change(self, first_line: int, count: int, at_end: bool, *, moved: bool) -> None:
         if not self.is_mounted:
@@ -297,12 +316,23 @@ class TranscriptView(ScrollView, can_focus=True, inherit_bindings=False):
         return self.scroll_y >= self.max_scroll_y - 1
 
     def _update_size(self) -> None:
-        self.virtual_size = Size(self._wrap_width, len(self._lines))
+        size = Size(self._wrap_width, len(self._lines))
+        if size == self.virtual_size:
+            return
+        if not self.is_mounted or not self.container_size:
+            self.virtual_size = size
+            return
+        # Setting the reactive would lay out the whole screen again for every new line. The
+        # vertical scrollbar is always shown (overflow-y: scroll), so nothing outside this
+        # widget moves: update the scroll limits and the scrollbar only.
+        self.set_reactive(TranscriptView.virtual_size, size)
+        self._scroll_update(size)
 
     def _rewrap_all(self, width: int) -> None:
         self._width = width
         self._lines = []
         self._starts = []
+        self._strips.clear()
         for block in self._blocks:
             block.rewrap(width)
             self._starts.append(len(self._lines))
@@ -311,6 +341,9 @@ class TranscriptView(ScrollView, can_focus=True, inherit_bindings=False):
 
     def on_resize(self) -> None:
         width = self.scrollable_content_region.width
+        if width != self._render_width:
+            self._render_width = width
+            self._strips.clear()
         if width > 0 and width != self._width:
             at_end = self._at_end()
             self._rewrap_all(width)
@@ -321,6 +354,7 @@ class TranscriptView(ScrollView, can_focus=True, inherit_bindings=False):
     def notify_style_update(self) -> None:
         super().notify_style_update()
         self._styles.clear()
+        self._strips.clear()
 
     def _style(self, name: str) -> Style:
         style = self._styles.get(name)
@@ -333,12 +367,17 @@ class TranscriptView(ScrollView, can_focus=True, inherit_bindings=False):
 
     def render_line(self, y: int) -> Strip:
         index = self.scroll_offset.y + y
-        width = self.scrollable_content_region.width
-        base = self._style("")
+        width = self._render_width or self.scrollable_content_region.width
         if index >= len(self._lines) or index < 0:
-            return Strip.blank(width, base)
-        segments = [Segment(text, self._style(name)) for text, name in self._lines[index] if text]
-        return Strip(segments).crop_extend(0, width, base)
+            return Strip.blank(width, self._style(""))
+        strip = self._strips.get(index)
+        if strip is None:
+            segments = [
+                Segment(text, self._style(name)) for text, name in self._lines[index] if text
+            ]
+            strip = Strip(segments).crop_extend(0, width, self._style(""))
+            self._strips[index] = strip
+        return strip
 
 
 def flow_badges(spans: Sequence[Span], width: int) -> list[Line]:
