@@ -127,7 +127,12 @@ def timed(probe: Probe, attribute: str, func: Callable[..., Any]) -> Callable[..
 
 
 async def run(
-    tokens: int, rate: float, panes: int, windows: list[int], size: tuple[int, int]
+    tokens: int,
+    rate: float,
+    panes: int,
+    windows: list[int],
+    size: tuple[int, int],
+    latency_tokens: int,
 ) -> None:
     os.environ.setdefault("KURABE_HOME", tempfile.mkdtemp(prefix="kurabe-bench-"))
     from kurabe.session import ComparisonSession
@@ -193,26 +198,22 @@ async def run(
         screen = app.main_screen
         assert screen is not None
         await pilot.pause(0.3)
+        driver = app._driver
+        assert driver is not None
+
+        # Phase 1: cost per token at growing reply lengths (no keys pressed).
         screen.prompt.set_text("ねえ、アニメ好きなの？長めに語って！")
         # What Enter does; Pilot.press would wait for the app to be idle, i.e. the whole reply.
         screen.send_prompt()
-        screen.action_focus_pane(0)  # "right" then moves the focus from pane to pane
-        stop = asyncio.Event()
-        lag_task = asyncio.create_task(loop_lag(stop))
-        window_edges = sorted(windows)
-        window_span = max(50, tokens // 20)
         cpu_mark = time.process_time()
         token_mark = 0
-        last_press = time.perf_counter()
-        driver = app._driver
-        assert driver is not None
-        while session.busy or not session.user_turns:
+        while session.busy or len(session.user_turns) < 1:
             await asyncio.sleep(0.005)
             counts = [source.sent for source in sources.values()]
-            length = min(counts) if counts else 0
+            length = min(counts)
             in_window = None
-            for edge in window_edges:
-                if edge - window_span <= length < edge:
+            for edge in windows:
+                if edge - min(100, edge * 4 // 5) <= length < edge:
                     in_window = edge
             if in_window != probe.window:
                 previous = probe.current()
@@ -223,13 +224,31 @@ async def run(
                     previous.tokens += total - token_mark
                 probe.window = in_window
                 cpu_mark, token_mark = now_cpu, total
+        probe.window = None
+        await pilot.pause(0.3)
+
+        # Phase 2: key presses while six panes stream the next reply.
+        screen.action_focus_pane(0)  # "right" then moves the focus from pane to pane
+        await pilot.pause(0.3)
+        for source in sources.values():
+            source.tokens = latency_tokens
+        screen.prompt.set_text("もっと教えて！")
+        screen.send_prompt()
+        stop = asyncio.Event()
+        lag_task = asyncio.create_task(loop_lag(stop))
+        last_press = time.perf_counter()
+        while session.busy or len(session.user_turns) < 2:
+            await asyncio.sleep(0.005)
             now = time.perf_counter()
-            if probe.key_sent is None and now - last_press > 0.15 and length > 20:
+            streaming = min(source.sent for source in sources.values()) > 20
+            if probe.key_sent is None and now - last_press > 0.15 and streaming:
                 last_press = now
                 probe.key_sent = time.perf_counter()
                 key = events.Key("right", None)
                 key.set_sender(app)
                 driver.send_message(key)
+            elif probe.key_sent is not None and now - probe.key_sent > 2.0:
+                probe.key_sent = probe.key_handled = None  # lost; never seen so far
         stop.set()
         await lag_task
 
@@ -241,7 +260,7 @@ def print_results(
 ) -> None:
     print(
         f"kurabe TUI benchmark: {panes} panes × {rate:.0f} tok/s, replies of {tokens} tokens, "
-        f"{size[0]}×{size[1]}"
+        f"{size[0]}×{size[1]}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}"
     )
     handled = [v * 1000 for v in probe.handled_latencies]
     painted = [v * 1000 for v in probe.painted_latencies]
@@ -287,11 +306,19 @@ def main() -> None:
     parser.add_argument("--panes", type=int, default=6)
     parser.add_argument("--width", type=int, default=200)
     parser.add_argument("--height", type=int, default=50)
+    parser.add_argument(
+        "--latency-tokens", type=int, default=3000, help="reply length while keys are pressed"
+    )
     parser.add_argument("--quick", action="store_true", help="1000-token replies")
     args = parser.parse_args()
-    tokens = 1000 if args.quick else args.tokens
-    windows = [edge for edge in (100, 1000, 4000) if edge <= tokens]
-    asyncio.run(run(tokens, args.rate, args.panes, windows, (args.width, args.height)))
+    longest = 1000 if args.quick else args.tokens
+    windows = [edge for edge in (100, 1000, 4000) if edge <= longest]
+    # Replies run a little past the last window so that its cost is not the end of the reply.
+    tokens = longest + max(50, longest // 20)
+    latency_tokens = 600 if args.quick else args.latency_tokens
+    asyncio.run(
+        run(tokens, args.rate, args.panes, windows, (args.width, args.height), latency_tokens)
+    )
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.content import Content
 from textual.screen import Screen
-from textual.widgets import Footer, Static, TextArea
+from textual.widgets import Static, TextArea
 from textual.worker import Worker
 
 from backends.base import one_line
@@ -57,6 +57,7 @@ from tui.note_dialog import NoteDialog
 from tui.pane_row import PaneRow
 from tui.pick_dialog import PickDialog
 from tui.prompt_input import PromptInput
+from tui.quiet_footer import QuietFooter
 from tui.tag_picker import TagPicker
 from tui.textflow import make_visible
 from tui.transcript_view import Span
@@ -66,6 +67,8 @@ log = logging.getLogger(__name__)
 
 FLUSH_INTERVAL_S = 0.05
 """How often streamed text is pushed into the panes (20 times a second)."""
+LIVE_STATUS_INTERVAL_S = 0.25
+"""How often a streaming pane's status line (characters, 字/s) is updated."""
 
 
 @dataclass
@@ -90,6 +93,7 @@ class PaneState:
     started_at: float = 0.0
     first_text_at: float | None = None
     streamed_chars: int = 0
+    status_shown_at: float = 0.0
     reply_status: tuple[str, str] | None = None
     """The status line of the latest reply (text, state), shown again after a reload."""
 
@@ -142,7 +146,7 @@ class MainScreen(Screen[None]):
             id="prompt",
             placeholder="すべてのペインに送る… (enter: send · ctrl+j: new line · tab: panes)",
         )
-        yield Footer(compact=True)
+        yield QuietFooter()
 
     @property
     def prompt(self) -> PromptInput:
@@ -241,6 +245,7 @@ class MainScreen(Screen[None]):
         state.started_at = time.perf_counter()
         state.first_text_at = None
         state.streamed_chars = 0
+        state.status_shown_at = 0.0
         self.pane_widget(event.pane).set_status("waiting for the first token…", "busy")
         self._show_badges(event.reply_id)
 
@@ -306,6 +311,9 @@ class MainScreen(Screen[None]):
         if state.first_text_at is None:
             state.first_text_at = now
         state.streamed_chars += len(text)
+        if now - state.status_shown_at < LIVE_STATUS_INTERVAL_S:
+            return
+        state.status_shown_at = now
         elapsed = now - state.first_text_at
         ttft = state.first_text_at - state.started_at
         live = f"streaming · ttft {ttft:.2f}s · {state.streamed_chars}字"
@@ -398,7 +406,8 @@ class MainScreen(Screen[None]):
         parts.append(("  ·  ", "dim"))
         parts.append((session.persona.title, ""))
         self.query_one("#top-bar", Static).update(
-            Content.assemble(*[(make_visible(text), style) for text, style in parts])
+            Content.assemble(*[(make_visible(text), style) for text, style in parts]),
+            layout=False,
         )
 
     def _scenario_index_of(self, turn: int) -> int | None:

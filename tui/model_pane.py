@@ -48,7 +48,7 @@ class ModelPane(Vertical):
     DEFAULT_CSS = (Path(__file__).with_name("model_pane.tcss")).read_text(encoding="utf-8")
 
     def __init__(self, index: int, label: str, *, id: str | None = None) -> None:
-        super().__init__(id=id, classes="-loading")
+        super().__init__(id=id)
         self.index = index
         self.label = label
         self._title = ""
@@ -59,7 +59,9 @@ class ModelPane(Vertical):
     def compose(self) -> ComposeResult:
         yield Static(self._header_content(), classes="pane-header", markup=False)
         yield TranscriptView(classes="pane-body")
-        yield Static("", classes="pane-status", markup=False)
+        yield Static(
+            Content(self._status_text), classes=f"pane-status -{self._state}", markup=False
+        )
 
     @property
     def transcript(self) -> TranscriptView:
@@ -78,7 +80,7 @@ class ModelPane(Vertical):
         self._title = title
         self._detail = detail
         if self.is_mounted:
-            self.query_one(".pane-header", Static).update(self._header_content())
+            self.query_one(".pane-header", Static).update(self._header_content(), layout=False)
 
     def _header_content(self) -> Content:
         spans: list[tuple[str, str] | str] = [(f" {self.label} ", "reverse bold")]
@@ -92,12 +94,17 @@ class ModelPane(Vertical):
     def set_status(self, text: str, state: str) -> None:
         """One line; ``state`` picks the colour (loading, ready, busy, failed, done…)."""
         line = " ".join(make_visible(text).split())
+        if not self.is_mounted:
+            self._status_text = line
+            self._state = state
+            return
+        status = self.query_one(".pane-status", Static)
         if state != self._state:
+            # The class goes on the one-line status widget, not the pane, so that a change of
+            # state restyles one line rather than the whole pane.
             self._state = state
             for name in STATUS_CLASSES:
-                self.set_class(name == f"-{state}", name)
-        if line == self._status_text:
-            return
-        self._status_text = line
-        if self.is_mounted:
-            self.query_one(".pane-status", Static).update(Content(line), layout=False)
+                status.set_class(name == f"-{state}", name)
+        if line != self._status_text:
+            self._status_text = line
+            status.update(Content(line), layout=False)

@@ -142,6 +142,8 @@ class TranscriptView(ScrollView, can_focus=True, inherit_bindings=False):
         self._width = 0
         """The width the blocks are wrapped to (0 until the first layout)."""
         self._render_width = 0
+        self._padded_height = 0
+        """Blank lines kept below the text after a jump scroll count into the virtual height."""
         self._styles: dict[str, Style] = {}
         self._strips: LRUCache[int, Strip] = LRUCache(1024)
         """Rendered display lines by index; dropped when a line changes or moves."""
@@ -171,6 +173,7 @@ class TranscriptView(ScrollView, can_focus=True, inherit_bindings=False):
         self._starts.clear()
         self._lines.clear()
         self._strips.clear()
+        self._padded_height = 0
         self._update_size()
         self.refresh()
 
@@ -304,19 +307,28 @@ class TranscriptView(ScrollView, can_focus=True, inherit_bindings=False):
     def _after_change(self, first_line: int, count: int, at_end: bool, *, moved: bool) -> None:
         if not self.is_mounted:
             return
+        if at_end:
+            height = self.scrollable_content_region.height
+            if height > 0 and len(self._lines) > self.scroll_offset.y + height:
+                # Jump scroll: the text ran past the bottom. Scroll so that a third of the view
+                # is free below it; the next lines fill that space without moving the others,
+                # so the whole view is repainted once per jump instead of once per new line.
+                self._padded_height = len(self._lines) + max(1, height // 3)
+                self._update_size()
+                self.scroll_end(animate=False, immediate=True, x_axis=False)
+                self.refresh()
+                return
         self._update_size()
         if moved:
             self.refresh()
         else:
             self.refresh_lines(first_line, max(1, count))
-        if at_end:
-            self.scroll_end(animate=False, immediate=True, x_axis=False)
 
     def _at_end(self) -> bool:
         return self.scroll_y >= self.max_scroll_y - 1
 
     def _update_size(self) -> None:
-        size = Size(self._wrap_width, len(self._lines))
+        size = Size(self._wrap_width, max(len(self._lines), self._padded_height))
         if size == self.virtual_size:
             return
         if not self.is_mounted or not self.container_size:
@@ -333,6 +345,7 @@ class TranscriptView(ScrollView, can_focus=True, inherit_bindings=False):
         self._lines = []
         self._starts = []
         self._strips.clear()
+        self._padded_height = 0
         for block in self._blocks:
             block.rewrap(width)
             self._starts.append(len(self._lines))
