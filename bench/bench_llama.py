@@ -23,6 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from backends import llama_cpp_backend
 from backends.base import ChatMessage, Conversation, StreamDone, TextDelta
 from backends.llama_cpp_backend import LlamaCppBackend
 from backends.profiles import BUILTIN_PROFILES, ModelProfile, Sampling
@@ -129,57 +130,76 @@ async def throughput(model: str | None, runs: int, tokens: int) -> float:
     return ratio
 
 
-async def prefix_reuse(model: str | None, tokens: int) -> float:
+async def prefix_reuse(
+    model: str | None, tokens: int, *, separate_contexts: bool = False, repeats: int = 3
+) -> float:
+    """Two panes taking turns through the script, ``repeats`` times; medians per turn and pane.
+
+    Shared: one Llama, each pane's KV sequence saved and restored when the other pane ran.
+    Separate: one Llama (model + context) per pane, nothing to swap, more memory.
+    """
     panes = [
         LlamaCppBackend(profile_for(model, "gguf", tokens)),
         LlamaCppBackend(profile_for(model, "llama2-sys", tokens)),
     ]
     for pane in panes:
         await pane.load()
-    assert panes[0].loaded is panes[1].loaded
-    histories: list[list[ChatMessage]] = [[], []]
-    ttft: dict[int, list[float]] = {}
-    prompt_tokens: dict[int, list[int]] = {}
-    evaluated: dict[int, list[int]] = {}
-    for turn, line in enumerate(SCRIPT, start=1):
-        for index, pane in enumerate(panes):
-            histories[index].append(ChatMessage("user", line))
-            conversation = Conversation(
-                PERSONA, tuple(histories[index]), "オタク", "ユーザー", f"pane-{index}"
-            )
-            reply = ""
-            final: StreamDone | None = None
-            async for event in pane.stream(conversation):
-                if isinstance(event, TextDelta):
-                    reply += event.text
-                elif isinstance(event, StreamDone):
-                    final = event
-            assert final is not None and final.ttft_s is not None
-            histories[index].append(ChatMessage("assistant", reply))
-            ttft.setdefault(turn, []).append(final.ttft_s)
-            prompt_tokens.setdefault(turn, []).append(final.prompt_tokens or 0)
-            evaluated.setdefault(turn, []).append(
-                (final.prompt_tokens or 0) - (final.cached_prompt_tokens or 0)
-            )
+        if separate_contexts:
+            llama_cpp_backend._models.clear()  # the next pane loads its own instance
+    assert (panes[0].loaded is panes[1].loaded) != separate_contexts
+    ttft: dict[tuple[int, int], list[float]] = {}
+    prompt_tokens: dict[tuple[int, int], int] = {}
+    evaluated: dict[tuple[int, int], int] = {}
+    history_a: list[ChatMessage] = []
+    for repeat in range(repeats):
+        histories: list[list[ChatMessage]] = [[], []]
+        for turn, line in enumerate(SCRIPT, start=1):
+            for index, pane in enumerate(panes):
+                histories[index].append(ChatMessage("user", line))
+                conversation = Conversation(
+                    PERSONA,
+                    tuple(histories[index]),
+                    "オタク",
+                    "ユーザー",
+                    f"pane-{index}-run-{repeat}",
+                )
+                reply = ""
+                final: StreamDone | None = None
+                async for event in pane.stream(conversation):
+                    if isinstance(event, TextDelta):
+                        reply += event.text
+                    elif isinstance(event, StreamDone):
+                        final = event
+                assert final is not None and final.ttft_s is not None
+                histories[index].append(ChatMessage("assistant", reply))
+                ttft.setdefault((turn, index), []).append(final.ttft_s)
+                prompt_tokens[turn, index] = final.prompt_tokens or 0
+                evaluated[turn, index] = (final.prompt_tokens or 0) - (
+                    final.cached_prompt_tokens or 0
+                )
+        history_a = histories[0]
     loaded = panes[0].loaded
     assert loaded is not None
     loaded.saved.clear()
     loaded.owner = None
-    cold = Conversation(PERSONA, tuple(histories[0][:-1]), "オタク", "ユーザー", "cold")
+    cold = Conversation(PERSONA, tuple(history_a[:-1]), "オタク", "ユーザー", "cold")
     cold_final: StreamDone | None = None
     async for event in panes[0].stream(cold):
         if isinstance(event, StreamDone):
             cold_final = event
     assert cold_final is not None and cold_final.ttft_s is not None
-    print("time to first token, two panes on one model file (gguf template | llama2-sys):")
+    median = {key: statistics.median(values) for key, values in ttft.items()}
+    strategy = "one context per pane" if separate_contexts else "one shared context, KV swapped"
+    print(
+        f"time to first token (median of {repeats} runs), two panes on one model file, "
+        f"{strategy} (gguf | llama2-sys):"
+    )
     for turn in (1, 2, 5, 10):
-        values = " | ".join(f"{t * 1000:6.0f} ms" for t in ttft[turn])
-        sizes = " | ".join(
-            f"{n} ({e} new)" for n, e in zip(prompt_tokens[turn], evaluated[turn], strict=True)
-        )
+        values = " | ".join(f"{median[turn, i] * 1000:6.0f} ms" for i in range(2))
+        sizes = " | ".join(f"{prompt_tokens[turn, i]} ({evaluated[turn, i]} new)" for i in range(2))
         print(f"  turn {turn:2d}: {values}   (prompt tokens {sizes})")
     print(f"  turn 10 without reuse (pane A, cold cache): {cold_final.ttft_s * 1000:.0f} ms")
-    ratio = max(ttft[10][i] / ttft[2][i] for i in range(2))
+    ratio = max(median[10, i] / median[2, i] for i in range(2))
     print(f"ratio turn10/turn2 = {ratio:.2f} (target <= 1.5)")
     return ratio
 
@@ -193,7 +213,10 @@ def main() -> int:
     print("== llama.cpp stream vs raw llama-cpp-python ==")
     asyncio.run(throughput(args.model, args.runs, args.tokens))
     print("== prefix reuse ==")
-    asyncio.run(prefix_reuse(args.model, 48))
+    shared = asyncio.run(prefix_reuse(args.model, 48))
+    llama_cpp_backend.unload_all_models()
+    separate = asyncio.run(prefix_reuse(args.model, 48, separate_contexts=True))
+    print(f"turn10/turn2: shared context {shared:.2f}, one context per pane {separate:.2f}")
     return 0
 
 

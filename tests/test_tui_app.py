@@ -100,6 +100,7 @@ async def test_whole_session_send_cancel_retry_rate_pick_verdict_export(tmp_path
         await settle(pilot)
         assert "◎ best" in "\n".join(screen.pane_widget(0).transcript.plain_lines)
         assert "★5 素晴らしい" in panes_text(screen)
+        assert "✔ OK" in screen.pane_widget(0).header_text
 
         # export through the command palette, asking for the format
         await pilot.press("ctrl+p")
@@ -416,3 +417,52 @@ def test_bad_command_line_is_one_line_and_exit_code_2(
     assert "unknown persona 'nobody'" in capsys.readouterr().err
     assert main(["--resume", "99", "--db", str(tmp_path / "db.sqlite3")]) == 2
     assert "no session 99" in capsys.readouterr().err
+
+
+async def test_palette_starts_a_new_session_with_a_scenario_and_lists_unusable_models() -> None:
+    from textual.widgets import SelectionList
+
+    from backends.profiles import BUILTIN_PROFILES
+    from tui.models_dialog import ModelsDialog
+
+    profiles = {p.name: p for p in BUILTIN_PROFILES if p.name == "gpt-4.1-mini"}
+    profiles["alpha"] = fake_profile("alpha")
+    backend = FakeBackend("alpha", ["はい"])
+    harness = make_harness({"alpha": backend}, profiles=profiles)
+    app = harness.app
+    first_id = harness.session.id
+    async with app.run_test(size=(120, 30)) as pilot:
+        await wait_until(pilot, lambda: harness.session.panes[0].status == "ready")
+        await pilot.press("ctrl+p")
+        await type_text(pilot, "scenario")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await pilot.pause(0.2)
+        await pilot.press("down", "down", "enter")  # no scenario, seed-gpt4, seed-gpt3
+        await wait_until(pilot, lambda: app.session.id != first_id)
+        await wait_until(
+            pilot, lambda: app.main_screen is not None and app.main_screen.session is app.session
+        )
+        new = app.session
+        assert new.scenario is not None and new.scenario.id == "seed-gpt3"
+        screen = app.main_screen
+        assert screen is not None
+        first_line = new.scenario.turns[0].text
+        await wait_until(pilot, lambda: screen.prompt.text == first_line)
+        assert backend.closed  # the old session let its backends go
+
+        await pilot.press("ctrl+p")
+        await type_text(pilot, "panes")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, ModelsDialog))
+        dialog = app.screen
+        options: SelectionList[str] = dialog.query_one(SelectionList)
+        by_name = {
+            options.get_option_at_index(i).value: options.get_option_at_index(i)
+            for i in range(options.option_count)
+        }
+        assert by_name["gpt-4.1-mini"].disabled
+        assert "OPENAI_API_KEY" in str(by_name["gpt-4.1-mini"].prompt)
+        assert not by_name["alpha"].disabled
+        await pilot.press("escape")

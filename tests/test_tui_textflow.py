@@ -98,3 +98,31 @@ def test_rewrap_for_a_new_width() -> None:
     flow.rewrap(12)
     assert flow.lines == lines_of(SEED_REPLY, 12)
     assert all(cell_len(line) <= 12 for line in flow.lines)
+
+
+async def test_transcript_view_appends_replaces_and_badges() -> None:
+    from textual.app import App, ComposeResult
+
+    from tui.transcript_view import TranscriptView
+
+    class OneView(App[None]):
+        def compose(self) -> ComposeResult:
+            yield TranscriptView()
+
+    app = OneView()
+    async with app.run_test(size=(24, 10)) as pilot:
+        view = app.query_one(TranscriptView)
+        view.add_user("ねえ、アニメ好きなの？")
+        view.start_reply(1, turn=0)
+        for piece in ("うん、", "大好き", "だよ！\n\n", "[bold]お気に入り[/]は？", "\x1b[2J"):
+            view.append(1, piece)
+        await pilot.pause()
+        width = view.scrollable_content_region.width
+        assert all(cell_len(line) <= width for line in view.plain_lines)
+        assert view.reply_text(1) == "うん、大好きだよ！\n\n[bold]お気に入り[/]は？␛[2J"
+        view.set_badges(1, [("★4 良い", "transcript--score"), ("#too-long", "transcript--badge")])
+        assert any("★4 良い  #too-long" in line for line in view.plain_lines)
+        before = view.line_count
+        view.replace_reply(1, 2, "短い")
+        assert view.line_count < before and not view.has_reply(1) and view.has_reply(2)
+        assert "短い" in view.plain_lines and not any("★4" in line for line in view.plain_lines)

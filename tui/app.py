@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, ClassVar
@@ -27,6 +28,7 @@ from personas import Persona
 from scenarios import Scenario
 from tui.choice_dialog import Choice, ChoiceDialog
 from tui.commands import KurabeCommands
+from tui.gc_pacing import GcPacer
 from tui.help_screen import HelpScreen
 from tui.main_screen import MainScreen
 from tui.models_dialog import ModelsDialog
@@ -49,6 +51,7 @@ EXPORT_FORMATS: tuple[tuple[str, str, str], ...] = (
     ("battles", "Battles (JSONL)", "pairwise picks for Chatbot-Arena-style tools"),
 )
 CLOSE_TIMEOUT_S = 5.0
+GC_CHECK_INTERVAL_S = 30.0
 
 
 class KurabeApp(App[int]):
@@ -75,6 +78,7 @@ class KurabeApp(App[int]):
         self.load_on_mount = load_on_mount
         self.export_dir = export_dir
         self.last_export: Path | None = None
+        self.gc_pacer = GcPacer()
 
     # -- screens -------------------------------------------------------------------------------
 
@@ -87,9 +91,22 @@ class KurabeApp(App[int]):
         )
 
     def on_mount(self) -> None:
+        self.gc_pacer.start()
+        self.set_interval(GC_CHECK_INTERVAL_S, self._collect_garbage_if_due, name="kurabe-gc")
         self.push_screen(self._make_screen(self.session))
         for warning in self.context.warnings:
             self.notify(one_line(warning), severity="warning", timeout=10)
+
+    def on_unmount(self) -> None:
+        self.gc_pacer.stop()
+
+    def _collect_garbage_if_due(self) -> None:
+        self.gc_pacer.tick(busy=self.session.busy)
+
+    def turn_finished(self) -> None:
+        """A turn ended: a good moment for a full garbage collection (the rater is reading)."""
+        if not self.session.busy:
+            self.gc_pacer.collect()
 
     @property
     def main_screen(self) -> MainScreen | None:
@@ -276,8 +293,9 @@ def profile_choices(profiles: Iterable[ModelProfile]) -> list[Choice]:
         if describe is not None:
             try:
                 state, info = describe(profile, offload)
-                detail = info or detail
-                if state != "usable":
+                if state == "usable":
+                    detail = info or detail
+                else:
                     reason = f"{state}: {info}"
             except Exception as exc:
                 reason = one_line(f"{type(exc).__name__}: {exc}")
@@ -320,4 +338,17 @@ def run_app(args: argparse.Namespace, *, backend_factory: BackendFactory = creat
         app.run()
         return app.return_code or 0
     finally:
+        _release_models()
         context.store.close()
+
+
+def _release_models() -> None:
+    """Free loaded llama.cpp models while the interpreter is still whole (freeing them during
+    interpreter shutdown prints "Exception ignored" tracebacks)."""
+    module = sys.modules.get("backends.llama_cpp_backend")
+    if module is None:
+        return
+    try:
+        module.unload_all_models()
+    except Exception:
+        log.warning("could not unload the llama.cpp models", exc_info=True)

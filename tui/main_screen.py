@@ -19,6 +19,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 from textual import on
 from textual.app import ComposeResult
@@ -29,6 +30,7 @@ from textual.widgets import Static, TextArea
 from textual.worker import Worker
 
 from backends.base import one_line
+from backends.profiles import ModelProfile
 from kurabe.errors import KurabeError
 from kurabe.events import (
     PaneDelta,
@@ -94,8 +96,18 @@ class PaneState:
     first_text_at: float | None = None
     streamed_chars: int = 0
     status_shown_at: float = 0.0
-    reply_status: tuple[str, str] | None = None
-    """The status line of the latest reply (text, state), shown again after a reload."""
+    reply_status: tuple[str, str, str | None] | None = None
+    """The status line of the latest reply (text, state, short), shown again after a reload."""
+
+
+BACKEND_LABELS = {"llama_cpp": "llama.cpp", "openai": "OpenAI API", "anthropic": "Anthropic API"}
+
+
+def backend_label(profile: ModelProfile) -> str:
+    """What the header says before the backend has described itself (while loading)."""
+    if profile.base_url:
+        return urlsplit(profile.base_url).netloc or profile.base_url
+    return BACKEND_LABELS.get(profile.backend, profile.backend)
 
 
 class MainScreen(Screen[None]):
@@ -207,7 +219,10 @@ class MainScreen(Screen[None]):
         elif isinstance(event, PaneReady):
             self._show_title(event.pane)
             last = self.pane_states[event.pane].reply_status
-            self.pane_widget(event.pane).set_status(*(last or ("ready", "ready")))
+            if last is None:
+                self.pane_widget(event.pane).set_status("ready", "ready")
+            else:
+                self.pane_widget(event.pane).set_status(last[0], last[1], short=last[2])
         elif isinstance(event, TurnStarted):
             self._running_turn = event.turn
             for widget in self.pane_widgets:
@@ -228,6 +243,9 @@ class MainScreen(Screen[None]):
             if not self._replaying:
                 self._prefill_next_line()
             self.refresh_bindings()
+            turn_finished = getattr(self.app, "turn_finished", None)
+            if callable(turn_finished):
+                self.set_timer(0.3, turn_finished)
 
     def _on_pane_started(self, event: PaneStarted) -> None:
         state = self.pane_states[event.pane]
@@ -259,9 +277,10 @@ class MainScreen(Screen[None]):
         info.finish_reason = event.finish_reason
         info.flags = list(event.checks.get("flags", ()) or ())
         status = format_figures(event.figures)
+        short = format_figures(event.figures, compact=True)
         if event.finish_reason == "length":
             status += " · cut at max_tokens"
-        self._set_reply_status(event.pane, status, "done")
+        self._set_reply_status(event.pane, status, "done", short)
         self._show_badges(event.reply_id)
 
     def _on_pane_failed(self, event: PaneFailed) -> None:
@@ -286,9 +305,9 @@ class MainScreen(Screen[None]):
             self._set_reply_status(event.pane, f"✗ {reason}", "failed")
         self._show_badges(event.reply_id)
 
-    def _set_reply_status(self, pane: int, text: str, state: str) -> None:
-        self.pane_states[pane].reply_status = (text, state)
-        self.pane_widget(pane).set_status(text, state)
+    def _set_reply_status(self, pane: int, text: str, state: str, short: str | None = None) -> None:
+        self.pane_states[pane].reply_status = (text, state, short)
+        self.pane_widget(pane).set_status(text, state, short=short)
 
     # -- streaming flush -------------------------------------------------------------------------
 
@@ -317,9 +336,11 @@ class MainScreen(Screen[None]):
         elapsed = now - state.first_text_at
         ttft = state.first_text_at - state.started_at
         live = f"streaming · ttft {ttft:.2f}s · {state.streamed_chars}字"
+        short = f"… ttft {ttft:.2f}s {state.streamed_chars}字"
         if elapsed > 0.2:
-            live += f" · {state.streamed_chars / elapsed:.0f} 字/s"
-        widget.set_status(live, "busy")
+            live += f" · {state.streamed_chars / elapsed:.0f}字/s"
+            short += f" {state.streamed_chars / elapsed:.0f}字/s"
+        widget.set_status(live, "busy", short=short)
 
     # -- titles, badges, bars ----------------------------------------------------------------------
 
@@ -330,7 +351,7 @@ class MainScreen(Screen[None]):
             widget.set_title(pane.label)
             return
         detail = pane.header if pane.header and pane.header != pane.profile.name else ""
-        widget.set_title(pane.profile.name, detail or pane.profile.backend)
+        widget.set_title(pane.profile.name, detail or backend_label(pane.profile))
 
     def _redact(self, text: str) -> str:
         """In a blind session, replace anything that names a model by the pane's letter."""
@@ -465,7 +486,12 @@ class MainScreen(Screen[None]):
                 self.pane_states[pane_index].reply_id = reply.reply_id
                 self._show_badges(reply.reply_id)
                 if reply.status == "complete":
-                    self._set_reply_status(pane_index, format_figures(reply.figures), "done")
+                    self._set_reply_status(
+                        pane_index,
+                        format_figures(reply.figures),
+                        "done",
+                        format_figures(reply.figures, compact=True),
+                    )
                 elif reply.status == "cancelled":
                     self._set_reply_status(pane_index, "⏹ cancelled · r: retry", "cancelled")
                 else:
@@ -475,6 +501,7 @@ class MainScreen(Screen[None]):
             verdict = self.session.verdict_of(index)
             if verdict is not None:
                 self.verdicts[index] = verdict
+                self.pane_widget(index).set_verdict(VERDICT_LABELS.get(verdict[0], verdict[0]))
 
     # -- workers -----------------------------------------------------------------------------------
 
@@ -519,7 +546,6 @@ class MainScreen(Screen[None]):
             self.notify("the panes are still answering (esc cancels)", severity="warning")
             return False
         scenario_turn = self._prefilled_turn
-        self._prefilled_turn = None
         self.prompt.set_text("")
         self._prefilled_turn = None
         self.run_guarded(self.session.send(text, scenario_turn=scenario_turn), "send")
@@ -542,13 +568,20 @@ class MainScreen(Screen[None]):
             return
         if self._prefilled_turn is None and not self.prompt.text.strip():
             self._prefill_next_line()
-        if self._prefilled_turn is None:
-            if self.session.next_scenario_turn() is None:
-                self.notify("the scenario is finished", severity="information")
-                return
-            self.prompt.set_text("")
-            self._prefill_next_line()
-        self.send_prompt()
+        if self._prefilled_turn is not None:
+            self.send_prompt()  # the scripted line, as the rater may have edited it
+            return
+        # The input holds a line of the rater's own: keep it, send the scripted line.
+        upcoming = self.session.next_scenario_turn()
+        scenario = self.session.scenario
+        if upcoming is None:
+            self.notify("the scenario is finished", severity="information")
+            return
+        if self.session.busy or self._replaying:
+            self.notify("the panes are still answering (esc cancels)", severity="warning")
+            return
+        line = scenario.turns[upcoming].text
+        self.run_guarded(self.session.send(line, scenario_turn=upcoming), "send")
 
     def action_send_all(self) -> None:
         if self.session.scenario is None:
@@ -623,7 +656,7 @@ class MainScreen(Screen[None]):
 
     def action_focus_pane(self, index: int) -> None:
         if 0 <= index < len(self.session.panes):
-            self.pane_widget(index).transcript.focus()
+            self.pane_widget(index).focus_pane()
 
     def action_move_focus(self, step: int) -> None:
         current = self.focused_pane()
@@ -659,11 +692,23 @@ class MainScreen(Screen[None]):
             return None
         return pane, reply_id
 
-    def _rate(self, reply_id: int, **changes: Any) -> None:
+    def _store_rating(self, what: str, call: Callable[[], None]) -> bool:
+        """Run a session call that commits a rating; a problem is one line, never a crash."""
         try:
-            self.session.rate_reply(reply_id, **changes)
+            call()
         except KurabeError as exc:
             self.notify(one_line(str(exc)), severity="warning")
+            return False
+        except Exception as exc:
+            log.exception("%s failed", what)
+            self.notify(
+                one_line(f"{what} not saved: {type(exc).__name__}: {exc}"), severity="error"
+            )
+            return False
+        return True
+
+    def _rate(self, reply_id: int, **changes: Any) -> None:
+        if not self._store_rating("rating", lambda: self.session.rate_reply(reply_id, **changes)):
             return
         current = self.ratings.get(reply_id, RatingView(rater=self.session.rater))
         score = changes.get("score")
@@ -726,13 +771,12 @@ class MainScreen(Screen[None]):
             if result is None:
                 return
             verdict, note = result
-            try:
-                self.session.set_verdict(pane, verdict, note)
-            except KurabeError as exc:
-                self.notify(one_line(str(exc)), severity="warning")
+            if not self._store_rating(
+                "verdict", lambda: self.session.set_verdict(pane, verdict, note)
+            ):
                 return
             self.verdicts[pane] = (verdict, note)
-            self.notify(f"{label}: {VERDICT_LABELS.get(verdict, verdict)}", timeout=3)
+            self.pane_widget(pane).set_verdict(VERDICT_LABELS.get(verdict, verdict))
 
         self.app.push_screen(
             VerdictDialog(
@@ -755,10 +799,7 @@ class MainScreen(Screen[None]):
         turn = self._latest_turn()
         if turn is None:
             return
-        try:
-            self.session.pick_best(turn, winner)
-        except KurabeError as exc:
-            self.notify(one_line(str(exc)), severity="warning")
+        if not self._store_rating("pick", lambda: self.session.pick_best(turn, winner)):
             return
         self.picks[turn] = winner
         for reply_id, info in self.replies.items():
@@ -832,7 +873,8 @@ class MainScreen(Screen[None]):
         )
 
     def reveal(self) -> None:
-        self.session.reveal()
+        if not self._store_rating("reveal", self.session.reveal):
+            return
         for pane in self.session.panes:
             self._show_title(pane.index)
         self._update_top_bar()

@@ -13,37 +13,46 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rich.cells import cell_len
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.content import Content
 from textual.widgets import Static
 
 from kurabe.events import ReplyFigures
+from tui.pane_header import PaneHeader
 from tui.textflow import make_visible
 from tui.transcript_view import TranscriptView
 
 STATUS_CLASSES = ("-loading", "-ready", "-busy", "-failed", "-unusable", "-done", "-cancelled")
 
 
-def format_figures(figures: ReplyFigures) -> str:
-    """``ttft 0.42s · 31.0tok/s · 48字/s · ctx 312/4096`` — only the figures that are known."""
+def format_figures(figures: ReplyFigures, *, compact: bool = False) -> str:
+    """``ttft 0.42s · 31.0tok/s · 48字/s · ctx 312/4096`` — only the figures that are known.
+
+    ``compact``: the same in fewer cells for narrow panes (``ttft 0.42s 31.0t/s 48字/s 312/4096``).
+    """
     parts: list[str] = []
     if figures.ttft_s is not None:
         parts.append(f"ttft {figures.ttft_s:.2f}s")
     if figures.tokens_per_s is not None:
-        parts.append(f"{figures.tokens_per_s:.1f}tok/s")
+        parts.append(f"{figures.tokens_per_s:.1f}{'t' if compact else 'tok'}/s")
     if figures.chars_per_s is not None:
         parts.append(f"{figures.chars_per_s:.0f}字/s")
     used = (figures.prompt_tokens or 0) + (figures.completion_tokens or 0)
     if used and figures.context_size:
-        parts.append(f"ctx {used}/{figures.context_size}")
+        parts.append(
+            f"{used}/{figures.context_size}" if compact else f"ctx {used}/{figures.context_size}"
+        )
     elif used:
         parts.append(f"{used}tok")
-    return " · ".join(parts) if parts else "done"
+    if not parts:
+        return "done"
+    return (" " if compact else " · ").join(parts)
 
 
 class ModelPane(Vertical):
-    """A pane of the comparison. Not focusable itself: its transcript takes the focus."""
+    """A pane of the comparison. Not focusable itself: its header takes the focus."""
 
     DEFAULT_CSS = (Path(__file__).with_name("model_pane.tcss")).read_text(encoding="utf-8")
 
@@ -53,12 +62,18 @@ class ModelPane(Vertical):
         self.label = label
         self._title = ""
         self._detail = ""
+        self._verdict = ""
         self._status_text = ""
+        self._status_full = ""
+        self._status_short: str | None = None
         self._state = "loading"
 
     def compose(self) -> ComposeResult:
-        yield Static(self._header_content(), classes="pane-header", markup=False)
-        yield TranscriptView(classes="pane-body")
+        transcript = TranscriptView(classes="pane-body")
+        header = PaneHeader(transcript, classes="pane-header")
+        header.update(self._header_content())
+        yield header
+        yield transcript
         yield Static(
             Content(self._status_text), classes=f"pane-status -{self._state}", markup=False
         )
@@ -66,6 +81,17 @@ class ModelPane(Vertical):
     @property
     def transcript(self) -> TranscriptView:
         return self.query_one(TranscriptView)
+
+    @property
+    def header(self) -> PaneHeader:
+        return self.query_one(PaneHeader)
+
+    def focus_pane(self) -> None:
+        """Give the pane the focus (its header takes it; see :mod:`tui.pane_header`)."""
+        self.header.focus()
+
+    def on_click(self) -> None:
+        self.focus_pane()
 
     @property
     def header_text(self) -> str:
@@ -80,22 +106,32 @@ class ModelPane(Vertical):
         self._title = title
         self._detail = detail
         if self.is_mounted:
-            self.query_one(".pane-header", Static).update(self._header_content(), layout=False)
+            self.header.update(self._header_content(), layout=False)
+
+    def set_verdict(self, verdict: str) -> None:
+        """The rater's verdict on this pane's conversation, shown as a badge in the header."""
+        self._verdict = verdict
+        if self.is_mounted:
+            self.header.update(self._header_content(), layout=False)
 
     def _header_content(self) -> Content:
         spans: list[tuple[str, str] | str] = [(f" {self.label} ", "reverse bold")]
         if self._title and self._title != self.label:
             spans.append(" ")
             spans.append((make_visible(self._title), "bold"))
+        if self._verdict:
+            spans.append(("  ✔ " + make_visible(self._verdict), "bold $text-success"))
         if self._detail:
             spans.append(("  " + make_visible(self._detail), "dim"))
         return Content.assemble(*spans)
 
-    def set_status(self, text: str, state: str) -> None:
-        """One line; ``state`` picks the colour (loading, ready, busy, failed, done…)."""
-        line = " ".join(make_visible(text).split())
+    def set_status(self, text: str, state: str, *, short: str | None = None) -> None:
+        """One line; ``state`` picks the colour (loading, ready, busy, failed, done…);
+        ``short`` is shown instead when ``text`` does not fit the pane's width."""
+        self._status_full = " ".join(make_visible(text).split())
+        self._status_short = None if short is None else " ".join(make_visible(short).split())
         if not self.is_mounted:
-            self._status_text = line
+            self._status_text = self._status_full
             self._state = state
             return
         status = self.query_one(".pane-status", Static)
@@ -105,6 +141,17 @@ class ModelPane(Vertical):
             self._state = state
             for name in STATUS_CLASSES:
                 status.set_class(name == f"-{state}", name)
+        self._show_status()
+
+    def _show_status(self) -> None:
+        line = self._status_full
+        width = self.size.width - 1
+        if self._status_short is not None and width > 0 and cell_len(line) > width:
+            line = self._status_short
         if line != self._status_text:
             self._status_text = line
-            status.update(Content(line), layout=False)
+            self.query_one(".pane-status", Static).update(Content(line), layout=False)
+
+    def on_resize(self) -> None:
+        if self._status_full:
+            self._show_status()

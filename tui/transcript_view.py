@@ -14,15 +14,16 @@ segments, with control characters made visible first (:func:`~tui.textflow.make_
 from __future__ import annotations
 
 from collections.abc import Sequence
+from math import ceil
 from typing import ClassVar, Literal
 
 from rich.cells import cell_len
 from rich.segment import Segment
 from rich.style import Style
 from textual.binding import Binding, BindingType
-from textual.cache import LRUCache
 from textual.geometry import Size
 from textual.scroll_view import ScrollView
+from textual.scrollbar import ScrollBar
 from textual.strip import Strip
 
 from tui.textflow import GrowingText, make_visible
@@ -87,8 +88,9 @@ class _Block:
         return lines
 
 
-class TranscriptView(ScrollView, can_focus=True, inherit_bindings=False):
-    """One pane's conversation. Focus it to scroll with the keyboard; left/right stay free."""
+class TranscriptView(ScrollView, can_focus=False, inherit_bindings=False):
+    """One pane's conversation. It does not take the focus (its pane's header does, and scrolls
+    it); the mouse wheel scrolls it."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("up", "scroll_up", "Scroll up", show=False),
@@ -145,8 +147,6 @@ class TranscriptView(ScrollView, can_focus=True, inherit_bindings=False):
         self._padded_height = 0
         """Blank lines kept below the text after a jump scroll count into the virtual height."""
         self._styles: dict[str, Style] = {}
-        self._strips: LRUCache[int, Strip] = LRUCache(1024)
-        """Rendered display lines by index; dropped when a line changes or moves."""
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -172,7 +172,6 @@ class TranscriptView(ScrollView, can_focus=True, inherit_bindings=False):
         self._blocks.clear()
         self._starts.clear()
         self._lines.clear()
-        self._strips.clear()
         self._padded_height = 0
         self._update_size()
         self.refresh()
@@ -271,7 +270,6 @@ class TranscriptView(ScrollView, can_focus=True, inherit_bindings=False):
         at_end = self._at_end()
         start = len(self._lines)
         self._lines.extend(new_lines)
-        self._forget_strips(start, len(self._lines))
         self._after_change(start, len(new_lines), at_end, moved=False)
 
     def _rebuild_block(self, index: int) -> None:
@@ -283,26 +281,14 @@ class TranscriptView(ScrollView, can_focus=True, inherit_bindings=False):
         end = self._starts[index + 1] if index + 1 < len(self._starts) else len(self._lines)
         at_end = self._at_end()
         old_count = end - (start + first)
-        old_total = len(self._lines)
         self._lines[start + first : end] = new_part
         delta = len(new_part) - old_count
-        if delta:
-            self._forget_strips(start + first, max(old_total, len(self._lines)))
-        else:
-            self._forget_strips(start + first, start + first + len(new_part))
         if delta:
             for later in range(index + 1, len(self._starts)):
                 self._starts[later] += delta
         moved = bool(delta) and index + 1 < len(self._blocks)
-        self._after_change(start + first, len(new_part), at_end, moved=moved)
-
-    def _forget_strips(self, start: int, end: int) -> None:
-        if end - start > 256:
-            self._strips.clear()
-            return
-        discard = self._strips.discard
-        for index in range(start, end):
-            discard(index)
+        # When the block got shorter, the lines it no longer covers must be redrawn too.
+        self._after_change(start + first, max(len(new_part), old_count), at_end, moved=moved)
 
     def _after_change(self, first_line: int, count: int, at_end: bool, *, moved: bool) -> None:
         if not self.is_mounted:
@@ -310,10 +296,10 @@ class TranscriptView(ScrollView, can_focus=True, inherit_bindings=False):
         if at_end:
             height = self.scrollable_content_region.height
             if height > 0 and len(self._lines) > self.scroll_offset.y + height:
-                # Jump scroll: the text ran past the bottom. Scroll so that a third of the view
-                # is free below it; the next lines fill that space without moving the others,
-                # so the whole view is repainted once per jump instead of once per new line.
-                self._padded_height = len(self._lines) + max(1, height // 3)
+                # Jump scroll: the text ran past the bottom. Scroll so that half of the view is
+                # free below it; the next lines fill that space without moving the others, so
+                # the whole view is repainted once per half page instead of once per new line.
+                self._padded_height = len(self._lines) + max(1, height // 2)
                 self._update_size()
                 self.scroll_end(animate=False, immediate=True, x_axis=False)
                 self.refresh()
@@ -329,22 +315,32 @@ class TranscriptView(ScrollView, can_focus=True, inherit_bindings=False):
 
     def _update_size(self) -> None:
         size = Size(self._wrap_width, max(len(self._lines), self._padded_height))
-        if size == self.virtual_size:
+        old_size = self.virtual_size
+        if size == old_size:
             return
         if not self.is_mounted or not self.container_size:
             self.virtual_size = size
             return
         # Setting the reactive would lay out the whole screen again for every new line. The
         # vertical scrollbar is always shown (overflow-y: scroll), so nothing outside this
-        # widget moves: update the scroll limits and the scrollbar only.
+        # widget moves: update the scroll limits, and redraw the scrollbar only when its thumb
+        # visibly changes (a full-height scrollbar redrawn per line costs a full-screen update).
         self.set_reactive(TranscriptView.virtual_size, size)
-        self._scroll_update(size)
+        bar = self.vertical_scrollbar
+        height = self.scrollable_content_region.height
+        before = thumb_cells(height, bar.window_virtual_size, bar.window_size, bar.position)
+        after = thumb_cells(height, size.height, height, bar.position)
+        bar.set_reactive(ScrollBar.window_virtual_size, size.height)
+        bar.set_reactive(ScrollBar.window_size, height)
+        if before != after:
+            bar.refresh()
+        if size.height < old_size.height:
+            self.scroll_y = self.validate_scroll_y(self.scroll_y)
 
     def _rewrap_all(self, width: int) -> None:
         self._width = width
         self._lines = []
         self._starts = []
-        self._strips.clear()
         self._padded_height = 0
         for block in self._blocks:
             block.rewrap(width)
@@ -354,9 +350,7 @@ class TranscriptView(ScrollView, can_focus=True, inherit_bindings=False):
 
     def on_resize(self) -> None:
         width = self.scrollable_content_region.width
-        if width != self._render_width:
-            self._render_width = width
-            self._strips.clear()
+        self._render_width = width
         if width > 0 and width != self._width:
             at_end = self._at_end()
             self._rewrap_all(width)
@@ -367,7 +361,6 @@ class TranscriptView(ScrollView, can_focus=True, inherit_bindings=False):
     def notify_style_update(self) -> None:
         super().notify_style_update()
         self._styles.clear()
-        self._strips.clear()
 
     def _style(self, name: str) -> Style:
         style = self._styles.get(name)
@@ -383,14 +376,20 @@ class TranscriptView(ScrollView, can_focus=True, inherit_bindings=False):
         width = self._render_width or self.scrollable_content_region.width
         if index >= len(self._lines) or index < 0:
             return Strip.blank(width, self._style(""))
-        strip = self._strips.get(index)
-        if strip is None:
-            segments = [
-                Segment(text, self._style(name)) for text, name in self._lines[index] if text
-            ]
-            strip = Strip(segments).crop_extend(0, width, self._style(""))
-            self._strips[index] = strip
-        return strip
+        # Textual caches the rendered line until it is refreshed; no cache of our own here
+        # (cached Strips are many small objects that make every garbage collection slower).
+        segments = [Segment(text, self._style(name)) for text, name in self._lines[index] if text]
+        return Strip(segments).crop_extend(0, width, self._style(""))
+
+
+def thumb_cells(size: int, virtual: int, window: int, position: float) -> tuple[int, int]:
+    """Where a vertical scrollbar's thumb starts and ends, in eighths of a cell (as drawn)."""
+    if not (window and size and virtual and size != virtual and virtual != window):
+        return (0, 0)
+    thumb = max(1.0, window / (virtual / size))
+    offset = (size - thumb) * (position / (virtual - window))
+    start = int(offset * 8)
+    return start, start + ceil(thumb * 8)
 
 
 def flow_badges(spans: Sequence[Span], width: int) -> list[Line]:
