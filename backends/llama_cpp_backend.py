@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import ctypes
 import hashlib
@@ -349,12 +350,17 @@ def load_shared_model(
             where = f"GPU {gpu_layers}/{offloadable} layers" if gpu_layers else "CPU"
             progress(f"loaded {path.name} in {load_s:.1f} s ({where})")
         with _models_lock:
+            if not _models:
+                # Free models before interpreter teardown: Llama.__del__ at that point prints
+                # "Exception ignored" noise to the terminal.
+                atexit.register(unload_all_models)
             _models[key] = loaded
         return loaded
 
 
 def unload_all_models() -> None:
-    """Free every shared model (tests and benchmarks)."""
+    """Free every shared model (at exit, and in tests and benchmarks)."""
+    atexit.unregister(unload_all_models)
     with _models_lock:
         models = list(_models.values())
         _models.clear()

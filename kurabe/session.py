@@ -756,6 +756,12 @@ class ComparisonSession:
             return None
         return await self.send(self.scenario.turns[upcoming].text, scenario_turn=upcoming)
 
+    def scenario_turn_of(self, turn: int) -> int | None:
+        """The scenario turn that user turn ``turn`` played, or None for a free-typed line."""
+        if 0 <= turn < len(self._scenario_turns):
+            return self._scenario_turns[turn]
+        return None
+
     def next_scenario_turn(self) -> int | None:
         """Index of the next scripted turn not yet sent (None when done or no scenario)."""
         if self.scenario is None:

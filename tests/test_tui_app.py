@@ -12,7 +12,7 @@ from backends.base import StreamError
 from kurabe.session import ComparisonSession
 from kurabe.store import Store
 from tests.fake_backends import FakeBackend, Script, fake_factory, fake_profile
-from tests.test_tui_support import make_harness, settle, type_text, wait_until
+from tests.tui_support import make_harness, settle, type_text, wait_until
 from tui.app import KurabeApp
 from tui.main_screen import MainScreen
 from tui.tag_picker import TagPicker

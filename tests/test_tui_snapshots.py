@@ -12,7 +12,7 @@ import pytest
 from rich.cells import cell_len
 from textual.pilot import Pilot
 
-from tests.test_tui_support import FixedBackend, make_harness, wait_until
+from tests.tui_support import FixedBackend, make_harness, wait_until
 
 REPLIES = {
     "gemma-270m": (

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, ClassVar
@@ -338,17 +337,5 @@ def run_app(args: argparse.Namespace, *, backend_factory: BackendFactory = creat
         app.run()
         return app.return_code or 0
     finally:
-        _release_models()
         context.store.close()
 
-
-def _release_models() -> None:
-    """Free loaded llama.cpp models while the interpreter is still whole (freeing them during
-    interpreter shutdown prints "Exception ignored" tracebacks)."""
-    module = sys.modules.get("backends.llama_cpp_backend")
-    if module is None:
-        return
-    try:
-        module.unload_all_models()
-    except Exception:
-        log.warning("could not unload the llama.cpp models", exc_info=True)

@@ -225,8 +225,11 @@ class MainScreen(Screen[None]):
                 self.pane_widget(event.pane).set_status(last[0], last[1], short=last[2])
         elif isinstance(event, TurnStarted):
             self._running_turn = event.turn
-            for widget in self.pane_widgets:
+            for index, widget in enumerate(self.pane_widgets):
                 widget.transcript.add_user(event.text, turn=event.turn)
+                if self.session.panes[index].status == "ready":
+                    # Local CPU panes take turns; until PaneStarted this one is queued.
+                    widget.set_status("waiting for its turn…", "busy")
             self._update_top_bar()
             self._update_expect()
         elif isinstance(event, PaneStarted):
@@ -432,11 +435,7 @@ class MainScreen(Screen[None]):
         )
 
     def _scenario_index_of(self, turn: int) -> int | None:
-        scenario_turns = getattr(self.session, "_scenario_turns", None)
-        if isinstance(scenario_turns, list) and 0 <= turn < len(scenario_turns):
-            value = scenario_turns[turn]
-            return value if isinstance(value, int) else None
-        return None
+        return self.session.scenario_turn_of(turn)
 
     def _expect_turn(self) -> int | None:
         """The scenario turn whose expect note is relevant now: the one being answered or
