@@ -338,4 +338,3 @@ def run_app(args: argparse.Namespace, *, backend_factory: BackendFactory = creat
         return app.return_code or 0
     finally:
         context.store.close()
-

@@ -828,13 +828,19 @@ class MainScreen(Screen[None]):
     # -- retry, regenerate, reveal -------------------------------------------------------------
 
     def action_retry(self) -> None:
+        self._rerun_focused_pane(self.session.retry, "retry")
+
+    def action_regenerate(self) -> None:
+        self._rerun_focused_pane(self.session.regenerate, "regenerate")
+
+    def _rerun_focused_pane(self, rerun: Callable[[int], Awaitable[None]], name: str) -> None:
         pane = self.focused_pane()
         if pane is None:
             return
         if self.session.panes[pane].busy:
             self.notify("this pane is still streaming", severity="warning", timeout=3)
             return
-        self.run_guarded(self.session.retry(pane), f"retry-{pane}")
+        self.run_guarded(rerun(pane), f"{name}-{pane}")
 
     def action_cancel_pane(self) -> None:
         pane = self.focused_pane()
@@ -844,15 +850,6 @@ class MainScreen(Screen[None]):
             self.notify("this pane is not streaming", timeout=2)
             return
         self.session.cancel(pane)
-
-    def action_regenerate(self) -> None:
-        pane = self.focused_pane()
-        if pane is None:
-            return
-        if self.session.panes[pane].busy:
-            self.notify("this pane is still streaming", severity="warning", timeout=3)
-            return
-        self.run_guarded(self.session.regenerate(pane), f"regenerate-{pane}")
 
     def action_reveal(self) -> None:
         if not self.session.hidden:
