@@ -17,9 +17,20 @@ from typing import Any
 import pytest
 
 from backends.anthropic_backend import AnthropicBackend, finish_reason
-from backends.base import ChatMessage, Conversation, StreamDone, StreamError, TextDelta
+from backends.base import ChatMessage, Conversation, StreamDone, StreamError
 from backends.profiles import ModelProfile, Sampling
+from tests.api_backend_support import (
+    PERSONA,
+    assert_missing_key,
+    assert_one_line_error,
+    cancel_after_two_deltas,
+    run_closed,
+    serve,
+    two_at_once,
+    wire_profile,
+)
 from tests.wire_servers import (
+    Collected,
     WireServer,
     anthropic_401,
     anthropic_404,
@@ -29,16 +40,11 @@ from tests.wire_servers import (
     anthropic_context_400,
     anthropic_error,
     anthropic_stream,
-    collect,
     free_port,
 )
 
 KEY = "sk-ant-api03-kurabe-test-0123456789abcdef"
 MODEL = "claude-haiku-4-5"
-PERSONA = (
-    "あなたは大のアニメファンで、友達と会話しています。"
-    "返信は短くカジュアルなものにする必要があります。"
-)
 CONVERSATION = Conversation(
     system=PERSONA,
     turns=(
@@ -52,9 +58,7 @@ REPLY = ["米津玄師の", "「KICK BACK」", "だよ！", "めっちゃ", "カ
 
 @pytest.fixture
 def server() -> Iterator[WireServer]:
-    with WireServer("anthropic") as wire:
-        yield wire
-    assert wire.errors == []
+    yield from serve("anthropic")
 
 
 @pytest.fixture
@@ -77,18 +81,12 @@ def profile(server: WireServer | None = None, **changes: Any) -> ModelProfile:
         "model": MODEL,
         "base_url": server.origin if server else None,
         "api_key_env": "ANTHROPIC_API_KEY",
-        "max_retries": 0,
-        "timeout_s": 5.0,
     }
-    values.update(changes)
-    return ModelProfile(**values)
+    return wire_profile(values, changes)
 
 
-async def run(backend: AnthropicBackend, conversation: Conversation = CONVERSATION) -> Any:
-    try:
-        return await collect(backend.stream(conversation))
-    finally:
-        await backend.aclose()
+async def run(backend: AnthropicBackend, conversation: Conversation = CONVERSATION) -> Collected:
+    return await run_closed(backend, conversation)
 
 
 def sent_key(headers: dict[str, str]) -> str | None:
@@ -197,13 +195,7 @@ async def test_two_streams_at_once_through_one_backend(official: WireServer, key
         anthropic_stream(["千と千尋", "の神隠し"], interval_s=0.02),
         anthropic_stream(["アキラ", "も名作"], interval_s=0.02),
     )
-    backend = AnthropicBackend(profile())
-    try:
-        first, second = await asyncio.gather(
-            collect(backend.stream(CONVERSATION)), collect(backend.stream(CONVERSATION))
-        )
-    finally:
-        await backend.aclose()
+    first, second = await two_at_once(AnthropicBackend(profile()), CONVERSATION)
     assert {first.text, second.text} == {"千と千尋の神隠し", "アキラも名作"}
 
 
@@ -212,13 +204,7 @@ async def test_two_streams_at_once_through_one_backend(official: WireServer, key
 
 async def test_missing_key_is_reported_without_any_request(official: WireServer) -> None:
     backend = AnthropicBackend(profile())
-    got = await run(backend)
-    error = got.final
-    assert isinstance(error, StreamError)
-    assert error.kind == "missing_key" and not error.retryable
-    assert "ANTHROPIC_API_KEY" in error.reason
-    assert official.requests == []
-    assert backend.unusable_reason() == error.reason
+    assert_missing_key(await run(backend), backend, "ANTHROPIC_API_KEY", official)
 
 
 async def test_keyless_server_gets_a_placeholder_not_the_users_key(
@@ -274,14 +260,7 @@ async def test_api_errors_map_to_one_line(
 ) -> None:
     official.script(reply)
     got = await run(AnthropicBackend(profile()))
-    error = got.final
-    assert isinstance(error, StreamError)
-    assert error.kind == kind
-    assert error.retryable is retryable
-    assert error.reason.startswith(starts), error.reason
-    assert "\n" not in error.reason and len(error.reason) <= 200
-    assert not error.partial and got.deltas == []
-    assert KEY not in error.reason
+    assert_one_line_error(got, kind, retryable, starts, KEY)
     assert len(official.requests) == 1
 
 
@@ -371,31 +350,10 @@ async def test_cancel_closes_the_http_stream_promptly_and_backend_stays_usable(
 ) -> None:
     official.script(anthropic_stream(["ずっと", "話し続ける", "よ"] * 200, interval_s=0.05))
     backend = AnthropicBackend(profile())
-    seen: list[str] = []
-    two_deltas = asyncio.Event()
-
-    async def consume() -> None:
-        async for event in backend.stream(CONVERSATION):
-            if isinstance(event, TextDelta):
-                seen.append(event.text)
-                if len(seen) == 2:
-                    two_deltas.set()
-
-    task = asyncio.create_task(consume())
-    await asyncio.wait_for(two_deltas.wait(), 5)
-    cancelled_at = time.perf_counter()
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    assert await asyncio.to_thread(official.client_gone.wait, 2.0)
-    assert official.client_gone_at is not None
-    assert official.client_gone_at - cancelled_at < 1.0
+    await cancel_after_two_deltas(backend, CONVERSATION, official)
 
     official.script(anthropic_stream(REPLY))
-    try:
-        got = await collect(backend.stream(CONVERSATION))
-    finally:
-        await backend.aclose()
+    got = await run(backend)
     assert got.text == "".join(REPLY) and isinstance(got.final, StreamDone)
 
 

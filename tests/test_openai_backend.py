@@ -21,7 +21,18 @@ from backends.api_errors import public_url, redact, retry_after_seconds
 from backends.base import ChatMessage, Conversation, StreamDone, StreamError, TextDelta
 from backends.openai_backend import OpenAIBackend
 from backends.profiles import ModelProfile, Sampling
+from tests.api_backend_support import (
+    PERSONA,
+    assert_missing_key,
+    assert_one_line_error,
+    cancel_after_two_deltas,
+    run_closed,
+    serve,
+    two_at_once,
+    wire_profile,
+)
 from tests.wire_servers import (
+    Collected,
     JSONReply,
     SSEReply,
     WireServer,
@@ -39,10 +50,6 @@ from tests.wire_servers import (
 )
 
 KEY = "sk-kurabe-test-0123456789abcdef"
-PERSONA = (
-    "あなたは大のアニメファンで、友達と会話しています。"
-    "返信は短くカジュアルなものにする必要があります。"
-)
 CONVERSATION = Conversation(
     system=PERSONA,
     turns=(
@@ -56,9 +63,7 @@ REPLY = ["「紅蓮華」", "だよ！", "LiSAの", "歌声が最高", "なん�
 
 @pytest.fixture
 def server() -> Iterator[WireServer]:
-    with WireServer("openai") as wire:
-        yield wire
-    assert wire.errors == []
+    yield from serve("openai")
 
 
 @pytest.fixture
@@ -74,18 +79,12 @@ def profile(server: WireServer | None = None, **changes: Any) -> ModelProfile:
         "model": "gpt-4.1-mini",
         "base_url": f"{server.origin}/v1" if server else None,
         "api_key_env": "OPENAI_API_KEY",
-        "max_retries": 0,
-        "timeout_s": 5.0,
     }
-    values.update(changes)
-    return ModelProfile(**values)
+    return wire_profile(values, changes)
 
 
-async def run(backend: OpenAIBackend, conversation: Conversation = CONVERSATION) -> Any:
-    try:
-        return await collect(backend.stream(conversation))
-    finally:
-        await backend.aclose()
+async def run(backend: OpenAIBackend, conversation: Conversation = CONVERSATION) -> Collected:
+    return await run_closed(backend, conversation)
 
 
 # -- a normal reply ------------------------------------------------------------------------------
@@ -168,13 +167,7 @@ async def test_two_streams_at_once_through_one_backend(server: WireServer, key: 
         openai_stream(["トトロ", "かわいい"], interval_s=0.02),
         openai_stream(["ネコバス", "乗りたい"], interval_s=0.02),
     )
-    backend = OpenAIBackend(profile(server))
-    try:
-        first, second = await asyncio.gather(
-            collect(backend.stream(CONVERSATION)), collect(backend.stream(CONVERSATION))
-        )
-    finally:
-        await backend.aclose()
+    first, second = await two_at_once(OpenAIBackend(profile(server)), CONVERSATION)
     assert {first.text, second.text} == {"トトロかわいい", "ネコバス乗りたい"}
     assert isinstance(first.final, StreamDone) and isinstance(second.final, StreamDone)
 
@@ -184,14 +177,7 @@ async def test_two_streams_at_once_through_one_backend(server: WireServer, key: 
 
 async def test_missing_key_is_reported_without_any_request(server: WireServer) -> None:
     backend = OpenAIBackend(profile(server))
-    got = await run(backend)
-    error = got.final
-    assert isinstance(error, StreamError)
-    assert error.kind == "missing_key" and not error.retryable
-    assert "OPENAI_API_KEY" in error.reason
-    assert got.deltas == []
-    assert server.requests == []
-    assert backend.unusable_reason() == error.reason
+    assert_missing_key(await run(backend), backend, "OPENAI_API_KEY", server)
 
 
 async def test_key_is_read_at_request_time(
@@ -266,14 +252,7 @@ async def test_api_errors_map_to_one_line(
 ) -> None:
     server.script(reply)
     got = await run(OpenAIBackend(profile(server)))
-    error = got.final
-    assert isinstance(error, StreamError)
-    assert error.kind == kind
-    assert error.retryable is retryable
-    assert error.reason.startswith(starts), error.reason
-    assert "\n" not in error.reason and len(error.reason) <= 200
-    assert not error.partial and got.deltas == []
-    assert KEY not in error.reason
+    assert_one_line_error(got, kind, retryable, starts, KEY)
     assert len(server.requests) == 1  # max_retries=0: no retry
 
 
@@ -462,34 +441,13 @@ async def test_cancel_closes_the_http_stream_promptly_and_backend_stays_usable(
 ) -> None:
     server.script(openai_stream(["ずっと", "話し続ける", "よ"] * 200, interval_s=0.05))
     backend = OpenAIBackend(profile(server))
-    seen: list[str] = []
-    two_deltas = asyncio.Event()
-
-    async def consume() -> None:
-        async for event in backend.stream(CONVERSATION):
-            if isinstance(event, TextDelta):
-                seen.append(event.text)
-                if len(seen) == 2:
-                    two_deltas.set()
-
-    task = asyncio.create_task(consume())
-    await asyncio.wait_for(two_deltas.wait(), 5)
-    cancelled_at = time.perf_counter()
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    assert await asyncio.to_thread(server.client_gone.wait, 2.0)
-    assert server.client_gone_at is not None
-    assert server.client_gone_at - cancelled_at < 1.0
+    await cancel_after_two_deltas(backend, CONVERSATION, server)
     frames = server.frames_sent
     await asyncio.sleep(0.2)
     assert server.frames_sent == frames  # nothing more is being streamed
 
     server.script(openai_stream(REPLY))
-    try:
-        got = await collect(backend.stream(CONVERSATION))
-    finally:
-        await backend.aclose()
+    got = await run(backend)
     assert got.text == "".join(REPLY) and isinstance(got.final, StreamDone)
 
 
