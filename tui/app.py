@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, ClassVar
 
+from textual import events
 from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.command import Provider
@@ -98,6 +99,11 @@ class KurabeApp(App[int]):
 
     def on_unmount(self) -> None:
         self.gc_pacer.stop()
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Key) and isinstance(self.screen, MainScreen):
+            self.screen.paint_soon()  # what the key does is painted without waiting a frame
+        await super().on_event(event)
 
     def _collect_garbage_if_due(self) -> None:
         self.gc_pacer.tick(busy=self.session.busy)

@@ -21,11 +21,13 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.content import Content
+from textual.reactive import Reactive
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import Static, TextArea
 from textual.worker import Worker
 
@@ -71,6 +73,9 @@ FLUSH_INTERVAL_S = 0.05
 """How often streamed text is pushed into the panes (20 times a second)."""
 LIVE_STATUS_INTERVAL_S = 0.25
 """How often a streaming pane's status line (characters, 字/s) is updated."""
+KEY_PAINT_WINDOW_S = 0.05
+"""For this long after a key, what changed is painted as soon as the screen is idle, without
+waiting for Textual's next screen update (which can be up to two frames away)."""
 
 
 @dataclass
@@ -117,6 +122,12 @@ class MainScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = list(MAIN_BINDINGS)
     AUTO_FOCUS = "#prompt"
 
+    focused: Reactive[Widget | None] = Reactive(None, repaint=False)
+    """Textual's ``Screen.focused`` without its repaint of the whole screen: a change of focus
+    restyles (and so redraws) the widgets that lose and gain it, which is all that changes on
+    screen. Repainting the whole screen made a focus change while six panes stream cost one
+    full-screen update (tens of milliseconds) instead of two header lines."""
+
     def __init__(
         self,
         session: ComparisonSession,
@@ -145,6 +156,7 @@ class MainScreen(Screen[None]):
         self._pick_made: asyncio.Event | None = None
         self._unsubscribe: Callable[[], None] | None = None
         self._expect_visible = False
+        self._paint_until = 0.0
 
     # -- layout ------------------------------------------------------------------------------
 
@@ -190,6 +202,43 @@ class MainScreen(Screen[None]):
         self._update_expect()
         if self.load_on_mount:
             self.run_guarded(self.session.load(), "load")
+
+    def paint_soon(self) -> None:
+        """A key arrived: paint its effect as soon as it is made, not at the next frame."""
+        self._paint_until = time.monotonic() + KEY_PAINT_WINDOW_S
+
+    def on_idle(self, event: events.Idle) -> None:
+        # Runs before Screen._on_idle, which would otherwise resume Textual's update timer. That
+        # timer ticks on a fixed grid and skips ahead when a tick was late, so after a long update
+        # (six panes streaming) the next can be up to two frames (33 ms) away; for a key's effect
+        # the screen update is run here, at once (the same call the timer makes).
+        if not self._paint_until:
+            return
+        if time.monotonic() > self._paint_until:
+            self._paint_until = 0.0
+            return
+        try:
+            self._paint_pending_changes()
+        except AttributeError:
+            # These are Textual internals (checked on 8.2.8); if another version moved them,
+            # keys are painted by Textual's own frame timer instead, a frame or two later.
+            log.warning("immediate key painting disabled: Textual internals changed")
+            self._paint_until = 0.0
+            self.paint_soon = lambda: None  # type: ignore[method-assign]
+
+    def _paint_pending_changes(self) -> None:
+        """Run Textual's screen update now if anything is waiting for it (Textual internals)."""
+        if (
+            self.is_current
+            and not self.app._batch_count
+            and (
+                self._dirty_widgets
+                or self._layout_required
+                or self._scroll_required
+                or self._repaint_required
+            )
+        ):
+            self._on_timer_update()
 
     def on_unmount(self) -> None:
         if self._unsubscribe is not None:

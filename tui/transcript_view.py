@@ -379,7 +379,13 @@ class TranscriptView(ScrollView, can_focus=False, inherit_bindings=False):
         # Textual caches the rendered line until it is refreshed; no cache of our own here
         # (cached Strips are many small objects that make every garbage collection slower).
         segments = [Segment(text, self._style(name)) for text, name in self._lines[index] if text]
-        return Strip(segments).crop_extend(0, width, self._style(""))
+        used = sum(cell_len(text) for text, _ in self._lines[index])
+        if used > width:  # only a badge wider than the pane: cut it
+            return Strip(segments).crop_extend(0, width, self._style(""))
+        if used < width:
+            segments.append(Segment(" " * (width - used), self._style("")))
+        # Lines are wrapped to the width: pad them there and then, one Strip instead of two.
+        return Strip(segments, width)
 
 
 def thumb_cells(size: int, virtual: int, window: int, position: float) -> tuple[int, int]:
