@@ -22,6 +22,7 @@ import hashlib
 import os
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -207,7 +208,10 @@ class LoadedModel:
     template_note: str
     lock: threading.Lock = field(default_factory=threading.Lock)
     owner: str | None = None
-    saved: dict[str, SavedSequence] = field(default_factory=dict)
+    saved: OrderedDict[str, SavedSequence] = field(default_factory=OrderedDict)
+    max_saved: int = 8
+    """Conversations whose KV state is kept (six panes and a little more). A 7B model's state
+    is about 0.5 MB a token, so an unbounded cache would grow by gigabytes per session."""
 
     def save_sequence(self, conversation_id: str) -> None:
         import llama_cpp
@@ -220,6 +224,9 @@ class LoadedModel:
         self.saved[conversation_id] = SavedSequence(
             ctypes.string_at(buffer, written), self.llama.input_ids[:n_tokens].copy(), n_tokens
         )
+        self.saved.move_to_end(conversation_id)
+        while len(self.saved) > self.max_saved:
+            self.saved.popitem(last=False)
         self.owner = conversation_id
 
     def switch_to(self, conversation_id: str) -> None:

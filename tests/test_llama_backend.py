@@ -246,3 +246,17 @@ async def test_embedded_gemma_answers_in_japanese_in_both_default_formats() -> N
 async def _render(backend: LlamaCppBackend, conversation: Conversation) -> str:
     await backend.load()
     return backend.render(conversation).text
+
+
+async def test_saved_kv_states_are_bounded_least_recent_first(tiny_gguf: Path) -> None:
+    backend = LlamaCppBackend(tiny_profile(tiny_gguf, sampling=Sampling(max_tokens=2, seed=1)))
+    await backend.load()
+    loaded = backend.loaded
+    assert loaded is not None
+    loaded.max_saved = 3
+    for index in range(5):
+        await collect(backend, conv("やあ", cid=f"pane-{index}"))
+    assert list(loaded.saved) == ["pane-2", "pane-3", "pane-4"]
+    # A conversation evicted from the cache still works; it just evaluates its prompt again.
+    _, final = await collect(backend, conv("やあ", "ok", "もう一度", cid="pane-0"))
+    assert isinstance(final, StreamDone) and final.cached_prompt_tokens == 0
