@@ -36,7 +36,7 @@ from statistics import fmean
 from typing import Any
 
 from kurabe.export import Battle, derive_battles
-from kurabe.store import Store
+from kurabe.store import Store, newest_by
 
 BOOTSTRAP_ROUNDS = 200
 BOOTSTRAP_SEED = 0
@@ -317,15 +317,12 @@ def build_leaderboard(
         panes = {p.position: p for p in record.panes}
         for pane in record.panes:
             entry(pane.profile_name)
-        newest: dict[tuple[int, str], Any] = {}
-        for rating in record.ratings:
-            if rater is not None and rating.rater != rater:
-                continue
-            key = (rating.reply_id, rating.rater)
-            if key not in newest or rating.id > newest[key].id:
-                newest[key] = rating
+        latest_ratings = newest_by(
+            (r for r in record.ratings if rater in (None, r.rater)),
+            lambda r: (r.reply_id, r.rater),
+        )
         replies = {r.id: r for r in record.replies}
-        for (reply_id, _), rating in newest.items():
+        for (reply_id, _), rating in latest_ratings.items():
             if rating.score is None:
                 continue
             model = panes[replies[reply_id].pane].profile_name
@@ -334,13 +331,10 @@ def build_leaderboard(
         for reply in record.replies:
             if reply.completed:
                 completed[panes[reply.pane].profile_name].append(reply)
-        latest_verdicts: dict[tuple[int, str], Any] = {}
-        for verdict in record.verdicts:
-            if rater is not None and verdict.rater != rater:
-                continue
-            key = (verdict.pane, verdict.rater)
-            if key not in latest_verdicts or verdict.id > latest_verdicts[key].id:
-                latest_verdicts[key] = verdict
+        latest_verdicts = newest_by(
+            (v for v in record.verdicts if rater in (None, v.rater)),
+            lambda v: (v.pane, v.rater),
+        )
         for verdict in latest_verdicts.values():
             counts = entry(panes[verdict.pane].profile_name).verdicts
             counts[verdict.verdict] = counts.get(verdict.verdict, 0) + 1

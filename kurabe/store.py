@@ -27,12 +27,12 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from kurabe import __version__
 from kurabe.errors import KurabeError
@@ -347,6 +347,30 @@ class ReplyRow:
         return self.status == "complete"
 
 
+class _Recorded(Protocol):
+    @property
+    def id(self) -> int: ...
+
+
+RecordedT = TypeVar("RecordedT", bound=_Recorded)
+KeyT = TypeVar("KeyT")
+
+
+def newest(rows: Iterable[RecordedT]) -> RecordedT | None:
+    """The row written last: ratings, verdicts and picks keep their history; the newest counts."""
+    return max(rows, key=lambda row: row.id, default=None)
+
+
+def newest_by(rows: Iterable[RecordedT], key: Callable[[RecordedT], KeyT]) -> dict[KeyT, RecordedT]:
+    """The newest row for each ``key(row)``."""
+    found: dict[KeyT, RecordedT] = {}
+    for row in rows:
+        slot = key(row)
+        if slot not in found or row.id > found[slot].id:
+            found[slot] = row
+    return found
+
+
 @dataclass(frozen=True, slots=True)
 class RatingRow:
     id: int
@@ -453,45 +477,19 @@ class SessionRecord:
 
     def latest_rating(self, reply_id: int, rater: str | None = None) -> RatingRow | None:
         """The newest rating of a reply (by ``rater`` when given)."""
-        found = None
-        for rating in self.ratings:
-            if (
-                rating.reply_id == reply_id
-                and (rater is None or rating.rater == rater)
-                and (found is None or rating.id > found.id)
-            ):
-                found = rating
-        return found
+        return newest(
+            r for r in self.ratings if r.reply_id == reply_id and rater in (None, r.rater)
+        )
 
     def latest_verdict(self, pane: int, rater: str | None = None) -> VerdictRow | None:
-        found = None
-        for verdict in self.verdicts:
-            if (
-                verdict.pane == pane
-                and (rater is None or verdict.rater == rater)
-                and (found is None or verdict.id > found.id)
-            ):
-                found = verdict
-        return found
+        return newest(v for v in self.verdicts if v.pane == pane and rater in (None, v.rater))
 
     def latest_pick(self, turn: int, rater: str | None = None) -> PickRow | None:
-        found = None
-        for pick in self.picks:
-            if (
-                pick.turn == turn
-                and (rater is None or pick.rater == rater)
-                and (found is None or pick.id > found.id)
-            ):
-                found = pick
-        return found
+        return newest(p for p in self.picks if p.turn == turn and rater in (None, p.rater))
 
     def latest_picks_by_rater(self) -> list[PickRow]:
         """The newest pick per (turn, rater), in turn order."""
-        latest: dict[tuple[int, str], PickRow] = {}
-        for pick in self.picks:
-            key = (pick.turn, pick.rater)
-            if key not in latest or pick.id > latest[key].id:
-                latest[key] = pick
+        latest = newest_by(self.picks, lambda p: (p.turn, p.rater))
         return sorted(latest.values(), key=lambda p: (p.turn, p.rater))
 
     def raters(self) -> list[str]:
