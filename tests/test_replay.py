@@ -263,13 +263,10 @@ def test_end_to_end_replay_on_the_tiny_gguf(
     assert record.panes[1].header  # llama.cpp · F32 · CPU
 
 
-def test_kill_9_mid_stream_keeps_everything_completed(
-    tiny_gguf: Path, tmp_path: Path, kurabe_home: Path, unload: None
-) -> None:
-    models = _models_file(tmp_path, tiny_gguf, long_tokens=800)
-    db = tmp_path / "k.sqlite3"
-    store = Store(db)  # created (and migrated) before the replay opens it
-    env = dict(os.environ, KURABE_HOME=str(kurabe_home), PYTHONPATH=str(REPO))
+def _start_replay(
+    models: Path, db: Path, kurabe_home: Path, *extra: str
+) -> subprocess.Popen[bytes]:
+    """``kurabe replay seed-gpt4`` on the two tiny panes, as a separate process."""
     command = [
         sys.executable,
         "-m",
@@ -282,12 +279,21 @@ def test_kill_9_mid_stream_keeps_everything_completed(
         str(models),
         "--db",
         str(db),
-        "--seed",
-        "3",
+        *extra,
     ]
-    process = subprocess.Popen(
+    env = dict(os.environ, KURABE_HOME=str(kurabe_home), PYTHONPATH=str(REPO))
+    return subprocess.Popen(
         command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
+
+
+def test_kill_9_mid_stream_keeps_everything_completed(
+    tiny_gguf: Path, tmp_path: Path, kurabe_home: Path, unload: None
+) -> None:
+    models = _models_file(tmp_path, tiny_gguf, long_tokens=800)
+    db = tmp_path / "k.sqlite3"
+    store = Store(db)  # created (and migrated) before the replay opens it
+    process = _start_replay(models, db, kurabe_home, "--seed", "3")
     completed: dict[int, str] = {}
     rated: dict[int, tuple[int, str]] = {}
     victim = None
@@ -357,26 +363,7 @@ def test_ctrl_c_stops_cleanly_with_everything_saved(
     models = _models_file(tmp_path, tiny_gguf, long_tokens=800)
     db = tmp_path / "k.sqlite3"
     store = Store(db)
-    env = dict(os.environ, KURABE_HOME=str(kurabe_home), PYTHONPATH=str(REPO))
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "kurabe.cli",
-            "replay",
-            "seed-gpt4",
-            "--models",
-            "tiny-a,tiny-b",
-            "--models-file",
-            str(models),
-            "--db",
-            str(db),
-        ],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    process = _start_replay(models, db, kurabe_home)
     interrupted = None
     deadline = time.monotonic() + 120
     try:
