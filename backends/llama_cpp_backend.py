@@ -176,6 +176,24 @@ def gpu_offload_supported() -> bool:
     return bool(llama_cpp.llama_supports_gpu_offload())
 
 
+def quantization_name(file_type: object) -> str:
+    """A GGUF's ``general.file_type`` as llama.cpp names it (``Q4_K_M`` …), ``?`` if absent."""
+    try:
+        code = int(str(file_type))
+    except ValueError:
+        return "?"
+    return FILE_TYPES.get(code, f"type {code}")
+
+
+def offloaded_layer_count(n_layers: int, requested: int, supported: bool) -> int:
+    """Layers llama.cpp puts on the GPU: the repeating layers plus the output layer, at most;
+    ``requested = -1`` means all of them; none where the build has no GPU offload."""
+    if not supported:
+        return 0
+    offloadable = n_layers + 1
+    return offloadable if requested < 0 else min(requested, offloadable)
+
+
 def default_threads() -> int:
     return max(os.cpu_count() or 1, 1)
 
@@ -321,14 +339,10 @@ def load_shared_model(
         load_s = time.perf_counter() - started
         metadata = _read_metadata(llama)
         n_layers = int(llama_cpp.llama_model_n_layer(llama.model))
-        offloadable = n_layers + 1  # repeating layers plus the output layer
-        if gpu_offload_supported():
-            gpu_layers = offloadable if n_gpu_layers < 0 else min(n_gpu_layers, offloadable)
-        else:
-            gpu_layers = 0
+        offloadable = n_layers + 1
+        gpu_layers = offloaded_layer_count(n_layers, n_gpu_layers, gpu_offload_supported())
         architecture = metadata.get("general.architecture", "?")
-        file_type = metadata.get("general.file_type")
-        quantization = FILE_TYPES.get(int(file_type), f"type {file_type}") if file_type else "?"
+        quantization = quantization_name(metadata.get("general.file_type"))
         template = metadata.get("tokenizer.chat_template")
         template_note = "the GGUF's own chat template"
         if not template and architecture in FALLBACK_TEMPLATES:

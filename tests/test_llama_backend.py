@@ -260,3 +260,16 @@ async def test_saved_kv_states_are_bounded_least_recent_first(tiny_gguf: Path) -
     # A conversation evicted from the cache still works; it just evaluates its prompt again.
     _, final = await collect(backend, conv("やあ", "ok", "もう一度", cid="pane-0"))
     assert isinstance(final, StreamDone) and final.cached_prompt_tokens == 0
+
+
+def test_offloaded_layers_and_quantization_names() -> None:
+    from backends.llama_cpp_backend import offloaded_layer_count, quantization_name
+
+    assert offloaded_layer_count(18, -1, True) == 19  # every repeating layer and the output
+    assert offloaded_layer_count(18, 5, True) == 5
+    assert offloaded_layer_count(18, 99, True) == 19
+    assert offloaded_layer_count(18, -1, False) == 0  # a CPU-only build offloads nothing
+    assert quantization_name("15") == "Q4_K_M"
+    assert quantization_name(18) == "Q6_K"
+    assert quantization_name(None) == "?"
+    assert quantization_name(99) == "type 99"

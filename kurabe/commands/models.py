@@ -31,7 +31,7 @@ def describe_profile(profile: ModelProfile, offload_supported: bool) -> tuple[st
         return "usable", host
     from backends.embedded import embedded_model_path, embedded_model_state
     from backends.gguf_meta import GGUFMetadataError, block_count, read_gguf_metadata
-    from backends.llama_cpp_backend import FILE_TYPES
+    from backends.llama_cpp_backend import offloaded_layer_count, quantization_name
 
     if profile.model_path is None:
         problem = embedded_model_state()
@@ -49,14 +49,13 @@ def describe_profile(profile: ModelProfile, offload_supported: bool) -> tuple[st
     except (GGUFMetadataError, OSError) as exc:
         return "unusable", f"{path.name}: {exc}"
     layers = block_count(metadata)
-    file_type = metadata.get("general.file_type")
-    quant = FILE_TYPES.get(file_type, "?") if isinstance(file_type, int) else "?"
+    quant = quantization_name(metadata.get("general.file_type"))
     if layers is None:
         gpu = "GPU ?"
     elif not offload_supported:
         gpu = f"CPU only (0/{layers + 1} layers offloaded)"
     else:
-        wanted = layers + 1 if profile.n_gpu_layers < 0 else min(profile.n_gpu_layers, layers + 1)
+        wanted = offloaded_layer_count(layers, profile.n_gpu_layers, offload_supported)
         gpu = f"GPU {wanted}/{layers + 1} layers"
     return "usable", f"{path.name} · {quant} · {gpu}"
 
