@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -31,7 +31,6 @@ from kurabe.tomlfile import KeyPath, TomlDocument
 BackendName = Literal["llama_cpp", "openai", "anthropic"]
 BACKENDS: tuple[str, ...] = ("llama_cpp", "openai", "anthropic")
 EMBEDDED_MODEL = "embedded:gemma-3-270m-q4_k_m"
-NAMED_TEMPLATES = ("gguf", "llama2-sys", "alpaca-ja", "custom")
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,11 +276,3 @@ def load_profiles(models_file: Path | str | None = None) -> dict[str, ModelProfi
             raise ConfigError(models_file, "file not found")
         profiles.update({p.name: p for p in parse_models_file(models_file)})
     return profiles
-
-
-def profile_fields() -> list[str]:
-    return [f.name for f in fields(ModelProfile)]
-
-
-def with_overrides(profile: ModelProfile, **changes: Any) -> ModelProfile:
-    return replace(profile, **changes)
