@@ -519,7 +519,6 @@ class LlamaCppBackend(Backend):
     # -- streaming --
 
     async def stream(self, conversation: Conversation) -> AsyncIterator[StreamEvent]:
-        clock_start = time.perf_counter()
         try:
             await self.load()
         except ModelFileError as exc:
@@ -538,7 +537,7 @@ class LlamaCppBackend(Backend):
             loop.call_soon_threadsafe(queue.put_nowait, item)
 
         worker = loop.run_in_executor(
-            None, self._generate, rendered, conversation.conversation_id, put, cancel, clock_start
+            None, self._generate, rendered, conversation.conversation_id, put, cancel
         )
         try:
             while True:
@@ -557,7 +556,6 @@ class LlamaCppBackend(Backend):
         conversation_id: str,
         put: Callable[[object], None],
         cancel: threading.Event,
-        started: float,
     ) -> None:
         loaded = self.loaded
         assert loaded is not None
@@ -568,6 +566,9 @@ class LlamaCppBackend(Backend):
         emitted = 0
         try:
             with loaded.lock:
+                # Timed from here: a pane waiting for another pane on the same model (parallel
+                # panes on a GPU) must not count that wait as its own time to first token.
+                started = time.perf_counter()
                 llama = loaded.llama
                 loaded.switch_to(conversation_id)
                 tokens = llama.tokenize(
