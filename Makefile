@@ -2,9 +2,23 @@
 #   make run    set up (first time only) and open the app on the embedded model
 #   make test   set up (first time only) and run lint, types and the tests
 #
-# llama-cpp-python compiles from source on first setup (about 7 minutes on 2 cores). pip keeps
-# the built wheel in its cache and the venv keeps the install, so later runs skip the build.
-# For an NVIDIA GPU: CMAKE_ARGS="-DGGML_CUDA=on" make setup
+# llama-cpp-python compiles from source on first setup (about 5 minutes on 2 cores), through
+# backends/llama_build.py, which also says why in its docstring:
+#   - The build is portable: GGML_NATIVE=OFF with AVX2, FMA, F16C and BMI2 (x86-64-v3). llama.cpp's
+#     default (-march=native) crashed with SIGILL on this project's machines: a VM whose CPU flags
+#     advertise AMX ran `tilezero` in ggml's AMX path and died, and pip's cache carries such a
+#     wheel to the next machine. Measured on the embedded Gemma (bench/bench_build.py): the
+#     portable build is within a few percent of the native one (see the README).
+#   - Not GGML_BACKEND_DL + GGML_CPU_ALL_VARIANTS: it compiles the CPU backend once per variant
+#     (about a dozen; several times the setup time on 2 cores), and its run-time scoring
+#     (ggml-cpu/arch/x86/cpu-feats.cpp, "FIXME: this does not check for OS support") reads CPUID
+#     alone, so on that VM it would still choose the AMX variant and crash.
+#   - The wheel is kept in kurabe's own cache (~/.cache/kurabe-build), keyed by version and flags
+#     (and the CPU, for a native build), never pip's, whose key ignores the flags.
+#   - A smoke check ends the setup: a subprocess loads the embedded model and generates a few
+#     tokens; a crash is one line (CPU features, the rebuild command) and uninstalls the build.
+# The native build, for whoever wants it: CMAKE_ARGS="-DGGML_NATIVE=ON" make setup (after make clean)
+# For an NVIDIA GPU: CMAKE_ARGS="-DGGML_CUDA=on" make setup (after make clean)
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -14,10 +28,12 @@ export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc 2>/dev/null || echo 2)
 
 .PHONY: setup run test lint typecheck pytest bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml backends/llama_build.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m backends.llama_build install
 	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m backends.llama_build check
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -74,6 +74,13 @@ class StreamDone:
     total_s: float
     context_size: int | None = None
     cached_prompt_tokens: int | None = None
+    """Prompt tokens that were not evaluated again (local: the KV prefix actually reused)."""
+    history_trimmed_turns: int = 0
+    """Oldest turn pairs left out so that the conversation fit the context (local)."""
+    max_tokens_clamped: int | None = None
+    """The reply budget actually used when the context forced it below ``max_tokens``."""
+    decoded_alongside: int | None = None
+    """Local: the most other panes decoded in the same batches as this reply (0: alone)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,14 +1,13 @@
 """Local GGUF models through llama-cpp-python, with GPU offload where the build supports it.
 
-* One loaded ``Llama`` serves every pane whose profile uses the same file with the same context
-  settings; a lock serialises generation on it.
-* KV prefix reuse across turns and across panes: after each reply the pane's sequence state
-  (KV cells and token ids, not the logits buffer, which for a 262k vocabulary would be hundreds
-  of MB) is saved; when another pane used the model in between, it is restored before the next
-  turn, so llama.cpp only evaluates the new suffix. ``swa_full`` keeps sliding-window models
-  (Gemma 3) reusable.
-* Generation runs in a worker thread and hands events to the event loop; cancelling stops it
-  within one token.
+* One :class:`~backends.llama_engine.LlamaEngine` (one context, one decode thread) serves every
+  pane whose profile uses the same file with the same context settings. Each pane keeps its own
+  KV sequence in place, and panes on one file are decoded together in one batch per step.
+* Before the first model loads, :func:`backends.llama_build.ensure_engine_works` has made sure
+  (once per build and CPU, in a subprocess) that llama.cpp does not crash on this machine.
+* The conversation is fitted to ``n_ctx`` before it is sent: with ``context = "trim"`` the oldest
+  turn pairs are dropped (persona and current line kept), and the reply says so; a reply budget
+  that the context forces below ``max_tokens`` is recorded too.
 * llama.cpp's native log lines go to ``llama.log`` in the data directory, never the terminal.
 """
 
@@ -22,9 +21,8 @@ import hashlib
 import os
 import threading
 import time
-from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable
-from dataclasses import asdict, dataclass, field
+from collections.abc import AsyncIterator
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +35,15 @@ from backends.base import (
     StreamEvent,
     TextDelta,
     one_line,
+)
+from backends.llama_engine import (
+    DEFAULT_KV_BUDGET_MIB,
+    EngineError,
+    GenerationResult,
+    LlamaEngine,
+    Request,
+    SamplingSettings,
+    TextPipe,
 )
 from backends.profiles import EMBEDDED_MODEL, ModelProfile
 from backends.templates import (
@@ -202,17 +209,10 @@ def default_threads() -> int:
 
 
 @dataclass
-class SavedSequence:
-    data: bytes
-    token_ids: Any
-    n_tokens: int
-
-
-@dataclass
 class LoadedModel:
-    """One ``Llama`` shared by every pane that uses the same file and context settings."""
+    """One engine shared by every pane that uses the same file and context settings."""
 
-    llama: Any
+    engine: LlamaEngine
     path: Path
     n_ctx: int
     n_threads: int
@@ -224,67 +224,45 @@ class LoadedModel:
     load_s: float
     gguf_formatter: Formatter | None
     template_note: str
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    owner: str | None = None
-    saved: OrderedDict[str, SavedSequence] = field(default_factory=OrderedDict)
-    max_saved: int = 8
-    """Conversations whose KV state is kept (six panes and a little more). A 7B model's state
-    is about 0.5 MB a token, so an unbounded cache would grow by gigabytes per session."""
 
-    def save_sequence(self, conversation_id: str) -> None:
-        import llama_cpp
-
-        ctx = self.llama._ctx.ctx
-        size = llama_cpp.llama_state_seq_get_size(ctx, 0)
-        buffer = (ctypes.c_uint8 * size)()
-        written = llama_cpp.llama_state_seq_get_data(ctx, buffer, size, 0)
-        n_tokens = int(self.llama.n_tokens)
-        self.saved[conversation_id] = SavedSequence(
-            ctypes.string_at(buffer, written), self.llama.input_ids[:n_tokens].copy(), n_tokens
-        )
-        self.saved.move_to_end(conversation_id)
-        while len(self.saved) > self.max_saved:
-            self.saved.popitem(last=False)
-        self.owner = conversation_id
-
-    def switch_to(self, conversation_id: str) -> None:
-        """Make the KV cache hold ``conversation_id``'s tokens (empty for a new one)."""
-        import llama_cpp
-
-        if self.owner == conversation_id:
-            return
-        llama = self.llama
-        llama._ctx.kv_cache_clear()
-        llama.n_tokens = 0
-        saved = self.saved.get(conversation_id)
-        if saved is not None and saved.n_tokens > 0:
-            buffer = (ctypes.c_uint8 * len(saved.data)).from_buffer_copy(saved.data)
-            restored = llama_cpp.llama_state_seq_set_data(
-                llama._ctx.ctx, buffer, len(saved.data), 0
-            )
-            if restored:
-                llama.input_ids[: saved.n_tokens] = saved.token_ids
-                llama.n_tokens = saved.n_tokens
-            else:
-                llama._ctx.kv_cache_clear()
-        llama._requires_eval = True
-        self.owner = conversation_id
+    @property
+    def fully_offloaded(self) -> bool:
+        """Every layer on the GPU: only then do panes on other files run beside it."""
+        return self.gpu_layers >= self.n_layers + 1
 
 
 _models: dict[tuple[str, int, int, int], LoadedModel] = {}
 _models_lock = threading.Lock()
 _loading: dict[tuple[str, int, int, int], threading.Lock] = {}
+_engine_checked = False
 
 
-def _read_metadata(llama: Any) -> dict[str, str]:
-    return {str(k): str(v) for k, v in dict(llama.metadata).items()}
+def _check_engine_once(progress: ProgressCallback | None) -> None:
+    """Probe llama.cpp in a subprocess before the first in-process use (remembered per build)."""
+    global _engine_checked
+    if _engine_checked:
+        return
+    from backends.embedded import EmbeddedModelError, ensure_embedded_model
+    from backends.llama_build import EngineCrashError, ensure_engine_works
+
+    try:
+        probe_model = ensure_embedded_model(progress)
+    except EmbeddedModelError:
+        _engine_checked = True  # nothing quantized to probe with; the model file will tell
+        return
+    if progress:
+        progress("checking the llama.cpp engine on this CPU…")
+    try:
+        ensure_engine_works(probe_model)
+    except EngineCrashError as exc:
+        raise ModelFileError(exc.reason, kind="model_file") from None
+    _engine_checked = True
 
 
-def _token_text(llama: Any, token_id: int) -> str:
+def _token_text(engine: LlamaEngine, token_id: int) -> str:
     if token_id < 0:
         return ""
-    text = llama._model.token_get_text(token_id)
-    return text.decode("utf-8", errors="replace") if isinstance(text, bytes) else str(text)
+    return engine.token_text(token_id)
 
 
 def load_shared_model(
@@ -293,9 +271,13 @@ def load_shared_model(
     n_ctx: int,
     n_gpu_layers: int,
     n_threads: int,
+    kv_budget_mb: int = DEFAULT_KV_BUDGET_MIB,
     progress: ProgressCallback | None = None,
 ) -> LoadedModel:
-    """Load ``path`` once per (file, n_ctx, GPU layers, threads); later calls share it."""
+    """Load ``path`` once per (file, n_ctx, GPU layers, threads); later calls share it.
+
+    The first profile to load a file sets its KV budget; later ones share that pool.
+    """
     key = (str(path.resolve()), n_ctx, n_gpu_layers, n_threads)
     with _models_lock:
         if key in _models:
@@ -307,38 +289,30 @@ def load_shared_model(
                 return _models[key]
         check_model_file(path)
         route_native_logs()
-        from llama_cpp import Llama
-
+        _check_engine_once(progress)
         size_mib = path.stat().st_size >> 20
         if progress:
             progress(f"loading {path.name} ({size_mib} MiB)…")
         started = time.perf_counter()
         try:
-            # verbose=True keeps llama-cpp-python from redirecting the process's stdout/stderr
-            # file descriptors while loading, which would blank the TUI; the native log lines
-            # go to llama.log through route_native_logs().
             with open(os.devnull, "w") as devnull, contextlib.redirect_stderr(devnull):
-                llama = Llama(
-                    model_path=str(path),
+                engine = LlamaEngine(
+                    path,
                     n_ctx=n_ctx,
                     n_gpu_layers=n_gpu_layers,
                     n_threads=n_threads,
-                    n_threads_batch=n_threads,
-                    swa_full=True,
-                    verbose=True,
+                    kv_budget_mib=kv_budget_mb,
                 )
+        except EngineError as exc:
+            raise ModelFileError(exc.reason, kind=exc.kind) from None
         except (ValueError, RuntimeError, OSError) as exc:
             raise ModelFileError(
                 f"cannot load {path.name}: corrupt or unsupported GGUF ({one_line(str(exc), 80)});"
                 f" details in {llama_log_path()}"
             ) from None
-        import llama_cpp
-
-        # verbose=True above would make generate() print to stderr; quiet it from here on.
-        llama.verbose = False
         load_s = time.perf_counter() - started
-        metadata = _read_metadata(llama)
-        n_layers = int(llama_cpp.llama_model_n_layer(llama.model))
+        metadata = engine.metadata
+        n_layers = engine.n_layers
         offloadable = n_layers + 1
         gpu_layers = offloaded_layer_count(n_layers, n_gpu_layers, gpu_offload_supported())
         architecture = metadata.get("general.architecture", "?")
@@ -350,11 +324,13 @@ def load_shared_model(
             template_note = f"{architecture}'s official chat template (the GGUF carries none)"
         formatter = None
         if template:
-            bos = _token_text(llama, llama.token_bos())
-            eos = _token_text(llama, llama.token_eos())
+            import llama_cpp
+
+            bos = _token_text(engine, int(llama_cpp.llama_vocab_bos(engine.vocab)))
+            eos = _token_text(engine, int(llama_cpp.llama_vocab_eos(engine.vocab)))
             formatter = jinja_formatter(template, bos, eos)
         loaded = LoadedModel(
-            llama=llama,
+            engine=engine,
             path=path,
             n_ctx=n_ctx,
             n_threads=n_threads,
@@ -372,8 +348,8 @@ def load_shared_model(
             progress(f"loaded {path.name} in {load_s:.1f} s ({where})")
         with _models_lock:
             if not _models:
-                # Free models before interpreter teardown: Llama.__del__ at that point prints
-                # "Exception ignored" noise to the terminal.
+                # Free models before interpreter teardown: freeing them from a finaliser at that
+                # point prints "Exception ignored" noise to the terminal.
                 atexit.register(unload_all_models)
             _models[key] = loaded
         return loaded
@@ -386,17 +362,35 @@ def unload_all_models() -> None:
         models = list(_models.values())
         _models.clear()
     for loaded in models:
-        with loaded.lock:
-            loaded.llama.close()
+        loaded.engine.close()
 
 
 # --- the backend ---------------------------------------------------------------------------
 
-_END = object()
+
+@dataclass(frozen=True, slots=True)
+class FittedPrompt:
+    """A conversation's prompt made to fit the context, and what fitting it cost."""
+
+    rendered: RenderedPrompt
+    tokens: list[int]
+    max_tokens: int
+    trimmed_turns: int
+    clamped: bool
+
+
+class ContextOverflow(Exception):
+    def __init__(self, reason: str, prompt_tokens: int) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.prompt_tokens = prompt_tokens
 
 
 class LlamaCppBackend(Backend):
     """A pane on a local GGUF model."""
+
+    ignore_eos = False
+    """Benchmarks set this to generate a fixed number of tokens."""
 
     def __init__(self, profile: ModelProfile) -> None:
         self.profile = profile
@@ -428,6 +422,18 @@ class LlamaCppBackend(Backend):
     def offloaded_layers(self) -> int:
         return self.loaded.gpu_layers if self.loaded else 0
 
+    @property
+    def shares_compute(self) -> bool:
+        """True when this pane competes for the CPU (not every layer on the GPU)."""
+        return self.loaded is None or not self.loaded.fully_offloaded
+
+    @property
+    def model_key(self) -> str:
+        """Panes with the same key share one engine and are decoded together."""
+        if self.loaded is not None:
+            return str(self.loaded.path.resolve())
+        return self.profile.model
+
     def unusable_reason(self) -> str | None:
         if self.profile.model == EMBEDDED_MODEL:
             from backends.embedded import embedded_model_state
@@ -447,6 +453,7 @@ class LlamaCppBackend(Backend):
             n_ctx=self.profile.n_ctx,
             n_gpu_layers=self.requested_gpu_layers,
             n_threads=self.profile.n_threads or default_threads(),
+            kv_budget_mb=self.profile.kv_budget_mb,
             progress=progress,
         )
         return self.loaded
@@ -518,155 +525,129 @@ class LlamaCppBackend(Backend):
 
     # -- streaming --
 
+    def fit(self, conversation: Conversation) -> FittedPrompt:
+        """Render and tokenize ``conversation`` so that prompt + reply budget fit ``n_ctx``.
+
+        ``trim`` drops the oldest user/assistant pairs (the persona and the current line stay);
+        when even the current line alone leaves less room than ``max_tokens``, the budget is
+        clamped and that is recorded. ``fail`` never drops turns.
+        """
+        loaded = self.loaded
+        assert loaded is not None
+        engine = loaded.engine
+        n_ctx = loaded.n_ctx
+        budget = self.profile.sampling.max_tokens
+        history = conversation.turns[:-1]
+        dropped = 0
+        while True:
+            candidate = replace(conversation, turns=history[dropped:] + conversation.turns[-1:])
+            rendered = self.render(candidate)
+            tokens = engine.tokenize(rendered.text, add_bos=rendered.add_bos)
+            fits = len(tokens) + budget <= n_ctx
+            if fits or self.profile.context == "fail" or dropped >= len(history):
+                break
+            dropped += 2
+        room = n_ctx - len(tokens)
+        if room < 1:
+            where = "the current line alone" if dropped else "the conversation"
+            raise ContextOverflow(
+                f"context overflow: {where} is {len(tokens)} tokens, n_ctx is {n_ctx}",
+                len(tokens),
+            )
+        max_tokens = min(budget, room)
+        return FittedPrompt(rendered, tokens, max_tokens, dropped // 2, max_tokens < budget)
+
+    def _request(self, fitted: FittedPrompt, conversation_id: str, pipe: TextPipe) -> Request:
+        sampling = self.profile.sampling
+        return Request(
+            conversation_id=conversation_id,
+            tokens=fitted.tokens,
+            max_tokens=fitted.max_tokens,
+            sampling=SamplingSettings(
+                temperature=sampling.temperature,
+                top_k=sampling.top_k,
+                top_p=sampling.top_p,
+                min_p=sampling.min_p,
+                repeat_penalty=sampling.repeat_penalty,
+                repeat_last_n=sampling.repeat_last_n,
+                seed=sampling.seed,
+            ),
+            stop=tuple(dict.fromkeys((*fitted.rendered.stop, *sampling.stop))),
+            pipe=pipe,
+            strip_leading_space=fitted.rendered.format_name != "gguf",
+            ignore_eos=self.ignore_eos,
+        )
+
     async def stream(self, conversation: Conversation) -> AsyncIterator[StreamEvent]:
         try:
             await self.load()
         except ModelFileError as exc:
             yield StreamError(exc.reason, retryable=False, kind=exc.kind)  # type: ignore[arg-type]
             return
+        loaded = self.loaded
+        assert loaded is not None
         try:
-            rendered = self.render(conversation)
+            fitted = await asyncio.to_thread(self.fit, conversation)
         except TemplateError as exc:
             yield StreamError(one_line(str(exc)), retryable=False, kind="bad_request")
             return
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[Any] = asyncio.Queue()
-        cancel = threading.Event()
-
-        def put(item: object) -> None:
-            loop.call_soon_threadsafe(queue.put_nowait, item)
-
-        worker = loop.run_in_executor(
-            None, self._generate, rendered, conversation.conversation_id, put, cancel
-        )
-        try:
-            while True:
-                item = await queue.get()
-                if item is _END:
-                    break
-                yield item
-        finally:
-            cancel.set()
-            if worker.done():
-                worker.result()
-
-    def _generate(
-        self,
-        rendered: RenderedPrompt,
-        conversation_id: str,
-        put: Callable[[object], None],
-        cancel: threading.Event,
-    ) -> None:
-        loaded = self.loaded
-        assert loaded is not None
-        sampling = self.profile.sampling
-        first_token: float | None = None
-        completion_tokens = 0
-        prompt_tokens: int | None = None
-        emitted = 0
-        try:
-            with loaded.lock:
-                # Timed from here: a pane waiting for another pane on the same model (parallel
-                # panes on a GPU) must not count that wait as its own time to first token.
-                started = time.perf_counter()
-                llama = loaded.llama
-                loaded.switch_to(conversation_id)
-                tokens = llama.tokenize(
-                    rendered.text.encode("utf-8"), add_bos=rendered.add_bos, special=True
-                )
-                prompt_tokens = len(tokens)
-                cached = int(llama.n_tokens)
-                if prompt_tokens >= loaded.n_ctx - 1:
-                    put(
-                        StreamError(
-                            f"context overflow: the conversation is {prompt_tokens} tokens, "
-                            f"n_ctx is {loaded.n_ctx}",
-                            retryable=False,
-                            kind="context_overflow",
-                            prompt_tokens=prompt_tokens,
-                        )
-                    )
-                    return
-                llama.last_n_tokens_size = (
-                    loaded.n_ctx if sampling.repeat_last_n < 0 else sampling.repeat_last_n
-                )
-                stop = list(dict.fromkeys((*rendered.stop, *sampling.stop)))
-                max_tokens = min(sampling.max_tokens, loaded.n_ctx - prompt_tokens)
-                finish_reason = "stop"
-                chunks = llama.create_completion(
-                    tokens,
-                    max_tokens=max_tokens,
-                    temperature=sampling.temperature,
-                    top_k=sampling.top_k,
-                    top_p=sampling.top_p,
-                    min_p=sampling.min_p,
-                    repeat_penalty=sampling.repeat_penalty,
-                    seed=sampling.seed,
-                    stop=stop or None,
-                    stream=True,
-                )
-                try:
-                    for chunk in chunks:
-                        completion_tokens += 1
-                        choice = chunk["choices"][0]
-                        text = choice["text"]
-                        if text:
-                            if first_token is None:
-                                first_token = time.perf_counter()
-                                text = text.lstrip() if rendered.format_name != "gguf" else text
-                            if text:
-                                emitted += len(text)
-                                put(TextDelta(text))
-                        if choice.get("finish_reason"):
-                            finish_reason = choice["finish_reason"]
-                        if cancel.is_set():
-                            finish_reason = "cancelled"
-                            break
-                finally:
-                    chunks.close()
-                    if completion_tokens:
-                        # Each sampled token is evaluated before the next is drawn, except the
-                        # last one: the KV position counts the reply exactly.
-                        completion_tokens = max(int(llama.n_tokens) - prompt_tokens + 1, 1)
-                    loaded.save_sequence(conversation_id)
-            total = time.perf_counter() - started
-            ttft = None if first_token is None else first_token - started
-            if finish_reason == "cancelled":
-                put(
-                    StreamError(
-                        f"cancelled; kept {emitted} characters",
-                        retryable=True,
-                        kind="cancelled",
-                        partial=emitted > 0,
-                        prompt_tokens=prompt_tokens,
-                        completion_tokens=completion_tokens,
-                        ttft_s=ttft,
-                        total_s=total,
-                    )
-                )
-            else:
-                put(
-                    StreamDone(
-                        finish_reason=finish_reason,
-                        prompt_tokens=prompt_tokens,
-                        completion_tokens=completion_tokens,
-                        ttft_s=ttft,
-                        total_s=total,
-                        context_size=loaded.n_ctx,
-                        cached_prompt_tokens=min(cached, prompt_tokens),
-                    )
-                )
-        except Exception as exc:  # llama.cpp surfaces failures as plain exceptions
-            message = str(exc)
-            kind = "context_overflow" if "context window" in message else "other"
-            put(
-                StreamError(
-                    one_line(f"llama.cpp failed: {message}"),
-                    retryable=kind != "context_overflow",
-                    kind=kind,  # type: ignore[arg-type]
-                    partial=emitted > 0,
-                    prompt_tokens=prompt_tokens,
-                )
+        except ContextOverflow as exc:
+            yield StreamError(
+                exc.reason,
+                retryable=False,
+                kind="context_overflow",
+                prompt_tokens=exc.prompt_tokens,
             )
+            return
+        pipe = TextPipe(asyncio.get_running_loop())
+        request = self._request(fitted, conversation.conversation_id, pipe)
+        engine = loaded.engine
+        try:
+            engine.submit(request)
+        except EngineError as exc:
+            yield StreamError(exc.reason, retryable=True, kind="other")
+            return
+        try:
+            async for item in pipe.items():
+                if isinstance(item, str):
+                    yield TextDelta(item)
+                else:
+                    yield self._final_event(item, fitted, loaded)
         finally:
-            put(_END)
+            if not request.cancelled:
+                request.cancel()
+                engine.wake()
+
+    def _final_event(
+        self, result: GenerationResult, fitted: FittedPrompt, loaded: LoadedModel
+    ) -> StreamEvent:
+        if result.finish_reason in ("stop", "length"):
+            return StreamDone(
+                finish_reason=result.finish_reason,
+                prompt_tokens=result.prompt_tokens,
+                completion_tokens=result.completion_tokens,
+                ttft_s=result.ttft_s,
+                total_s=result.total_s,
+                context_size=loaded.n_ctx,
+                cached_prompt_tokens=result.cached_prompt_tokens,
+                history_trimmed_turns=fitted.trimmed_turns,
+                max_tokens_clamped=fitted.max_tokens if fitted.clamped else None,
+                decoded_alongside=result.decoded_alongside,
+            )
+        emitted = result.emitted_chars
+        if result.finish_reason == "cancelled":
+            reason = f"cancelled; kept {emitted} characters"
+            kind = "cancelled"
+        else:
+            reason = one_line(result.error or "llama.cpp failed")
+            kind = result.error_kind
+        return StreamError(
+            reason,
+            retryable=kind != "context_overflow",
+            kind=kind,  # type: ignore[arg-type]
+            partial=emitted > 0,
+            prompt_tokens=result.prompt_tokens,
+            completion_tokens=result.completion_tokens,
+            ttft_s=result.ttft_s,
+            total_s=result.total_s,
+        )

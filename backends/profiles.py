@@ -11,6 +11,8 @@ File format::
     model = "~/models/ELYZA-japanese-Llama-2-7b-fast-instruct-q6_K.gguf"
     prompt_format = "llama2-sys"      # gguf | llama2-sys | alpaca-ja | custom | <chat_format name>
     n_gpu_layers = -1                  # -1: all layers where the build supports offload
+    context = "trim"                   # trim: drop the oldest turns to fit n_ctx | fail
+    kv_budget_mb = 1024                # KV cache for every pane on this file together
     [models.elyza-7b.sampling]
     temperature = 0.7
     repeat_penalty = 1.18
@@ -30,6 +32,8 @@ from kurabe.tomlfile import KeyPath, TomlDocument
 
 BackendName = Literal["llama_cpp", "openai", "anthropic"]
 BACKENDS: tuple[str, ...] = ("llama_cpp", "openai", "anthropic")
+ContextPolicy = Literal["trim", "fail"]
+CONTEXT_POLICIES: tuple[str, ...] = ("trim", "fail")
 EMBEDDED_MODEL = "embedded:gemma-3-270m-q4_k_m"
 
 
@@ -80,6 +84,11 @@ class ModelProfile:
     n_gpu_layers: int = -1
     n_ctx: int = 4096
     n_threads: int | None = None
+    context: ContextPolicy = "trim"
+    """When history and the reply budget outgrow ``n_ctx``: ``trim`` drops the oldest turn pairs
+    (the persona and the current line stay) and records it; ``fail`` reports an overflow."""
+    kv_budget_mb: int = 1024
+    """The KV cache of every pane on this model file together, in MiB (local profiles)."""
     base_url: str | None = None
     api_key_env: str | None = None
     timeout_s: float = 60.0
@@ -190,6 +199,8 @@ _PROFILE_TYPES: dict[str, type | tuple[type, ...]] = {
     "n_gpu_layers": int,
     "n_ctx": int,
     "n_threads": int,
+    "context": str,
+    "kv_budget_mb": int,
     "base_url": str,
     "api_key_env": str,
     "timeout_s": float,
@@ -244,6 +255,10 @@ def _parse_profile(doc: TomlDocument, name: str, table: Mapping[str, Any]) -> Mo
         raise doc.error((*at, "base_url"), "must be an http:// or https:// URL")
     if values.get("n_ctx", 4096) < 64:
         raise doc.error((*at, "n_ctx"), "n_ctx must be at least 64")
+    if values.get("context", "trim") not in CONTEXT_POLICIES:
+        raise doc.error((*at, "context"), f"must be one of {', '.join(CONTEXT_POLICIES)}")
+    if values.get("kv_budget_mb", 1024) < 1:
+        raise doc.error((*at, "kv_budget_mb"), "kv_budget_mb must be at least 1")
     return ModelProfile(**values)
 
 

@@ -55,6 +55,27 @@ class ReplyFigures:
     tokens_per_s: float | None = None
     chars_per_s: float | None = None
     context_size: int | None = None
+    cached_prompt_tokens: int | None = None
+    """Prompt tokens not evaluated again (the KV prefix a local model reused)."""
+    decoded_alongside: int | None = None
+    """Local: the most other panes decoded in the same batches (tokens/s is then shared)."""
+    history_trimmed_turns: int = 0
+    """Oldest turn pairs left out so the conversation fit the context."""
+    max_tokens_clamped: int | None = None
+    """The reply budget the context left, when it was below the profile's max_tokens."""
+
+    def engine_notes(self) -> list[str]:
+        """What the local engine did that a reader of the figures must know, in words."""
+        notes = []
+        if self.decoded_alongside:
+            others = self.decoded_alongside
+            notes.append(f"decoded with {others} other pane{'s' if others > 1 else ''}")
+        if self.history_trimmed_turns:
+            turns = self.history_trimmed_turns
+            notes.append(f"history trimmed: {turns} turn{'s' if turns > 1 else ''}")
+        if self.max_tokens_clamped is not None:
+            notes.append(f"max_tokens clamped to {self.max_tokens_clamped}")
+        return notes
 
 
 @dataclass(frozen=True, slots=True)

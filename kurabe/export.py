@@ -447,8 +447,8 @@ def _reply_table(
     labels: Mapping[int, str],
 ) -> list[str]:
     rows = [
-        "| Turn | Score | Tags | Note | Checks | tokens/s | chars/s |",
-        "|---:|---|---|---|---|---:|---:|",
+        "| Turn | Score | Tags | Note | Checks | tokens/s | chars/s | Engine |",
+        "|---:|---|---|---|---|---:|---:|---|",
     ]
     for turn in view.record.turns:
         reply = latest.get((pane.position, turn.idx))
@@ -463,7 +463,8 @@ def _reply_table(
         flags = ", ".join(f.get("code", "") for f in reply.checks.get("flags", []))
         rows.append(
             f"| {turn.idx + 1} | {score} | {tags} | {note} | {flags} | "
-            f"{_fmt(reply.tokens_per_s)} | {_fmt(reply.chars_per_s)} |"
+            f"{_fmt(reply.tokens_per_s)} | {_fmt(reply.chars_per_s)} | "
+            f"{'; '.join(reply.figures.engine_notes())} |"
         )
     return rows if len(rows) > 2 else []
 
@@ -521,6 +522,10 @@ def reply_records(view: ExportView) -> list[dict[str, Any]]:
                     "tokens_per_s": reply.tokens_per_s,
                     "chars_per_s": reply.chars_per_s,
                     "context_size": reply.context_size,
+                    "cached_prompt_tokens": reply.cached_prompt_tokens,
+                    "decoded_alongside": reply.decoded_alongside,
+                    "history_trimmed_turns": reply.history_trimmed_turns,
+                    "max_tokens_clamped": reply.max_tokens_clamped,
                 },
                 "checks": reply.checks,
                 "ratings": [_rating_dict(r, labels) for r in ratings],
@@ -582,6 +587,10 @@ CSV_COLUMNS = (
     "chars",
     "tokens_per_s",
     "chars_per_s",
+    "cached_prompt_tokens",
+    "decoded_alongside",
+    "history_trimmed_turns",
+    "max_tokens_clamped",
     "score",
     "score_label",
     "tags",
@@ -654,6 +663,10 @@ def csv_rows(view: ExportView) -> list[dict[str, Any]]:
                 "chars": figures["chars"],
                 "tokens_per_s": _blank(_round(figures["tokens_per_s"], 2)),
                 "chars_per_s": _blank(_round(figures["chars_per_s"], 2)),
+                "cached_prompt_tokens": _blank(figures["cached_prompt_tokens"]),
+                "decoded_alongside": _blank(figures["decoded_alongside"]),
+                "history_trimmed_turns": figures["history_trimmed_turns"],
+                "max_tokens_clamped": _blank(figures["max_tokens_clamped"]),
                 "score": _blank(rating.get("score")),
                 "score_label": labels.get(rating["score"], "") if rating.get("score") else "",
                 "tags": " ".join(rating.get("tags", [])),
@@ -792,6 +805,7 @@ def to_html(view: ExportView) -> str:
             parts.append(
                 f'<div class="meta">{reply.chars} chars · {_fmt(reply.chars_per_s)} chars/s · '
                 f"{_fmt(reply.tokens_per_s)} tok/s · TTFT {_fmt(reply.ttft_s, 2)} s"
+                + "".join(f" · {esc(note)}" for note in reply.figures.engine_notes())
                 + (
                     f" · 日本語 {checks['japanese_share'] * 100:.0f}%"
                     if checks.get("japanese_share") is not None

@@ -3,6 +3,8 @@
 Config lives in the platform's user config directory, data and cache in the user data and
 cache directories. Setting ``KURABE_HOME`` moves all of them under one folder
 (``$KURABE_HOME/config`` and ``$KURABE_HOME/data``) so tests and scripts can isolate themselves.
+``KURABE_CACHE_DIR`` moves the cache alone (the assembled model, 250 MB, and the engine check's
+answers): a disk with room, or one cache shared by a whole test run.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from pathlib import Path
 
 APP_NAME = "kurabe"
 HOME_ENV = "KURABE_HOME"
+CACHE_ENV = "KURABE_CACHE_DIR"
 
 
 def _home() -> Path | None:
@@ -40,7 +43,10 @@ def data_dir() -> Path:
 
 
 def cache_dir() -> Path:
-    """The directory of the assembled embedded model."""
+    """The directory of the assembled embedded model and the engine check's answers."""
+    override = os.environ.get(CACHE_ENV, "").strip()
+    if override:
+        return Path(override).expanduser()
     home = _home()
     if home is not None:
         return home / "data" / "cache"

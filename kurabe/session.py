@@ -7,13 +7,14 @@ and returns when every pane has finished, failed or been cancelled. Whoever disp
 called synchronously, in order, on the session's event loop.
 
 Scheduling
-    API panes run concurrently. Local (llama.cpp) panes on the CPU take turns — one streams at a
-    time, behind one lock, so each pane's tokens/s is honest and not halved by its neighbours —
-    and their order is rotated every turn so no pane always goes first. A local pane runs beside
-    the others instead when the session was created with ``parallel_local=True`` (``--parallel-
-    local``) or when its backend reports GPU offload: :func:`runs_on_gpu` asks the backend for an
-    ``offloaded_layers`` attribute (an int, or a method returning one) and treats more than zero
-    layers as "on the GPU".
+    API panes run concurrently. Local (llama.cpp) panes on the CPU go by model file: panes on the
+    same file stream together (the engine decodes them in one batch, and each reply records how
+    many panes it was decoded alongside), while panes on another file wait until that file's
+    panes are done, so tokens/s is not split between two models competing for the same cores.
+    The order of files is rotated every turn so no model always goes first. A local pane runs
+    beside everything instead when the session was created with ``parallel_local=True``
+    (``--parallel-local``) or when its model is wholly on a GPU (:func:`runs_on_gpu`); a partly
+    offloaded model still competes for the CPU.
 
 Failure is per pane
     A backend error, a cancelled stream or a stall (no output for ``stall_timeout_s``) ends only
@@ -42,7 +43,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -229,7 +230,15 @@ def compute_figures(
 
 
 def runs_on_gpu(backend: Backend) -> bool:
-    """True when the backend reports layers offloaded to a GPU (``offloaded_layers`` > 0)."""
+    """True when the backend's model runs on a GPU and leaves the CPU to others.
+
+    A backend that says whether it ``shares_compute`` (the llama.cpp backend: False only when
+    every layer is offloaded) is taken at its word; otherwise more than zero
+    ``offloaded_layers`` (an int, or a method returning one) counts as "on the GPU".
+    """
+    shares = getattr(backend, "shares_compute", None)
+    if isinstance(shares, bool):
+        return not shares
     value: Any = getattr(backend, "offloaded_layers", None)
     if callable(value):
         try:
@@ -237,6 +246,34 @@ def runs_on_gpu(backend: Backend) -> bool:
         except Exception:
             return False
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+class ComputeTurnstile:
+    """Local panes on the CPU: those on the file being decoded go in together, others wait.
+
+    Holders of the current key enter at once (the engine batches them); a pane on another file
+    waits until every holder has left. Waiters enter in the order they asked.
+    """
+
+    def __init__(self) -> None:
+        self._key: str | None = None
+        self._holders = 0
+        self._changed = asyncio.Condition()
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        async with self._changed:
+            await self._changed.wait_for(lambda: self._holders == 0 or self._key == key)
+            self._key = key
+            self._holders += 1
+        try:
+            yield
+        finally:
+            async with self._changed:
+                self._holders -= 1
+                if self._holders == 0:
+                    self._key = None
+                self._changed.notify_all()
 
 
 def profile_snapshot(profile: ModelProfile) -> dict[str, Any]:
@@ -413,7 +450,7 @@ class ComparisonSession:
         self._scenario_turns: list[int | None] = []
         self._replies: dict[tuple[int, int], _ReplyState] = {}
         self._listeners: list[Callable[[SessionEvent], None]] = []
-        self._serial_lock: asyncio.Lock | None = None
+        self._cpu_turnstile: ComputeTurnstile | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
         self._turn_running = False
@@ -618,7 +655,7 @@ class ComparisonSession:
         if self._loop is None:
             self._loop = asyncio.get_running_loop()
             self._loop_thread = threading.get_ident()
-            self._serial_lock = asyncio.Lock()
+            self._cpu_turnstile = ComputeTurnstile()
 
     # -- state ------------------------------------------------------------------------------
 
@@ -651,6 +688,11 @@ class ComparisonSession:
 
     def _is_serial(self, pane: Pane) -> bool:
         return pane.profile.is_local and not self.parallel_local and not runs_on_gpu(pane.backend)
+
+    @staticmethod
+    def _model_key(pane: Pane) -> str:
+        key = getattr(pane.backend, "model_key", None)
+        return key if isinstance(key, str) and key else pane.profile.model
 
     # -- loading ----------------------------------------------------------------------------
 
@@ -844,8 +886,10 @@ class ComparisonSession:
     async def _run_panes(self, panes: Sequence[Pane], turn: int, *, rotate: bool) -> None:
         serial = [p for p in panes if self._is_serial(p)]
         if rotate and serial:
-            shift = turn % len(serial)
-            serial = serial[shift:] + serial[:shift]
+            files = list(dict.fromkeys(self._model_key(p) for p in serial))
+            shift = turn % len(files)
+            files = files[shift:] + files[:shift]
+            serial = [p for key in files for p in serial if self._model_key(p) == key]
         concurrent = [p for p in panes if p not in serial]
         tasks = []
         for pane in concurrent + serial:
@@ -872,8 +916,8 @@ class ComparisonSession:
             if pane._cancel_requested:
                 raise asyncio.CancelledError
             if serial:
-                assert self._serial_lock is not None
-                async with self._serial_lock:
+                assert self._cpu_turnstile is not None
+                async with self._cpu_turnstile.hold(self._model_key(pane)):
                     await self._stream(run)
             else:
                 await self._stream(run)
@@ -1004,13 +1048,19 @@ class ComparisonSession:
         text = run.text
         ttft = done.ttft_s if done.ttft_s is not None else self._measured_ttft(run)
         total = done.total_s if done.total_s else time.perf_counter() - run.started
-        figures = compute_figures(
-            len(text),
-            prompt_tokens=done.prompt_tokens,
-            completion_tokens=done.completion_tokens,
-            ttft_s=ttft,
-            total_s=total,
-            context_size=done.context_size,
+        figures = dataclasses.replace(
+            compute_figures(
+                len(text),
+                prompt_tokens=done.prompt_tokens,
+                completion_tokens=done.completion_tokens,
+                ttft_s=ttft,
+                total_s=total,
+                context_size=done.context_size,
+            ),
+            cached_prompt_tokens=done.cached_prompt_tokens,
+            decoded_alongside=done.decoded_alongside,
+            history_trimmed_turns=done.history_trimmed_turns,
+            max_tokens_clamped=done.max_tokens_clamped,
         )
         checks = self._checks(run, text, done)
         self.store.finish_reply(

@@ -153,6 +153,13 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE sessions ADD COLUMN seed INTEGER;
     CREATE INDEX replies_status ON replies (status);
     """,
+    # 3: what the local engine did to a reply: prefix reused, batching, context fitting.
+    """
+    ALTER TABLE replies ADD COLUMN cached_prompt_tokens INTEGER;
+    ALTER TABLE replies ADD COLUMN decoded_alongside INTEGER;
+    ALTER TABLE replies ADD COLUMN history_trimmed_turns INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE replies ADD COLUMN max_tokens_clamped INTEGER;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -328,6 +335,10 @@ class ReplyRow:
     checks: dict[str, Any]
     started_at: str
     finished_at: str | None
+    cached_prompt_tokens: int | None = None
+    decoded_alongside: int | None = None
+    history_trimmed_turns: int = 0
+    max_tokens_clamped: int | None = None
 
     @property
     def figures(self) -> ReplyFigures:
@@ -340,6 +351,10 @@ class ReplyRow:
             tokens_per_s=self.tokens_per_s,
             chars_per_s=self.chars_per_s,
             context_size=self.context_size,
+            cached_prompt_tokens=self.cached_prompt_tokens,
+            decoded_alongside=self.decoded_alongside,
+            history_trimmed_turns=self.history_trimmed_turns,
+            max_tokens_clamped=self.max_tokens_clamped,
         )
 
     @property
@@ -750,7 +765,9 @@ class Store:
             "UPDATE replies SET status = 'complete', incomplete = 0, text = ?, finish_reason = ?,"
             " error = NULL, error_kind = NULL, retryable = NULL, prompt_tokens = ?,"
             " completion_tokens = ?, ttft_s = ?, total_s = ?, chars = ?, chars_per_s = ?,"
-            " tokens_per_s = ?, context_size = ?, checks_json = ?, finished_at = ? WHERE id = ?",
+            " tokens_per_s = ?, context_size = ?, cached_prompt_tokens = ?,"
+            " decoded_alongside = ?, history_trimmed_turns = ?, max_tokens_clamped = ?,"
+            " checks_json = ?, finished_at = ? WHERE id = ?",
             (
                 text,
                 finish_reason,
@@ -762,6 +779,10 @@ class Store:
                 figures.chars_per_s,
                 figures.tokens_per_s,
                 figures.context_size,
+                figures.cached_prompt_tokens,
+                figures.decoded_alongside,
+                figures.history_trimmed_turns,
+                figures.max_tokens_clamped,
                 _dumps(dict(checks or {})),
                 now_iso(),
                 reply_id,
@@ -1155,4 +1176,8 @@ def _reply_row(r: sqlite3.Row) -> ReplyRow:
         checks=_loads(r["checks_json"], {}),
         started_at=r["started_at"],
         finished_at=r["finished_at"],
+        cached_prompt_tokens=r["cached_prompt_tokens"],
+        decoded_alongside=r["decoded_alongside"],
+        history_trimmed_turns=r["history_trimmed_turns"] or 0,
+        max_tokens_clamped=r["max_tokens_clamped"],
     )

@@ -26,7 +26,11 @@ def test_models_lists_every_profile_with_its_state(
     assert rows["claude-sonnet-4-6"][3] == "usable"
     assert rows["gemma-270m"][3] == "usable"
     assert "sk-ant-test-not-shown" not in out
-    assert out.startswith("# GPU offload: ")
+    engine, offload = out.splitlines()[:2]
+    assert offload.startswith("# GPU offload: ")
+    # The engine's build, for bug reports: versions, what the CPU backend was built for.
+    assert engine.startswith("# engine: llama-cpp-python 0.3.36 (ggml ")
+    assert "built for " in engine and "AVX2" in engine and "this CPU: " in engine
 
 
 def test_models_reports_a_missing_gguf_and_a_bad_file(

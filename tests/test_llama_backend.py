@@ -119,12 +119,12 @@ async def test_cancel_stops_within_a_token_and_leaves_the_backend_usable(tiny_gg
     await stream.aclose()
     loaded = backend.loaded
     assert loaded is not None
-    # The worker thread notices the cancel at its next token and releases the model.
+    # The engine drops the cancelled sequence at its next step and is idle again.
     for _ in range(100):
-        if not loaded.lock.locked():
+        if not loaded.engine.busy:
             break
         await asyncio.sleep(0.01)
-    assert not loaded.lock.locked()
+    assert not loaded.engine.busy
     backend.profile = tiny_profile(tiny_gguf)
     text, final = await collect(backend, conv("もう一度"))
     assert isinstance(final, StreamDone) and text
@@ -248,18 +248,20 @@ async def _render(backend: LlamaCppBackend, conversation: Conversation) -> str:
     return backend.render(conversation).text
 
 
-async def test_saved_kv_states_are_bounded_least_recent_first(tiny_gguf: Path) -> None:
+async def test_idle_sequences_are_reused_least_recent_first(tiny_gguf: Path) -> None:
     backend = LlamaCppBackend(tiny_profile(tiny_gguf, sampling=Sampling(max_tokens=2, seed=1)))
     await backend.load()
     loaded = backend.loaded
     assert loaded is not None
-    loaded.max_saved = 3
-    for index in range(5):
+    slots = loaded.engine.n_slots
+    for index in range(slots + 1):
         await collect(backend, conv("やあ", cid=f"pane-{index}"))
-    assert list(loaded.saved) == ["pane-2", "pane-3", "pane-4"]
-    # A conversation evicted from the cache still works; it just evaluates its prompt again.
+    # pane-0's sequence went to the newest conversation: its prompt is evaluated again ...
     _, final = await collect(backend, conv("やあ", "ok", "もう一度", cid="pane-0"))
     assert isinstance(final, StreamDone) and final.cached_prompt_tokens == 0
+    # ... while pane-2's is still in place.
+    _, final = await collect(backend, conv("やあ", "ok", "もう一度", cid="pane-2"))
+    assert isinstance(final, StreamDone) and (final.cached_prompt_tokens or 0) > 20
 
 
 def test_offloaded_layers_and_quantization_names() -> None:

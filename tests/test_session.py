@@ -276,6 +276,35 @@ async def test_local_cpu_panes_take_turns_in_rotated_order(store: Store) -> None
     assert not log.overlapped("gemma", "elyza")
 
 
+async def test_local_panes_on_one_file_stream_together_other_files_wait(store: Store) -> None:
+    log = ActivityLog()
+    script = Script.text("うん、好きだよ。", delay_s=0.01)
+    backends = {
+        name: FakeBackend(name, [script], activity=log) for name in ("gemma-a", "gemma-b", "elyza")
+    }
+    for name in ("gemma-a", "gemma-b"):
+        backends[name].model_key = "/models/gemma-3-270m.gguf"  # type: ignore[attr-defined]
+    session, _ = make_session(store, backends, local=set(backends))
+    firsts = []
+    for line in ("一回目", "二回目"):
+        log.spans.clear()
+        await session.send(line)
+        assert log.overlapped("gemma-a", "gemma-b")  # one engine batches them
+        assert not log.overlapped("gemma-a", "elyza")
+        assert not log.overlapped("gemma-b", "elyza")
+        firsts.append(log.order()[0] == "elyza")
+    assert firsts in ([True, False], [False, True])  # the order of files rotates
+
+
+def test_a_partly_offloaded_model_competes_for_the_cpu() -> None:
+    partly = FakeBackend("x", offloaded_layers=10)
+    partly.shares_compute = True  # type: ignore[attr-defined]
+    assert not runs_on_gpu(partly)
+    wholly = FakeBackend("y", offloaded_layers=10)
+    wholly.shares_compute = False  # type: ignore[attr-defined]
+    assert runs_on_gpu(wholly)
+
+
 @pytest.mark.parametrize("how", ["parallel_local", "gpu"])
 async def test_local_panes_run_together_when_asked_or_on_gpu(store: Store, how: str) -> None:
     log = ActivityLog()

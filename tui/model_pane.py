@@ -46,6 +46,15 @@ def format_figures(figures: ReplyFigures, *, compact: bool = False) -> str:
         )
     elif used:
         parts.append(f"{used}tok")
+    if compact:
+        if figures.decoded_alongside:
+            parts.append(f"+{figures.decoded_alongside}batched")
+        if figures.history_trimmed_turns:
+            parts.append(f"trim{figures.history_trimmed_turns}")
+        if figures.max_tokens_clamped is not None:
+            parts.append(f"cap{figures.max_tokens_clamped}")
+    else:
+        parts.extend(figures.engine_notes())
     if not parts:
         return "done"
     return (" " if compact else " · ").join(parts)

@@ -1,5 +1,6 @@
 """``kurabe models``: every model profile with its state (usable, file missing, key unset) and,
-for local ones, the GGUF's quantization, layers and how many of them GPU offload would take."""
+for local ones, the GGUF's quantization, layers and how many of them GPU offload would take; and
+the llama.cpp engine's build (CPU features it uses, GPU offload, versions) for bug reports."""
 
 from __future__ import annotations
 
@@ -66,10 +67,12 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"kurabe: {exc}", file=sys.stderr)
         return 2
+    from backends.llama_build import engine_build
     from backends.llama_cpp_backend import gpu_offload_supported, route_native_logs
 
     route_native_logs()
     offload = gpu_offload_supported()
+    engine = engine_build().line()
     rows = []
     for profile in profiles.values():
         state, detail = describe_profile(profile, offload)
@@ -97,8 +100,10 @@ def run(args: argparse.Namespace) -> int:
         for row in rows:
             style = "green" if row[3] == "usable" else "yellow"
             table.add_row(*row[:3], f"[{style}]{row[3]}[/]", *row[4:])
+        table.caption = f"engine: {engine}"
         Console().print(table)
     else:
+        print(f"# engine: {engine}")
         print(f"# GPU offload: {'available' if offload else 'not available'}")
         for row in rows:
             print("\t".join(row))
