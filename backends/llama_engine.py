@@ -47,8 +47,12 @@ log = logging.getLogger(__name__)
 
 DEFAULT_SLOTS = 8
 """Sequences per context: six panes on one file and a little more for resumed sessions."""
+PARTITION_MIN_SLOTS = 6
+"""A budget that gives this many panes (the most a session has) a whole ``n_ctx`` each gets a
+partitioned cache of exactly that many sequences."""
 DEFAULT_BATCH = 512
 DEFAULT_KV_BUDGET_MIB = 1024
+"""Without a ``kv_budget_mb``: 1 GiB, or one whole context where that is more."""
 
 
 class EngineError(Exception):
@@ -92,11 +96,18 @@ class GenerationResult:
     emitted_chars: int = 0
 
 
+WAKE_INTERVAL_S = 0.008
+"""Text waits at most this long (or one decode step) before the event loop is woken for it."""
+
+
 class TextPipe:
     """Engine thread → event loop: text in coalesced pieces, then one final result.
 
-    The engine never blocks on the consumer, and wakes the event loop only when the consumer
-    has caught up, so a fast model costs one wake-up per batch of tokens, not per token.
+    The engine never blocks on the consumer. Waking the event loop from another thread costs
+    a system call and a fight for the GIL, so it happens for the first text at once and then at
+    most every :data:`WAKE_INTERVAL_S` (the TUI paints every 50 ms anyway): a fast model pays
+    one wake-up per batch of tokens, not per token. :meth:`flush_due` catches text that would
+    otherwise wait for the next token.
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -105,16 +116,28 @@ class TextPipe:
         self._parts: list[str] = []
         self._final: GenerationResult | None = None
         self._scheduled = False
+        self._last_wake = float("-inf")
         self._ready = asyncio.Event()
 
     def _wake(self) -> None:
+        self._last_wake = time.perf_counter()
         with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is listening
             self._loop.call_soon_threadsafe(self._ready.set)
 
     def push(self, text: str) -> None:
         with self._lock:
             self._parts.append(text)
-            if self._scheduled:
+            if self._scheduled or time.perf_counter() - self._last_wake < WAKE_INTERVAL_S:
+                return
+            self._scheduled = True
+        self._wake()
+
+    def flush_due(self) -> None:
+        """Wake the consumer for text held back by the interval, once the interval is over."""
+        with self._lock:
+            if self._scheduled or not self._parts:
+                return
+            if time.perf_counter() - self._last_wake < WAKE_INTERVAL_S:
                 return
             self._scheduled = True
         self._wake()
@@ -212,8 +235,9 @@ class LlamaEngine:
         n_gpu_layers: int,
         n_threads: int,
         n_slots: int = DEFAULT_SLOTS,
-        kv_budget_mib: int = DEFAULT_KV_BUDGET_MIB,
+        kv_budget_mib: int | None = None,
         n_batch: int = DEFAULT_BATCH,
+        flash_attn: bool = False,
     ) -> None:
         import llama_cpp
         from llama_cpp._internals import LlamaModel
@@ -234,6 +258,9 @@ class LlamaEngine:
         self.n_layers = int(llama_cpp.llama_model_n_layer(self.model.model))
         n_head_kv = int(llama_cpp.llama_model_n_head_kv(self.model.model))
         self.kv_bytes_per_token = kv_bytes_per_token(self.metadata, self.n_layers, n_head_kv)
+        per_context = n_ctx * self.kv_bytes_per_token
+        if kv_budget_mib is None:
+            kv_budget_mib = max(DEFAULT_KV_BUDGET_MIB, -(-per_context >> 20))
         budget_tokens = (kv_budget_mib << 20) // self.kv_bytes_per_token
         if budget_tokens < n_ctx:
             self.model.close()
@@ -242,7 +269,16 @@ class LlamaEngine:
                 f"less than n_ctx {n_ctx}: raise kv_budget_mb or lower n_ctx",
                 kind="out_of_memory",
             )
-        cells = min(budget_tokens, n_ctx * n_slots)
+        # Partitioned: each pane attends over its own n_ctx cells only, so a pane's cost per
+        # token does not grow with its neighbours' conversations. Where the budget cannot give
+        # six panes a whole context each, one pool shared by every pane (llama.cpp's unified KV)
+        # lets short conversations share what long ones would have reserved.
+        self.partitioned = budget_tokens // n_ctx >= PARTITION_MIN_SLOTS
+        if self.partitioned:  # one sequence per pane: llama.cpp allocates every cell up front
+            n_slots = min(n_slots, PARTITION_MIN_SLOTS)
+            cells = n_slots * n_ctx
+        else:
+            cells = budget_tokens
         params = llama_cpp.llama_context_default_params()
         params.n_ctx = cells
         params.n_batch = n_batch
@@ -251,8 +287,9 @@ class LlamaEngine:
         params.n_threads = n_threads
         params.n_threads_batch = n_threads
         params.swa_full = True  # keeps sliding-window models (Gemma 3) reusable by prefix
-        params.kv_unified = True  # one pool: a pane may use any free cell
+        params.kv_unified = not self.partitioned
         params.no_perf = True
+        params.flash_attn_type = 1 if flash_attn else 0
         ctx = llama_cpp.llama_init_from_model(self.model.model, params)
         if ctx is None:
             self.model.close()
@@ -393,25 +430,7 @@ class LlamaEngine:
         if common < len(slot.tokens):
             self._lib.llama_memory_seq_rm(self.memory, slot.seq, common, -1)
             del slot.tokens[common:]
-        needed = len(tokens) - common + request.max_tokens
-        free = self.kv_cells - self._cells_used() - self._cells_promised()
-        for seq in list(self._lru):  # evict idle panes' prefixes, oldest first, until it fits
-            if free >= needed:
-                break
-            idle = self._slots[seq]
-            if idle is not slot and not idle.busy and idle.tokens:
-                free += len(idle.tokens)
-                self._clear(idle)
-        if free < needed:
-            mib = needed * self.kv_bytes_per_token / 2**20
-            self._finish(
-                request,
-                "error",
-                f"KV budget full: this reply needs {needed} tokens ({mib:.0f} MiB) but "
-                f"{max(free, 0)} of {self.kv_cells} are free on {self.path.name} "
-                f"(kv_budget_mb = {self.kv_budget_mib}; fewer panes or a larger budget help)",
-                "out_of_memory",
-            )
+        if not self.partitioned and not self._make_room(request, slot, common):
             return
         slot.busy = True
         self._lru.move_to_end(slot.seq)
@@ -421,6 +440,32 @@ class LlamaEngine:
         request.chain = self._make_chain(request.sampling, tokens)
         request.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._active.append(request)
+
+    def _make_room(self, request: Request, slot: _Slot, common: int) -> bool:
+        """Shared pool: evict idle panes' prefixes (oldest first) until the reply fits, or
+        refuse it with a one-line reason. (A partitioned cache needs none of this: the reply
+        was fitted to the pane's own n_ctx cells.)"""
+        needed = len(request.tokens) - common + request.max_tokens
+        free = self.kv_cells - self._cells_used() - self._cells_promised()
+        for seq in list(self._lru):
+            if free >= needed:
+                break
+            idle = self._slots[seq]
+            if idle is not slot and not idle.busy and idle.tokens:
+                free += len(idle.tokens)
+                self._clear(idle)
+        if free >= needed:
+            return True
+        mib = needed * self.kv_bytes_per_token / 2**20
+        self._finish(
+            request,
+            "error",
+            f"KV budget full: this reply needs {needed} tokens ({mib:.0f} MiB) but "
+            f"{max(free, 0)} of {self.kv_cells} are free on {self.path.name} "
+            f"(kv_budget_mb = {self.kv_budget_mib}; fewer panes or a larger budget help)",
+            "out_of_memory",
+        )
+        return False
 
     def _make_chain(self, sampling: SamplingSettings, prompt: Sequence[int]) -> Any:
         lib = self._lib
@@ -458,6 +503,8 @@ class LlamaEngine:
                 self._finish(request, "cancelled")
         if not active:
             return
+        for request in active:
+            request.pipe.flush_due()
         n = 0
         outputs: list[tuple[Request, int]] = []
         generating = [r for r in active if r.generating]

@@ -124,13 +124,17 @@ class ModelProfile:
         return None
 
 
+EMBEDDED_N_CTX = 2048
+"""The embedded profiles' context: the seed's scripts fit, the history is trimmed past it, and
+six panes' KV cache on the one file takes 216 MiB (4096 would take twice that)."""
+
 BUILTIN_PROFILES: tuple[ModelProfile, ...] = (
     ModelProfile(
         name="gemma-270m",
         backend="llama_cpp",
         model=EMBEDDED_MODEL,
         prompt_format="gguf",
-        n_ctx=4096,
+        n_ctx=EMBEDDED_N_CTX,
         sampling=Sampling(max_tokens=160),
         default=True,
         description="Embedded Gemma 3 270M Q4_K_M with its own chat template",
@@ -140,7 +144,7 @@ BUILTIN_PROFILES: tuple[ModelProfile, ...] = (
         backend="llama_cpp",
         model=EMBEDDED_MODEL,
         prompt_format="llama2-sys",
-        n_ctx=4096,
+        n_ctx=EMBEDDED_N_CTX,
         sampling=Sampling(max_tokens=160),
         default=True,
         description="The same model in the seed page's Llama-2 <<SYS>> completion format",
@@ -150,7 +154,7 @@ BUILTIN_PROFILES: tuple[ModelProfile, ...] = (
         backend="llama_cpp",
         model=EMBEDDED_MODEL,
         prompt_format="alpaca-ja",
-        n_ctx=4096,
+        n_ctx=EMBEDDED_N_CTX,
         sampling=Sampling(max_tokens=160),
         description="The same model in weblab's ### 指示: / ### 応答: format",
     ),
