@@ -15,6 +15,14 @@ File format::
     temperature = 0.7
     repeat_penalty = 1.18
     repeat_last_n = 256
+
+    [models.claude-t07]
+    backend = "anthropic"
+    model = "claude-sonnet-4-6"
+    api_key_env = "ANTHROPIC_API_KEY"
+    send_sampling = ["temperature"]    # Anthropic only: which of temperature, top_p, top_k to send
+
+What each backend sends of the sampling is decided in :mod:`backends.sent`.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from backends.sent import ANTHROPIC_SAMPLING
 from kurabe.errors import ConfigError
 from kurabe.tomlfile import KeyPath, TomlDocument
 
@@ -84,6 +93,9 @@ class ModelProfile:
     api_key_env: str | None = None
     timeout_s: float = 60.0
     max_retries: int = 2
+    send_sampling: tuple[str, ...] | None = None
+    """Anthropic only: which of ``temperature``, ``top_p`` and ``top_k`` to send. None: the
+    backend's default (none to Anthropic's own API; see :mod:`backends.sent`)."""
     default: bool = False
     """Shown as a pane when kurabe starts with no --models (if usable)."""
     description: str = ""
@@ -194,6 +206,7 @@ _PROFILE_TYPES: dict[str, type | tuple[type, ...]] = {
     "api_key_env": str,
     "timeout_s": float,
     "max_retries": int,
+    "send_sampling": list,
     "default": bool,
     "description": str,
 }
@@ -220,6 +233,26 @@ def _parse_sampling(doc: TomlDocument, table: Mapping[str, Any], at: KeyPath) ->
     return sampling
 
 
+def _parse_send_sampling(
+    doc: TomlDocument, table: Mapping[str, Any], at: KeyPath, backend: str
+) -> tuple[str, ...]:
+    names = doc.take_list(table, at, "send_sampling", str)
+    if backend != "anthropic":
+        raise doc.error(
+            (*at, "send_sampling"),
+            "only anthropic profiles take send_sampling; others send "
+            "what their API accepts (see kurabe's backends/sent.py)",
+        )
+    for index, name in enumerate(names):
+        if name not in ANTHROPIC_SAMPLING:
+            raise doc.error(
+                (*at, "send_sampling", index), f"must be one of {', '.join(ANTHROPIC_SAMPLING)}"
+            )
+        if name in names[:index]:
+            raise doc.error((*at, "send_sampling", index), f"{name} is listed twice")
+    return tuple(names)
+
+
 def _parse_profile(doc: TomlDocument, name: str, table: Mapping[str, Any]) -> ModelProfile:
     at: KeyPath = ("models", name)
     doc.reject_unknown(table, at, _PROFILE_TYPES)
@@ -229,13 +262,15 @@ def _parse_profile(doc: TomlDocument, name: str, table: Mapping[str, Any]) -> Mo
     values: dict[str, Any] = {"name": name, "backend": backend, "source": str(doc.path)}
     values["model"] = doc.take(table, at, "model", str, non_empty=True)
     for key, types in _PROFILE_TYPES.items():
-        if key in ("backend", "model", "sampling"):
+        if key in ("backend", "model", "sampling", "send_sampling"):
             continue
         value = doc.take(table, at, key, types, required=False)
         if value is not None:
             values[key] = value
     if "sampling" in table:
         values["sampling"] = _parse_sampling(doc, table["sampling"], (*at, "sampling"))
+    if "send_sampling" in table:
+        values["send_sampling"] = _parse_send_sampling(doc, table, at, backend)
     fmt = values.get("prompt_format", "gguf")
     if fmt == "custom" and not values.get("template"):
         raise doc.error((*at, "template"), 'prompt_format = "custom" needs a template')

@@ -243,6 +243,8 @@ def profile_snapshot(profile: ModelProfile) -> dict[str, Any]:
     """The profile's fields as plain JSON values (the *name* of the key variable, never a key)."""
     data = dataclasses.asdict(profile)
     data["sampling"]["stop"] = list(profile.sampling.stop)
+    if profile.send_sampling is not None:
+        data["send_sampling"] = list(profile.send_sampling)
     return data
 
 
@@ -254,6 +256,8 @@ def profile_from_snapshot(data: Mapping[str, Any]) -> ModelProfile:
     sampling = {k: v for k, v in dict(values.get("sampling") or {}).items() if k in sampling_known}
     sampling["stop"] = tuple(sampling.get("stop") or ())
     values["sampling"] = Sampling(**sampling)
+    if values.get("send_sampling") is not None:
+        values["send_sampling"] = tuple(values["send_sampling"])
     return ModelProfile(**values)
 
 
