@@ -2,8 +2,8 @@
 
 - ``md``: laid out like the seed page — a summary table of scores at the top, then per model a
   heading, ``Quality:`` (the verdict) and the note, ``Temp:``, the persona prompt in a code block,
-  the settings block (model file, tokens/s and characters/s, names, sampling), the transcript in
-  a code block, and a table of the per-reply ratings and checks.
+  the settings block (model file, tokens/s and characters/s, names, the sampling that was sent),
+  the transcript in a code block, and a table of the per-reply ratings and checks.
 - ``jsonl``: one record per reply (every version, ``latest`` marks the newest) with the pane's
   settings, the figures, the checks and every rating.
 - ``csv``: one flat row per reply (newest versions only) with the latest rating's columns and the
@@ -17,9 +17,15 @@ A pick of pane W among N panes gives N−1 battles (W against each other pane; t
 part of are unknown and left out); a tie gives a ``tie`` for every pair and "all bad" a
 ``tie (bothbad)`` for every pair. Only the newest pick per (turn, rater) counts.
 
+Sampling is what each pane's backend recorded as sent (:mod:`backends.sent`), never the profile's
+wish: a setting that was not sent reads "model default" in every format, and a pane whose backend
+recorded nothing says "not recorded". The md and html show it per pane, the csv in its sampling
+columns, the jsonl and battles as ``sent``.
+
 Blind sessions not yet revealed: every export says so, and shows the pane labels (A, B, …)
-instead of model names, with the identifying settings (model, file, backend) left out, unless
-``reveal_names=True`` (``kurabe export --reveal-names``).
+instead of model names, with the settings left out (model, file, backend, and the sampling sent,
+which tells an API pane from a local one), unless ``reveal_names=True``
+(``kurabe export --reveal-names``).
 
 No API key reaches an export: settings were scrubbed when stored, and the output is scrubbed
 again of the current values of every key variable the panes name.
@@ -37,6 +43,7 @@ from datetime import datetime
 from statistics import fmean
 from typing import Any
 
+from backends.sent import MODEL_DEFAULT, SentSettings, sent_settings
 from kurabe.store import (
     PaneRow,
     RatingRow,
@@ -91,11 +98,8 @@ class ExportView:
         return pane.label if self.hide_names else pane.profile_name
 
     def settings(self, pane: PaneRow) -> dict[str, Any]:
-        """The pane's stored settings; only the sampling when names are hidden."""
-        if not self.hide_names:
-            return pane.settings
-        profile = pane.settings.get("profile") or {}
-        return {"profile": {"sampling": profile.get("sampling", {})}}
+        """The pane's stored settings; none when names are hidden (they identify the model)."""
+        return {} if self.hide_names else pane.settings
 
     def profile_settings(self, pane: PaneRow) -> dict[str, Any]:
         profile = self.settings(pane).get("profile")
@@ -105,9 +109,9 @@ class ExportView:
         backend = self.settings(pane).get("backend")
         return backend if isinstance(backend, dict) else {}
 
-    def sampling(self, pane: PaneRow) -> dict[str, Any]:
-        sampling = self.profile_settings(pane).get("sampling")
-        return sampling if isinstance(sampling, dict) else {}
+    def sent(self, pane: PaneRow) -> SentSettings | None:
+        """The sampling the pane's backend recorded as sent; None when hidden or not recorded."""
+        return sent_settings(self.backend_settings(pane))
 
 
 def make_view(record: SessionRecord, *, reveal_names: bool = False) -> ExportView:
@@ -274,6 +278,74 @@ def _pick_word(view: ExportView, turn: int) -> dict[str, Any] | None:
     return {"outcome": pick.outcome, "winner": winner, "rater": pick.rater, "blind": pick.blind}
 
 
+# -- what was sent -------------------------------------------------------------------------------
+
+SAMPLING_LABELS: dict[str, str] = {
+    "temperature": "Temperature",
+    "repeat_penalty": "Penalize repeat",
+    "repeat_last_n": "Penalize tokens",
+    "top_k": "Top-K",
+    "top_p": "Top-P",
+    "min_p": "Min-P",
+    "max_tokens": "Max tokens",
+    "seed": "Seed",
+    "stop": "Stop",
+}
+"""The sampling settings in the seed page's order, with its words."""
+NOT_RECORDED = "not recorded"
+HIDDEN_SETTINGS = "hidden until the names are revealed"
+
+
+def sent_value(value: Any) -> str:
+    """One sent value as text; :data:`MODEL_DEFAULT` as it is."""
+    if isinstance(value, (list, tuple, dict)):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+def sent_lines(sent: SentSettings) -> list[str]:
+    """``Label: value`` per sampling setting ("model default" where none was sent), then any
+    other parameter the request carried and the headers it set."""
+    lines = []
+    for name, label in SAMPLING_LABELS.items():
+        value = sent.value(name)
+        line = f"{label}: {sent_value(value)}"
+        if value != MODEL_DEFAULT and name in sent.wire_names:
+            line += f" (sent as {sent.wire_names[name]})"
+        lines.append(line)
+    lines.extend(
+        f"{name}: {sent_value(value)}"
+        for name, value in sent.values.items()
+        if name not in SAMPLING_LABELS
+    )
+    lines.extend(f"{name}: {value}" for name, value in sent.headers.items())
+    return lines
+
+
+def sent_summary(sent: SentSettings) -> str:
+    """The sent sampling on one line: values first, then what was left to the model."""
+    parts = [
+        f"{label} {sent_value(sent.value(name))}"
+        for name, label in SAMPLING_LABELS.items()
+        if sent.value(name) != MODEL_DEFAULT
+    ]
+    parts.extend(
+        f"{name} {sent_value(value)}"
+        for name, value in sent.values.items()
+        if name not in SAMPLING_LABELS
+    )
+    defaulted = [SAMPLING_LABELS[n] for n in SAMPLING_LABELS if sent.value(n) == MODEL_DEFAULT]
+    if defaulted:
+        parts.append(f"{MODEL_DEFAULT}: {', '.join(defaulted)}")
+    parts.extend(f"{name}: {value}" for name, value in sent.headers.items())
+    return " · ".join(parts)
+
+
+def sent_record(sent: SentSettings | None) -> dict[str, Any] | None:
+    """The jsonl/battles ``sent`` object: setting → value sent or "model default"."""
+    return None if sent is None else dict(sent.values)
+
+
 # -- Markdown ---------------------------------------------------------------------------------
 
 
@@ -346,9 +418,9 @@ def to_markdown(view: ExportView) -> str:
             out.append("")
             out.append(f"Note: {verdict.note}")
         out.append("")
-        sampling = view.sampling(pane)
-        if "temperature" in sampling:
-            out.append(f"Temp: {sampling['temperature']}")
+        sent = view.sent(pane)
+        if sent is not None:
+            out.append(f"Temp: {sent_value(sent.value('temperature'))}")
             out.append("")
         out.append(_code_block(f"Prompt:\n{persona.get('system', '')}"))
         out.append("")
@@ -371,7 +443,7 @@ def _settings_block(view: ExportView, pane: PaneRow) -> str:
     persona = view.session.persona
     backend = view.backend_settings(pane)
     profile = view.profile_settings(pane)
-    sampling = view.sampling(pane)
+    sent = view.sent(pane)
     tps, cps = _pane_speeds(view.record, pane.position)
     lines = []
     if not view.hide_names:
@@ -382,21 +454,12 @@ def _settings_block(view: ExportView, pane: PaneRow) -> str:
     lines.append(str(persona.get("user_name", "ユーザー")))
     lines.append(str(persona.get("char_name", "アシスタント")))
     lines.append("")
-    names = [
-        ("temperature", "Temperature"),
-        ("repeat_penalty", "Penalize repeat"),
-        ("repeat_last_n", "Penalize tokens"),
-        ("top_k", "Top-K"),
-        ("top_p", "Top-P"),
-        ("min_p", "Min-P"),
-        ("max_tokens", "Max tokens"),
-        ("seed", "Seed"),
-    ]
-    for key, label in names:
-        if key in sampling:
-            lines.append(f"{label}: {'-' if sampling[key] is None else sampling[key]}")
-    if sampling.get("stop"):
-        lines.append(f"Stop: {json.dumps(sampling['stop'], ensure_ascii=False)}")
+    if view.hide_names:
+        lines.append(f"Sampling: {HIDDEN_SETTINGS}")
+    elif sent is None:
+        lines.append(f"Sampling: {NOT_RECORDED}")
+    else:
+        lines.extend(sent_lines(sent))
     if not view.hide_names:
         local = pane.backend == "llama_cpp"
         extra = [
@@ -503,6 +566,7 @@ def reply_records(view: ExportView) -> list[dict[str, Any]]:
                 "model": view.name(pane),
                 "backend": None if view.hide_names else pane.backend,
                 "settings": view.settings(pane),
+                "sent": sent_record(view.sent(pane)),
                 "reply_id": reply.id,
                 "version": reply.version,
                 "latest": latest[(reply.pane, reply.turn)].id == reply.id,
@@ -599,6 +663,20 @@ CSV_COLUMNS = (
 )
 
 
+CSV_SAMPLING_COLUMNS = (
+    "temperature",
+    "top_k",
+    "top_p",
+    "min_p",
+    "repeat_penalty",
+    "repeat_last_n",
+    "max_tokens",
+    "seed",
+)
+"""The value sent, "model default" when none was, empty when nothing was recorded or the names
+are hidden."""
+
+
 def csv_rows(view: ExportView) -> list[dict[str, Any]]:
     """The ``csv`` format's rows: the newest version of every reply, flat."""
     labels = _score_labels()
@@ -606,7 +684,7 @@ def csv_rows(view: ExportView) -> list[dict[str, Any]]:
     for item in reply_records(view):
         if not item["latest"]:
             continue
-        sampling = item["settings"].get("profile", {}).get("sampling", {})
+        sent = item["sent"] or {}
         rating = item["latest_rating"] or {}
         verdict = item["verdict"] or {}
         checks = item["checks"]
@@ -632,14 +710,7 @@ def csv_rows(view: ExportView) -> list[dict[str, Any]]:
                 "model": item["model"],
                 "backend": item["backend"] or "",
                 "prompt_format": item["settings"].get("profile", {}).get("prompt_format", ""),
-                "temperature": sampling.get("temperature", ""),
-                "top_k": sampling.get("top_k", ""),
-                "top_p": sampling.get("top_p", ""),
-                "min_p": sampling.get("min_p", ""),
-                "repeat_penalty": sampling.get("repeat_penalty", ""),
-                "repeat_last_n": sampling.get("repeat_last_n", ""),
-                "max_tokens": sampling.get("max_tokens", ""),
-                "seed": "" if sampling.get("seed") is None else sampling["seed"],
+                **{name: sent.get(name, "") for name in CSV_SAMPLING_COLUMNS},
                 "reply_id": item["reply_id"],
                 "version": item["version"],
                 "status": item["status"],
@@ -707,6 +778,13 @@ margin-right:.2rem;font-size:.75rem}.pick{font-size:.85rem;color:#2a6;margin-top
 """
 
 
+def _sent_cell(view: ExportView, pane: PaneRow) -> str:
+    if view.hide_names:
+        return HIDDEN_SETTINGS
+    sent = view.sent(pane)
+    return NOT_RECORDED if sent is None else sent_summary(sent)
+
+
 def to_html(view: ExportView) -> str:
     record = view.record
     info = record.session
@@ -733,7 +811,7 @@ def to_html(view: ExportView) -> str:
     parts.append(f'<pre class="text">{esc(str(persona.get("system", "")))}</pre>')
     parts.append(
         '<table class="summary"><tr><th>Pane</th><th>Model</th><th>Quality</th><th>Note</th>'
-        "<th>Mean score</th><th>tokens/s</th><th>chars/s</th></tr>"
+        "<th>Mean score</th><th>tokens/s</th><th>chars/s</th><th>Sent</th></tr>"
     )
     for pane in record.panes:
         verdict = record.latest_verdict(pane.position)
@@ -743,7 +821,8 @@ def to_html(view: ExportView) -> str:
             f"<td>{esc(_verdict_label(verdict.verdict) if verdict else '')}</td>"
             f"<td>{esc(verdict.note if verdict else '')}</td>"
             f"<td>{_fmt(_mean(_latest_scores(record, pane.position)), 2)}</td>"
-            f"<td>{_fmt(tps)}</td><td>{_fmt(cps)}</td></tr>"
+            f"<td>{_fmt(tps)}</td><td>{_fmt(cps)}</td>"
+            f'<td class="sent">{esc(_sent_cell(view, pane))}</td></tr>'
         )
     parts.append("</table>")
     n = len(record.panes)
@@ -816,6 +895,7 @@ def battle_records(view: ExportView) -> list[dict[str, Any]]:
     """The ``battles`` format's objects (FastChat clean_battle shape)."""
     record = view.record
     latest = record.latest_replies()
+    panes = {p.position: p for p in record.panes}
     out = []
     for battle in derive_battles(record, hide_names=view.hide_names):
         out.append(
@@ -831,6 +911,8 @@ def battle_records(view: ExportView) -> list[dict[str, Any]]:
                 "tstamp": battle.tstamp,
                 "conversation_a": conversation_until(record, battle.pane_a, battle.turn, latest),
                 "conversation_b": conversation_until(record, battle.pane_b, battle.turn, latest),
+                "sent_a": sent_record(view.sent(panes[battle.pane_a])),
+                "sent_b": sent_record(view.sent(panes[battle.pane_b])),
                 "session_id": battle.session_id,
                 "scenario_id": battle.scenario_id,
                 "blind_unrevealed": record.session.hidden,

@@ -6,12 +6,14 @@ import csv
 import io
 import json
 import re
+from dataclasses import asdict
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
 from backends.base import StreamError
+from backends.sent import request_for
 from kurabe.cli import main
 from kurabe.events import PaneFinished, SessionEvent
 from kurabe.export import FORMATS, export_session
@@ -51,14 +53,27 @@ async def build_session(
     store: Store, monkeypatch: pytest.MonkeyPatch, *, blind: bool = False
 ) -> ComparisonSession:
     monkeypatch.setenv("KURABE_EXPORT_KEY", SECRET)
+    profiles = [
+        fake_profile("gpt-3.5", api_key_env="KURABE_EXPORT_KEY"),
+        fake_profile("claude", backend="anthropic", api_key_env="KURABE_EXPORT_KEY"),
+        fake_profile("weblab", local=True, prompt_format="alpaca-ja"),
+    ]
+    # Each fake records what its kind of backend sends (backends/sent.py); the weblab pane
+    # records it as the llama.cpp backend did before the "request" record: its whole sampling.
     backends = {
         "gpt-3.5": FakeBackend(
             "gpt-3.5",
             [Script.text(text, delay_s=0.005) for text in GPT_REPLIES],
-            snapshot={"model": "gpt-3.5-turbo"},
+            snapshot={"model": "gpt-3.5-turbo", "request": request_for(profiles[0]).record()},
         ),
         "claude": FakeBackend(
-            "claude", CLAUDE_REPLIES, snapshot={"token": SECRET, "api_key": SECRET}
+            "claude",
+            CLAUDE_REPLIES,
+            snapshot={
+                "token": SECRET,
+                "api_key": SECRET,
+                "request": request_for(profiles[1]).record(),
+            },
         ),
         "weblab": FakeBackend(
             "weblab",
@@ -66,14 +81,13 @@ async def build_session(
                 "### 応答:そうだよ!",
                 Script(chunks=("### 指示",), error=StreamError("server error 500", retryable=True)),
             ],
-            snapshot={"model_file": "weblab-10b-q4.gguf", "gpu_layers_offloaded": 0},
+            snapshot={
+                "model_file": "weblab-10b-q4.gguf",
+                "gpu_layers_offloaded": 0,
+                "sampling": asdict(profiles[2].sampling),
+            },
         ),
     }
-    profiles = [
-        fake_profile("gpt-3.5", api_key_env="KURABE_EXPORT_KEY"),
-        fake_profile("claude", api_key_env="KURABE_EXPORT_KEY"),
-        fake_profile("weblab", local=True, prompt_format="alpaca-ja"),
-    ]
     session = ComparisonSession.create(
         store,
         PERSONA,
@@ -142,7 +156,12 @@ async def test_markdown_has_the_seed_page_sections(
     prompt, settings, transcript = (b[1] for b in blocks)
     assert prompt == f"Prompt:\n{PERSONA.system}"
     assert "tokens/s" in settings and "chars/s" in settings
-    assert "Temperature: 0.7" in settings and "Penalize repeat: 1.18" in settings
+    # What OpenAI's API was sent, and what it was not.
+    sampling = settings.splitlines()
+    assert "Temperature: 0.7" in sampling and "Top-P: 0.95" in sampling
+    assert "Max tokens: 256 (sent as max_completion_tokens)" in sampling
+    for label in ("Penalize repeat", "Penalize tokens", "Top-K", "Min-P", "Seed", "Stop"):
+        assert f"{label}: model default" in sampling
     assert "ユーザー\nオタク" in settings
     assert transcript.split("\n\n") == [
         "**ユーザー:** ねえ、アニメ好きなの？",
@@ -153,6 +172,11 @@ async def test_markdown_has_the_seed_page_sections(
     assert "| 1 | 5 素晴らしい |" in gpt and "完璧なタメ口" in gpt
 
     claude = models["claude"]
+    # Claude was sent no sampling at all: no number claims otherwise.
+    assert "Temp: model default" in claude
+    assert "Temperature: model default" in claude and "Top-K: model default" in claude
+    assert "Max tokens: 256" in claude
+    assert not re.search(r"(Temp|Temperature|Top-K|Top-P|Min-P|Penalize \w+): \d", claude)
     fences = re.findall(r"^(`{3,})\n(.*?)\n\1$", claude, flags=re.M | re.S)
     assert any("「君はロックを聴かない」だ。```code```" in b[1] for b in fences)
     assert fences[-1][0] == "````"  # a longer fence around a reply containing ```
@@ -161,6 +185,8 @@ async def test_markdown_has_the_seed_page_sections(
     assert "Quality: subpar" in weblab
     assert "[incomplete — failed: server error 500]" in weblab
     assert "weblab-10b-q4.gguf" in weblab and "Prompt format: alpaca-ja" in weblab
+    assert "Temperature: 0.7" in weblab and "Penalize repeat: 1.18" in weblab
+    assert "Penalize tokens: 256" in weblab and "Seed: model default" in weblab
     assert "Blind session" not in text
 
 
@@ -179,6 +205,10 @@ async def test_jsonl_one_record_per_reply_with_ratings(
     assert second["latest_rating"]["score_label"] == "素晴らしい"
     assert second["latest_rating"]["tags"] == ["wrong-fact"]
     assert second["settings"]["profile"]["sampling"]["temperature"] == 0.7
+    assert second["sent"]["temperature"] == 0.7 and second["sent"]["top_k"] == "model default"
+    claude = next(r for r in records if r["model"] == "claude")
+    assert claude["sent"]["temperature"] == "model default"
+    assert claude["sent"]["max_tokens"] == 256
     assert second["settings"]["profile"]["api_key_env"] == "KURABE_EXPORT_KEY"
     assert second["figures"]["chars"] == len(GPT_REPLIES[1])
     assert second["figures"]["chars_per_s"] > 0
@@ -218,10 +248,13 @@ async def test_csv_opens_with_japanese_intact(
     assert claude_second["verdict"] == "Can't stay in character"
     assert claude_second["verdict_note"] == "俺になってる"
     assert claude_second["pick"] == "not best"
-    assert claude_second["temperature"] == "0.7"
+    assert claude_second["temperature"] == "model default"
+    assert claude_second["top_k"] == "model default" and claude_second["max_tokens"] == "256"
     assert float(claude_second["japanese_share"]) > 0.5
     gpt_first = next(r for r in rows if r["model"] == "gpt-3.5" and r["turn"] == "1")
     assert gpt_first["note"] == "完璧なタメ口" and gpt_first["pick"] == "best"
+    assert (gpt_first["temperature"], gpt_first["top_p"]) == ("0.7", "0.95")
+    assert gpt_first["min_p"] == "model default" and gpt_first["seed"] == "model default"
     weblab_first = next(r for r in rows if r["model"] == "weblab" and r["turn"] == "1")
     assert "template-leak" in weblab_first["check_flags"].split()
 
@@ -268,6 +301,10 @@ async def test_html_is_self_contained_with_panes_side_by_side(
     assert "incomplete — failed: server error 500" in text
     assert "テンポがいい" in text
     assert '<meta charset="utf-8">' in page
+    assert "Temperature 0.7 · Top-P 0.95 · Max tokens 256 · model default: " in text
+    claude_row = next(row for row in page.splitlines() if "<td>claude</td>" in row)
+    assert "model default: Temperature, Penalize repeat" in claude_row
+    assert "Temperature 0" not in claude_row
 
 
 async def test_battles_in_fastchat_shape(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -292,6 +329,10 @@ async def test_battles_in_fastchat_shape(store: Store, monkeypatch: pytest.Monke
         }
         assert battle["language"] == "Japanese" and battle["judge"] == "はな"
         assert battle["anony"] is False
+        sent = {battle["model_a"]: battle["sent_a"], battle["model_b"]: battle["sent_b"]}
+        assert sent["gpt-3.5"]["temperature"] == 0.7
+        if "claude" in sent:
+            assert sent["claude"]["temperature"] == "model default"
         winner_model = battle[battle["winner"]]
         assert winner_model == "gpt-3.5"
     second = [b for b in battles if b["turn"] == 2]
@@ -333,6 +374,9 @@ async def test_blind_unrevealed_exports_say_so_and_hide_names(
     md = export_session(store, session.id, "md")
     assert "Blind session, not revealed" in md
     assert "\n## A\n" in md
+    # What was sent tells an API pane from a local one: hidden with the names.
+    assert md.count("Sampling: hidden until the names are revealed") == 3
+    assert "model default" not in md and "Temp:" not in md
     assert "Blind session, not revealed" in export_session(store, session.id, "html")
     record = json.loads(export_session(store, session.id, "jsonl").splitlines()[0])
     assert record["blind_unrevealed"] is True and record["model"] in "ABC"
