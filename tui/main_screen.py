@@ -940,3 +940,10 @@ class MainScreen(Screen[None]):
         from tui.summary_screen import SummaryScreen
 
         self.app.push_screen(SummaryScreen(self.session, self.score_labels))
+
+    def action_pane_settings(self) -> None:
+        from tui.pane_settings import PaneSettingsScreen
+
+        pane = self.focused_pane()
+        if pane is not None:
+            self.app.push_screen(PaneSettingsScreen(self.session, pane))
