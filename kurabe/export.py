@@ -27,8 +27,9 @@ instead of model names, with the settings left out (model, file, backend, and th
 which tells an API pane from a local one), unless ``reveal_names=True``
 (``kurabe export --reveal-names``).
 
-No API key reaches an export: settings were scrubbed when stored, and the output is scrubbed
-again of the current values of every key variable the panes name.
+No API key or URL credential reaches an export: settings were scrubbed when stored and are
+scrubbed again when read, and the output is scrubbed again of the current values of every key
+variable the panes name.
 """
 
 from __future__ import annotations
@@ -98,8 +99,12 @@ class ExportView:
         return pane.label if self.hide_names else pane.profile_name
 
     def settings(self, pane: PaneRow) -> dict[str, Any]:
-        """The pane's stored settings; none when names are hidden (they identify the model)."""
-        return {} if self.hide_names else pane.settings
+        """The pane's stored settings, URL credentials dropped again (rows stored before the
+        store dropped them); none when names are hidden (they identify the model)."""
+        if self.hide_names:
+            return {}
+        clean = scrub_secrets(pane.settings)
+        return clean if isinstance(clean, dict) else {}
 
     def profile_settings(self, pane: PaneRow) -> dict[str, Any]:
         profile = self.settings(pane).get("profile")
@@ -128,7 +133,8 @@ def _secrets_of(record: SessionRecord) -> list[str]:
 
 
 def _scrub_text(text: str, secrets: Iterable[str]) -> str:
-    result = scrub_secrets(text, secrets)
+    # Keys only: the replies in the text stay exact, even where they quote a URL.
+    result = scrub_secrets(text, secrets, urls=False)
     return result if isinstance(result, str) else text
 
 

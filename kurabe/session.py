@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from backends import create_backend
+from backends.api_errors import public_url
 from backends.base import (
     Backend,
     ChatMessage,
@@ -240,8 +241,11 @@ def runs_on_gpu(backend: Backend) -> bool:
 
 
 def profile_snapshot(profile: ModelProfile) -> dict[str, Any]:
-    """The profile's fields as plain JSON values (the *name* of the key variable, never a key)."""
+    """The profile's fields as plain JSON values (the *name* of the key variable, never a key;
+    the ``base_url`` without the credentials it may carry)."""
     data = dataclasses.asdict(profile)
+    if profile.base_url is not None:
+        data["base_url"] = public_url(profile.base_url)
     data["sampling"]["stop"] = list(profile.sampling.stop)
     if profile.send_sampling is not None:
         data["send_sampling"] = list(profile.send_sampling)

@@ -234,7 +234,7 @@ def test_header_and_snapshot_never_show_the_key(server: WireServer, key: str) ->
     assert KEY not in json.dumps(snapshot, ensure_ascii=False)
     assert snapshot["backend"] == "openai"
     assert snapshot["model"] == "gpt-4.1-mini"
-    assert snapshot["base_url"] == f"http://127.0.0.1:{server.port}/v1"
+    assert snapshot["base_url"] == f"http://127.0.0.1:{server.port}/v1?token=***"
     assert snapshot["sdk"].startswith("openai ")
     assert snapshot["sdk"] != "openai not installed"
     assert snapshot["timeout_s"] == 5.0 and snapshot["max_retries"] == 0
@@ -498,7 +498,9 @@ def test_retry_after_forms() -> None:
 def test_redact_and_public_url() -> None:
     assert redact(f"bad key {KEY} here", [KEY]) == "bad key *** here"
     assert "0123" not in redact("provided: sk-proj-abc***********0123.")
-    assert public_url("https://u:p@example.com:8443/v1?key=x#f") == "https://example.com:8443/v1"
+    assert public_url("https://u:p@example.com:8443/v1?key=x#f") == (
+        "https://example.com:8443/v1?key=***"
+    )
     assert public_url("http://[::1]:8080/v1") == "http://[::1]:8080/v1"
     assert public_url("http://[::1") == "<invalid url>"
 
