@@ -35,18 +35,23 @@ variable the panes name.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import html
 import io
 import json
+import os
+import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from statistics import fmean
 from typing import Any
 
 from backends.sent import MODEL_DEFAULT, SentSettings, sent_settings
 from kurabe.csvsafe import spreadsheet_safe
+from kurabe.errors import KurabeError
 from kurabe.store import (
     PaneRow,
     RatingRow,
@@ -935,6 +940,57 @@ def to_battles(view: ExportView) -> str:
     return "".join(json.dumps(b, ensure_ascii=False) + "\n" for b in battle_records(view))
 
 
+# -- writing a file -----------------------------------------------------------------------
+
+_DATABASE_SIDE_FILES = ("", "-wal", "-shm", "-journal")
+
+
+def _is_database(path: Path, database: Path) -> bool:
+    """True when ``path`` is the database file or one of SQLite's files beside it."""
+    target = path.resolve()
+    for suffix in _DATABASE_SIDE_FILES:
+        candidate = database.with_name(database.name + suffix)
+        if target == candidate.resolve():
+            return True
+        with contextlib.suppress(OSError):
+            if path.exists() and candidate.exists() and os.path.samefile(path, candidate):
+                return True
+    return False
+
+
+def write_export(path: Path, text: str, *, database: Path | None = None) -> Path:
+    """Write an export to ``path`` whole or not at all; return the path written.
+
+    The text goes to a temporary file beside ``path``, is flushed to disk, then renamed over
+    ``path`` in one step: a failed export leaves the old file as it was (or none) and no half
+    file. ``database``, the store's file, is refused as a target, and so are SQLite's files
+    beside it.
+    """
+    path = path.expanduser()
+    if database is not None and _is_database(path, database):
+        raise KurabeError(f"refusing to write the export over the database {database}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise KurabeError(f"cannot write {path}: {exc.strerror or exc}") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        # mkstemp's file is private (0600); an export is an ordinary file, like the one replaced.
+        os.chmod(temporary, (path.stat().st_mode & 0o777) if path.exists() else 0o644)
+        os.replace(temporary, path)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        if isinstance(exc, OSError):
+            raise KurabeError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise
+    return path
+
+
 # -- entry point --------------------------------------------------------------------------
 
 
@@ -947,8 +1003,6 @@ def export_session(
     bom: bool = True,
 ) -> str:
     """Render one session in ``fmt`` (one of :data:`FORMATS`)."""
-    from kurabe.errors import KurabeError
-
     if fmt not in FORMATS:
         raise KurabeError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
     record = store.load_record(session_id)

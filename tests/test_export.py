@@ -447,6 +447,53 @@ async def test_exports_never_contain_the_api_key(
         assert SECRET not in export_session(store, session.id, fmt), fmt
 
 
+async def test_export_out_replaces_the_file_whole_or_not_at_all(
+    store: Store,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    session = await build_session(store, monkeypatch)
+    out = tmp_path / "out" / "session.md"
+    out.parent.mkdir()
+    out.write_text("an older export that must survive a failed one\n" * 500, encoding="utf-8")
+    old = out.read_bytes()
+    args = ["export", str(session.id), "--out", str(out), "--db", str(store.path)]
+
+    def disk_full(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as patch:
+        patch.setattr("kurabe.export.os.fsync", disk_full)
+        assert main(args) == 2
+    assert "No space left on device" in capsys.readouterr().err
+    assert out.read_bytes() == old  # no half file
+    assert sorted(p.name for p in out.parent.iterdir()) == ["session.md"]  # no leftover
+
+    assert main(args) == 0
+    assert out.read_text(encoding="utf-8") == export_session(store, session.id, "md")
+    assert sorted(p.name for p in out.parent.iterdir()) == ["session.md"]
+
+
+async def test_export_refuses_to_overwrite_the_database(
+    store: Store,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    session = await build_session(store, monkeypatch)
+    db = Path(store.path)
+    before = db.read_bytes()
+    link = tmp_path / "link.sqlite3"
+    link.symlink_to(db)
+    for target in (db, link, Path(f"{db}-wal")):
+        code = main(["export", str(session.id), "--out", str(target), "--db", str(db)])
+        assert code == 2, target
+        assert "refusing to write the export over the database" in capsys.readouterr().err
+    assert db.read_bytes() == before
+    assert Store(db).session_exists(session.id)
+
+
 async def test_sessions_and_export_commands(
     store: Store, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
