@@ -14,6 +14,12 @@
   shape (``model_a``, ``model_b``, ``winner``, ``judge``, ``turn``, ``anony``, ``language``,
   ``tstamp``, ``conversation_a``, ``conversation_b``), one JSON object per line.
 
+Every format carries the same replies (the newest version of each; jsonl also the older ones),
+each with its state — ``complete``, ``incomplete`` (cancelled, cut off, or left streaming by a
+process that stopped) or ``failed`` — and the reason (:func:`reply_state`): md in the transcript
+and the per-reply table, html on each reply, csv and jsonl as ``state`` and ``reason``, battles
+as ``replies_a`` / ``replies_b`` beside the conversations.
+
 A pick of pane W among N panes gives N−1 battles (W against each other pane; the pairs W was not
 part of are unknown and left out); a tie gives a ``tie`` for every pair and "all bad" a
 ``tie (bothbad)`` for every pair. Only the newest pick per (turn, rater) counts.
@@ -156,6 +162,48 @@ def _fmt(value: float | None, digits: int = 1) -> str:
 
 def _round(value: float | None, digits: int = 3) -> float | None:
     return None if value is None else round(value, digits)
+
+
+STILL_STREAMING = "still streaming, or the process stopped mid-reply"
+
+
+def reply_state(reply: ReplyRow) -> tuple[str, str | None]:
+    """(``complete`` | ``incomplete`` | ``failed``, the reason or None), the same in every format.
+
+    ``failed``: the backend or the server reported an error (any text that had arrived is
+    kept). ``incomplete``: cancelled, interrupted (the process stopped and the session was
+    resumed), or still ``streaming`` in the store (a process that stopped mid-reply and was not
+    resumed, or one still running)."""
+    if reply.status == "complete":
+        return "complete", None
+    if reply.status == "failed":
+        return "failed", reply.error or "failed"
+    if reply.status == "streaming":
+        return "incomplete", reply.error or STILL_STREAMING
+    return "incomplete", reply.error or reply.status
+
+
+def state_words(reply: ReplyRow) -> str:
+    """``complete``, or the state and its reason: ``incomplete: cancelled``."""
+    state, reason = reply_state(reply)
+    return state if reason is None else f"{state}: {reason}"
+
+
+def replies_until(
+    record: SessionRecord, pane: int, turn: int, latest: Mapping[tuple[int, int], ReplyRow]
+) -> list[dict[str, Any]]:
+    """The pane's newest replies up to and including ``turn``, with their state (battles)."""
+    out = []
+    for row in record.turns:
+        if row.idx > turn:
+            break
+        reply = latest.get((pane, row.idx))
+        if reply is not None:
+            state, reason = reply_state(reply)
+            out.append(
+                {"turn": row.idx + 1, "reply_id": reply.id, "state": state, "reason": reason}
+            )
+    return out
 
 
 def conversation_until(
@@ -509,9 +557,8 @@ def _transcript_block(
             parts.append(f"**{char}:** [no reply]")
             continue
         text = f"**{char}:** {reply.text}"
-        if reply.status != "complete":
-            reason = f": {reply.error}" if reply.error else ""
-            text += f"\n[incomplete — {reply.status}{reason}]"
+        if not reply.completed:
+            text += f"\n[{state_words(reply)}]"
         parts.append(text)
     return "\n\n".join(parts)
 
@@ -523,8 +570,8 @@ def _reply_table(
     labels: Mapping[int, str],
 ) -> list[str]:
     rows = [
-        "| Turn | Score | Tags | Note | Checks | tokens/s | chars/s |",
-        "|---:|---|---|---|---|---:|---:|",
+        "| Turn | State | Score | Tags | Note | Checks | tokens/s | chars/s |",
+        "|---:|---|---|---|---|---|---:|---:|",
     ]
     for turn in view.record.turns:
         reply = latest.get((pane.position, turn.idx))
@@ -538,8 +585,8 @@ def _reply_table(
         note = _md_cell(rating.note) if rating else ""
         flags = ", ".join(f.get("code", "") for f in reply.checks.get("flags", []))
         rows.append(
-            f"| {turn.idx + 1} | {score} | {tags} | {note} | {flags} | "
-            f"{_fmt(reply.tokens_per_s)} | {_fmt(reply.chars_per_s)} |"
+            f"| {turn.idx + 1} | {_md_cell(state_words(reply))} | {score} | {tags} | {note} | "
+            f"{flags} | {_fmt(reply.tokens_per_s)} | {_fmt(reply.chars_per_s)} |"
         )
     return rows if len(rows) > 2 else []
 
@@ -584,6 +631,8 @@ def reply_records(view: ExportView) -> list[dict[str, Any]]:
                 "version": reply.version,
                 "latest": latest[(reply.pane, reply.turn)].id == reply.id,
                 "status": reply.status,
+                "state": reply_state(reply)[0],
+                "reason": reply_state(reply)[1],
                 "incomplete": reply.status != "complete",
                 "text": reply.text,
                 "finish_reason": reply.finish_reason,
@@ -648,6 +697,8 @@ CSV_COLUMNS = (
     "reply_id",
     "version",
     "status",
+    "state",
+    "reason",
     "incomplete",
     "text",
     "finish_reason",
@@ -727,6 +778,8 @@ def csv_rows(view: ExportView) -> list[dict[str, Any]]:
                 "reply_id": item["reply_id"],
                 "version": item["version"],
                 "status": item["status"],
+                "state": item["state"],
+                "reason": item["reason"] or "",
                 "incomplete": "yes" if item["incomplete"] else "no",
                 "text": item["text"],
                 "finish_reason": item["finish_reason"] or "",
@@ -786,7 +839,8 @@ border:1px solid #ccc;padding:.3rem .6rem;text-align:left}
 .pane{border:1px solid #ccc;border-radius:6px;padding:.5rem;background:#fdfdfd}
 .pane.best{border:2px solid #2a9d4a;background:#f0fbf3}.pane h3{font-size:.9rem;margin:0 0 .4rem}
 .text{white-space:pre-wrap;word-break:break-word}.meta{font-size:.75rem;color:#666;
-margin-top:.4rem}.incomplete{color:#b00020;font-size:.8rem}.tag{display:inline-block;
+margin-top:.4rem}.incomplete,.state.failed{color:#b00020;font-size:.8rem}
+.state{font-size:.8rem;color:#2a6}.state.incomplete{color:#b06000}.tag{display:inline-block;
 background:#eef;border-radius:4px;padding:0 .3rem;margin-right:.2rem;font-size:.75rem}
 .flag{display:inline-block;background:#fee;border-radius:4px;padding:0 .3rem;
 margin-right:.2rem;font-size:.75rem}.pick{font-size:.85rem;color:#2a6;margin-top:.4rem}
@@ -859,12 +913,12 @@ def to_html(view: ExportView) -> str:
             if reply is None:
                 parts.append('<div class="incomplete">no reply</div></div>')
                 continue
-            parts.append(f'<div class="text">{esc(reply.text)}</div>')
-            if reply.status != "complete":
-                reason = f": {reply.error}" if reply.error else ""
-                parts.append(
-                    f'<div class="incomplete">incomplete — {esc(reply.status + reason)}</div>'
-                )
+            state, _reason = reply_state(reply)
+            parts.append(
+                f'<div class="text" data-reply="{reply.id}" data-state="{state}">'
+                f"{esc(reply.text)}</div>"
+            )
+            parts.append(f'<div class="state {state}">{esc(state_words(reply))}</div>')
             rating = record.latest_rating(reply.id)
             if rating is not None:
                 bits = []
@@ -926,6 +980,8 @@ def battle_records(view: ExportView) -> list[dict[str, Any]]:
                 "tstamp": battle.tstamp,
                 "conversation_a": conversation_until(record, battle.pane_a, battle.turn, latest),
                 "conversation_b": conversation_until(record, battle.pane_b, battle.turn, latest),
+                "replies_a": replies_until(record, battle.pane_a, battle.turn, latest),
+                "replies_b": replies_until(record, battle.pane_b, battle.turn, latest),
                 "sent_a": sent_record(view.sent(panes[battle.pane_a])),
                 "sent_b": sent_record(view.sent(panes[battle.pane_b])),
                 "session_id": battle.session_id,

@@ -169,7 +169,7 @@ async def test_markdown_has_the_seed_page_sections(
         f"**ユーザー:** {SCENARIO.turns[1].text}",
         f"**オタク:** {GPT_REPLIES[1]}",
     ]
-    assert "| 1 | 5 素晴らしい |" in gpt and "完璧なタメ口" in gpt
+    assert "| 1 | complete | 5 素晴らしい |" in gpt and "完璧なタメ口" in gpt
 
     claude = models["claude"]
     # Claude was sent no sampling at all: no number claims otherwise.
@@ -183,7 +183,8 @@ async def test_markdown_has_the_seed_page_sections(
 
     weblab = models["weblab"]
     assert "Quality: subpar" in weblab
-    assert "[incomplete — failed: server error 500]" in weblab
+    assert "[failed: server error 500]" in weblab
+    assert "| 2 | failed: server error 500 |" in weblab
     assert "weblab-10b-q4.gguf" in weblab and "Prompt format: alpaca-ja" in weblab
     assert "Temperature: 0.7" in weblab and "Penalize repeat: 1.18" in weblab
     assert "Penalize tokens: 256" in weblab and "Seed: model default" in weblab
@@ -342,7 +343,7 @@ async def test_html_is_self_contained_with_panes_side_by_side(
     assert parser.classes.count("pane best") == 2
     assert GPT_REPLIES[1] in text and "「君はロックを聴かない」だ。```code```" in text
     assert "### 応答:そうだよ!" in text  # escaped, shown as text
-    assert "incomplete — failed: server error 500" in text
+    assert "failed: server error 500" in text
     assert "テンポがいい" in text
     assert '<meta charset="utf-8">' in page
     assert "Temperature 0.7 · Top-P 0.95 · Max tokens 256 · model default: " in text
