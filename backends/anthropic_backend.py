@@ -7,16 +7,19 @@ writes, which the API counts apart), output tokens and the stop reason from ``me
 ``message_stop`` marks a complete reply. ``end_turn`` and ``stop_sequence`` become ``stop``,
 ``max_tokens`` becomes ``length``; other stop reasons (``refusal``, ``pause_turn``…) are kept.
 
-Sampling, decided: for Anthropic's own API (no ``base_url``) only ``max_tokens`` and
-``stop_sequences`` are sent. The installed SDK pins ``anthropic-version: 2026-10-21`` and no
-longer has ``temperature``, ``top_p`` or ``top_k`` parameters at all; current Claude models
-reject a request that sets ``temperature`` and ``top_p`` together, and some reject any
-non-default sampling value, so a profile's llama.cpp-style sampling would only turn every request
-into a 400. The model samples with its own defaults, and :meth:`settings_snapshot` says so
-(``not_sent``), so an export never claims a temperature that was not used. For an
-Anthropic-compatible server (``base_url`` set, e.g. a proxy or llama.cpp's ``/v1/messages``)
-``temperature`` and ``top_k`` are sent in the request body, and ``top_p`` only when
-``temperature`` is 1.0, so the two never travel together.
+Sampling, decided in :func:`backends.sent.anthropic_request`: for Anthropic's own API (no
+``base_url``) only ``max_tokens`` and ``stop_sequences`` are sent by default. The installed SDK
+(2.x) sends ``anthropic-version: 2026-10-21`` and has no ``temperature``, ``top_p`` or ``top_k``
+parameters; that API version answers 400 to any of them, even at their defaults, and some current
+models reject them under any version, so a profile's llama.cpp-style sampling would turn every
+request into a 400. A profile that wants them for a model that still honours them (the seed page
+compared at temperature 0.7) says ``send_sampling = ["temperature"]``: the values then travel in
+the body (the SDK's ``extra_body``) with ``anthropic-version: 2023-06-01`` (``extra_headers``),
+the API version that still takes them. For an Anthropic-compatible server (``base_url`` set, e.g.
+llama.cpp's ``/v1/messages``) ``temperature`` and ``top_k`` are sent by default, ``top_p``
+instead of ``temperature`` when the temperature is 1.0. :meth:`settings_snapshot` records exactly
+what went out (``request``), so an export shows a value only where it was sent and says "model
+default" elsewhere.
 
 Without ``api_key_env`` a placeholder key is sent, so the SDK never picks up a key or profile from
 the user's environment and hands it to a third-party server. The SDK (about two seconds to import)
@@ -33,16 +36,14 @@ from typing import TYPE_CHECKING, Any
 
 from backends.api_backend import ApiBackend
 from backends.base import Conversation
+from backends.sent import SentRequest, anthropic_request
 
 if TYPE_CHECKING:
     from anthropic import AsyncAnthropic, AsyncStream
     from anthropic.types import RawMessageStreamEvent
 
 ANTHROPIC_DEFAULT_URL = "https://api.anthropic.com"
-ANTHROPIC_MAX_TEMPERATURE = 1.0
 STOP_REASONS = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length"}
-_NOT_SENT_OFFICIAL = ("temperature", "top_p", "top_k", "min_p", "repeat_penalty", "seed")
-_NOT_SENT_COMPATIBLE = ("min_p", "repeat_penalty", "seed")
 
 
 def finish_reason(stop_reason: str | None) -> str:
@@ -112,28 +113,11 @@ class AnthropicBackend(ApiBackend["AsyncAnthropic", "RawMessageStreamEvent"]):
 
     # -- what is sent -------------------------------------------------------------------------
 
-    def request_params(self) -> dict[str, Any]:
-        """Length and stop strings, sent to every server."""
-        s = self.profile.sampling
-        params: dict[str, Any] = {"max_tokens": s.max_tokens}
-        if s.stop:
-            params["stop_sequences"] = list(s.stop)
-        return params
-
-    def extra_body(self) -> dict[str, Any]:
-        """Sampling for Anthropic-compatible servers; nothing for Anthropic's own API."""
-        if self.is_official:
-            return {}
-        s = self.profile.sampling
-        body: dict[str, Any] = {}
-        temperature = min(s.temperature, ANTHROPIC_MAX_TEMPERATURE)
-        if temperature == 1.0 and s.top_p < 1.0:
-            body["top_p"] = s.top_p
-        else:
-            body["temperature"] = temperature
-        if s.top_k > 0:
-            body["top_k"] = s.top_k
-        return body
+    def sent_request(self) -> SentRequest:
+        """Sampling as :func:`backends.sent.anthropic_request` decides (see the module
+        docstring): ``max_tokens`` and ``stop_sequences`` as SDK parameters; temperature, top_p
+        and top_k, where the profile sends them, in the body with ``anthropic-version``."""
+        return anthropic_request(self.profile)
 
     @staticmethod
     def messages(conversation: Conversation) -> list[dict[str, str]]:
@@ -142,9 +126,6 @@ class AnthropicBackend(ApiBackend["AsyncAnthropic", "RawMessageStreamEvent"]):
     def _sdk_fields(self, conversation: Conversation) -> dict[str, Any]:
         """The persona goes in ``system`` (left out when empty), never among the messages."""
         return {"system": conversation.system} if conversation.system else {}
-
-    def _snapshot_notes(self) -> dict[str, Any]:
-        return {"not_sent": list(_NOT_SENT_OFFICIAL if self.is_official else _NOT_SENT_COMPATIBLE)}
 
     # -- the SDK ------------------------------------------------------------------------------
 

@@ -16,10 +16,10 @@
 
 A subclass says what is particular to its API: the SDK's client class and modules
 (:meth:`ApiBackend._new_client`, :attr:`ApiBackend.sdk_module`), the request
-(:meth:`ApiBackend.request_params`, :meth:`ApiBackend.extra_body`,
-:meth:`ApiBackend.messages`, :meth:`ApiBackend._sdk_fields`), how it is sent
-(:meth:`ApiBackend._open`), how its events read (its :class:`ReplyTally`), and optionally what an
-empty stream means (:meth:`ApiBackend._empty_stream`).
+(:meth:`ApiBackend.sent_request`, one function of :mod:`backends.sent`, which the settings
+snapshot records as well; :meth:`ApiBackend.messages`, :meth:`ApiBackend._sdk_fields`), how it is
+sent (:meth:`ApiBackend._open`), how its events read (its :class:`ReplyTally`), and optionally
+what an empty stream means (:meth:`ApiBackend._empty_stream`).
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ from backends.base import (
     one_line,
 )
 from backends.profiles import ModelProfile
+from backends.sent import SentRequest
 
 EventT = TypeVar("EventT")
 EventT_co = TypeVar("EventT_co", covariant=True)
@@ -143,12 +144,9 @@ class ApiBackend(Backend, Generic[ClientT, EventT]):
         return self.profile.base_url is None
 
     @abstractmethod
-    def request_params(self) -> dict[str, Any]:
-        """The SDK's own request parameters from the profile's sampling, exactly as sent."""
-
-    @abstractmethod
-    def extra_body(self) -> dict[str, Any]:
-        """Fields sent in the request body beyond the SDK's parameters (compatible servers)."""
+    def sent_request(self) -> SentRequest:
+        """The sampling part of every request, from :mod:`backends.sent`: SDK parameters, body
+        fields and headers. Requests are built from it and the settings snapshot records it."""
 
     @staticmethod
     @abstractmethod
@@ -161,16 +159,18 @@ class ApiBackend(Backend, Generic[ClientT, EventT]):
 
     def _request(self, conversation: Conversation) -> dict[str, Any]:
         """The keyword arguments of the SDK's streaming ``create`` call."""
+        sent = self.sent_request()
         request: dict[str, Any] = {
             "model": self.profile.model,
             "messages": self.messages(conversation),
             "stream": True,
             **self._sdk_fields(conversation),
-            **self.request_params(),
+            **sent.params,
         }
-        extra = self.extra_body()
-        if extra:
-            request["extra_body"] = extra
+        if sent.body:
+            request["extra_body"] = dict(sent.body)
+        if sent.headers:
+            request["extra_headers"] = dict(sent.headers)
         return request
 
     # -- the SDK ------------------------------------------------------------------------------
@@ -238,18 +238,13 @@ class ApiBackend(Backend, Generic[ClientT, EventT]):
             return f"{self.provider} · {self.profile.model}"
         return f"{url_host(self.profile.base_url)} · {self.profile.model}"
 
-    def _snapshot_notes(self) -> dict[str, Any]:
-        """Entries of :meth:`settings_snapshot` after ``sampling`` that only this API has."""
-        return {}
-
     def settings_snapshot(self) -> dict[str, Any]:
         return {
             "backend": self.backend_name,
             "model": self.profile.model,
             "base_url": public_url(self.profile.base_url or self.default_url),
             "compatible_server": not self.is_official,
-            "sampling": {**self.request_params(), **self.extra_body()},
-            **self._snapshot_notes(),
+            "request": self.sent_request().record(),
             "sdk": f"{self.sdk_package} {sdk_version(self.sdk_package)}",
             "timeout_s": self.profile.timeout_s,
             "max_retries": self.profile.max_retries,

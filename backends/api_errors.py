@@ -12,7 +12,9 @@ errors while reading a stream) are recognised by their class names.
 Reasons are one line, start with what happened (``authentication failed (401)``, ``rate limited
 (429), retry after 20 s``, ``connection dropped mid-reply; kept 42 characters``) and never contain
 an API key: the key in use is removed, and so is anything shaped like one (servers echo a masked
-key in 401 messages).
+key in 401 messages), and the credentials a URL may carry (``https://user:pass@host``,
+``?api-key=…``). :func:`public_url` is the form of a ``base_url`` that may be shown, stored,
+exported or logged; :class:`RedactingFilter` applies :func:`redact` to every log line.
 
 The SDKs are heavy (about a second each to import), so :func:`build_off_loop` imports them and
 builds clients in a worker thread: the first request never freezes the UI's event loop.
@@ -23,13 +25,14 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import hashlib
+import logging
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from backends.base import ErrorKind, StreamClock, StreamError, one_line
 
@@ -41,6 +44,13 @@ _CONTEXT_WORDS = re.compile(
     re.IGNORECASE,
 )
 _MODEL_WORDS = re.compile(r"\bmodel\b", re.IGNORECASE)
+_SECRET_WORDS = r"key|token|secret|pass|pwd|auth|sig|credential|session"
+_SECRET_QUERY_NAME = re.compile(_SECRET_WORDS, re.IGNORECASE)
+_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)[^/?#\s'\"<>]*@")
+_URL_SECRET_VALUE = re.compile(
+    rf"(?i)([?&][^=&#\s'\"<>]*(?:{_SECRET_WORDS})[^=&#\s'\"<>]*=)[^&#\s'\"<>]+"
+)
+REDACTED = "***"
 
 PLACEHOLDER_KEY = "not-needed"
 """Sent to servers that need no key (the SDKs refuse an empty one). It also keeps the SDKs from
@@ -73,11 +83,40 @@ async def build_off_loop(build: Callable[[], T]) -> T:
 
 
 def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
-    """Remove the given secrets and anything that looks like an API key from ``text``."""
+    """Remove the given secrets, anything that looks like an API key and URL credentials
+    (:func:`scrub_urls`) from ``text``."""
     for secret in secrets:
         if secret and len(secret) >= 4:
-            text = text.replace(secret, "***")
-    return _KEY_SHAPES.sub(lambda m: m.group(0)[:3] + "…", text)
+            text = text.replace(secret, REDACTED)
+    return _KEY_SHAPES.sub(lambda m: m.group(0)[:3] + "…", scrub_urls(text))
+
+
+def scrub_urls(text: str) -> str:
+    """``text`` with the user info of every URL in it dropped and the values of secret-looking
+    query parameters (``api-key``, ``token``, ``sig`` …) replaced by ``***``."""
+    if "://" not in text and "=" not in text:
+        return text
+    return _URL_SECRET_VALUE.sub(rf"\1{REDACTED}", _URL_USERINFO.sub(r"\1", text))
+
+
+class RedactingFilter(logging.Filter):
+    """Applies :func:`redact` to each log record (message and traceback) a handler writes, so
+    no key and no URL credential reaches a log file, whichever library logged it."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        super().__init__()
+        self.secrets = tuple(secrets)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = redact(message, self.secrets)
+        if clean != message:
+            record.msg, record.args = clean, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text, self.secrets)
+        return True
 
 
 def _host_port(url: str) -> tuple[str, str] | None:
@@ -94,11 +133,17 @@ def _host_port(url: str) -> tuple[str, str] | None:
 
 
 def public_url(url: str) -> str:
-    """``url`` without user info, query or fragment, safe to show and to store."""
+    """``url`` safe to show, store, export and log: no user info, no fragment, and ``***`` for
+    the value of every query parameter that looks secret (by its name or its value)."""
     found = _host_port(url)
     if found is None:
         return "<invalid url>"
-    return urlunsplit((found[0], found[1], urlsplit(url).path, "", ""))
+    parts = urlsplit(url)
+    query = [
+        (name, REDACTED if _SECRET_QUERY_NAME.search(name) or _KEY_SHAPES.search(value) else value)
+        for name, value in parse_qsl(parts.query, keep_blank_values=True)
+    ]
+    return urlunsplit((found[0], found[1], parts.path, urlencode(query, safe="*"), ""))
 
 
 def url_host(url: str) -> str:

@@ -37,7 +37,6 @@ from backends.base import (
     one_line,
 )
 from backends.llama_engine import (
-    DEFAULT_KV_BUDGET_MIB,
     EngineError,
     GenerationResult,
     LlamaEngine,
@@ -46,6 +45,7 @@ from backends.llama_engine import (
     TextPipe,
 )
 from backends.profiles import EMBEDDED_MODEL, ModelProfile
+from backends.sent import llama_cpp_request
 from backends.templates import (
     Formatter,
     RenderedPrompt,
@@ -271,7 +271,7 @@ def load_shared_model(
     n_ctx: int,
     n_gpu_layers: int,
     n_threads: int,
-    kv_budget_mb: int = DEFAULT_KV_BUDGET_MIB,
+    kv_budget_mb: int | None = None,
     progress: ProgressCallback | None = None,
 ) -> LoadedModel:
     """Load ``path`` once per (file, n_ctx, GPU layers, threads); later calls share it.
@@ -521,6 +521,14 @@ class LlamaCppBackend(Backend):
             )
         if self._last_render is not None:
             snapshot["persona_folded_into_first_turn"] = self._last_render.persona_folded
+        record = llama_cpp_request(profile.sampling).record()
+        if self._last_render is not None and self._last_render.stop:
+            # The prompt format's own stop strings (the next speaker's tag) are sent too.
+            record["sent"]["stop"] = list(
+                dict.fromkeys((*self._last_render.stop, *record["sent"].get("stop", [])))
+            )
+            record["model_default"] = [n for n in record["model_default"] if n != "stop"]
+        snapshot["request"] = record
         return snapshot
 
     # -- streaming --
@@ -558,21 +566,17 @@ class LlamaCppBackend(Backend):
         return FittedPrompt(rendered, tokens, max_tokens, dropped // 2, max_tokens < budget)
 
     def _request(self, fitted: FittedPrompt, conversation_id: str, pipe: TextPipe) -> Request:
-        sampling = self.profile.sampling
+        # What goes to the engine comes from the one function that also writes the snapshot's
+        # record of what was sent (backends/sent.py), so the two cannot drift.
+        params = dict(llama_cpp_request(self.profile.sampling).params)
+        stop = params.pop("stop", [])
+        params.pop("max_tokens")  # fitted to the context: the reply records a clamp
         return Request(
             conversation_id=conversation_id,
             tokens=fitted.tokens,
             max_tokens=fitted.max_tokens,
-            sampling=SamplingSettings(
-                temperature=sampling.temperature,
-                top_k=sampling.top_k,
-                top_p=sampling.top_p,
-                min_p=sampling.min_p,
-                repeat_penalty=sampling.repeat_penalty,
-                repeat_last_n=sampling.repeat_last_n,
-                seed=sampling.seed,
-            ),
-            stop=tuple(dict.fromkeys((*fitted.rendered.stop, *sampling.stop))),
+            sampling=SamplingSettings(**params),
+            stop=tuple(dict.fromkeys((*fitted.rendered.stop, *stop))),
             pipe=pipe,
             strip_leading_space=fitted.rendered.format_name != "gguf",
             ignore_eos=self.ignore_eos,

@@ -34,13 +34,13 @@ from typing import TYPE_CHECKING, Any
 from backends.api_backend import ApiBackend
 from backends.api_errors import ErrorContext, map_exception
 from backends.base import Conversation, StreamClock, StreamError
+from backends.sent import SentRequest, openai_request
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI, AsyncStream
     from openai.types.chat import ChatCompletionChunk
 
 OPENAI_DEFAULT_URL = "https://api.openai.com/v1"
-OPENAI_MAX_TEMPERATURE = 2.0
 
 
 class _ChunkTally:
@@ -94,32 +94,9 @@ class OpenAIBackend(ApiBackend["AsyncOpenAI", "ChatCompletionChunk"]):
 
     # -- what is sent -------------------------------------------------------------------------
 
-    def request_params(self) -> dict[str, Any]:
-        """The sampling part of the request body, exactly as it is sent."""
-        s = self.profile.sampling
-        params: dict[str, Any] = {"temperature": s.temperature, "top_p": s.top_p}
-        if self.is_official:
-            params["temperature"] = min(s.temperature, OPENAI_MAX_TEMPERATURE)
-            params["max_completion_tokens"] = s.max_tokens
-        else:
-            params["max_tokens"] = s.max_tokens
-        if s.seed is not None:
-            params["seed"] = s.seed
-        if s.stop:
-            params["stop"] = list(s.stop)
-        return params
-
-    def extra_body(self) -> dict[str, Any]:
-        """llama.cpp-style sampling fields for compatible servers; nothing for OpenAI itself."""
-        if self.is_official:
-            return {}
-        s = self.profile.sampling
-        return {
-            "top_k": s.top_k,
-            "min_p": s.min_p,
-            "repeat_penalty": s.repeat_penalty,
-            "repeat_last_n": s.repeat_last_n,
-        }
+    def sent_request(self) -> SentRequest:
+        """Sampling as :func:`backends.sent.openai_request` decides (see the module docstring)."""
+        return openai_request(self.profile)
 
     @staticmethod
     def messages(conversation: Conversation) -> list[dict[str, str]]:

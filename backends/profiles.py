@@ -12,11 +12,19 @@ File format::
     prompt_format = "llama2-sys"      # gguf | llama2-sys | alpaca-ja | custom | <chat_format name>
     n_gpu_layers = -1                  # -1: all layers where the build supports offload
     context = "trim"                   # trim: drop the oldest turns to fit n_ctx | fail
-    kv_budget_mb = 1024                # KV cache for every pane on this file together
+    kv_budget_mb = 4096                # KV cache of every pane on this file (default 1 GiB)
     [models.elyza-7b.sampling]
     temperature = 0.7
     repeat_penalty = 1.18
     repeat_last_n = 256
+
+    [models.claude-t07]
+    backend = "anthropic"
+    model = "claude-sonnet-4-6"
+    api_key_env = "ANTHROPIC_API_KEY"
+    send_sampling = ["temperature"]    # Anthropic only: which of temperature, top_p, top_k to send
+
+What each backend sends of the sampling is decided in :mod:`backends.sent`.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from backends.sent import ANTHROPIC_SAMPLING
 from kurabe.errors import ConfigError
 from kurabe.tomlfile import KeyPath, TomlDocument
 
@@ -87,12 +96,16 @@ class ModelProfile:
     context: ContextPolicy = "trim"
     """When history and the reply budget outgrow ``n_ctx``: ``trim`` drops the oldest turn pairs
     (the persona and the current line stay) and records it; ``fail`` reports an overflow."""
-    kv_budget_mb: int = 1024
-    """The KV cache of every pane on this model file together, in MiB (local profiles)."""
+    kv_budget_mb: int | None = None
+    """The KV cache of every pane on this model file together, in MiB (local profiles).
+    Unset: 1 GiB, or one whole ``n_ctx`` where that takes more."""
     base_url: str | None = None
     api_key_env: str | None = None
     timeout_s: float = 60.0
     max_retries: int = 2
+    send_sampling: tuple[str, ...] | None = None
+    """Anthropic only: which of ``temperature``, ``top_p`` and ``top_k`` to send. None: the
+    backend's default (none to Anthropic's own API; see :mod:`backends.sent`)."""
     default: bool = False
     """Shown as a pane when kurabe starts with no --models (if usable)."""
     description: str = ""
@@ -209,6 +222,7 @@ _PROFILE_TYPES: dict[str, type | tuple[type, ...]] = {
     "api_key_env": str,
     "timeout_s": float,
     "max_retries": int,
+    "send_sampling": list,
     "default": bool,
     "description": str,
 }
@@ -235,6 +249,26 @@ def _parse_sampling(doc: TomlDocument, table: Mapping[str, Any], at: KeyPath) ->
     return sampling
 
 
+def _parse_send_sampling(
+    doc: TomlDocument, table: Mapping[str, Any], at: KeyPath, backend: str
+) -> tuple[str, ...]:
+    names = doc.take_list(table, at, "send_sampling", str)
+    if backend != "anthropic":
+        raise doc.error(
+            (*at, "send_sampling"),
+            "only anthropic profiles take send_sampling; others send "
+            "what their API accepts (see kurabe's backends/sent.py)",
+        )
+    for index, name in enumerate(names):
+        if name not in ANTHROPIC_SAMPLING:
+            raise doc.error(
+                (*at, "send_sampling", index), f"must be one of {', '.join(ANTHROPIC_SAMPLING)}"
+            )
+        if name in names[:index]:
+            raise doc.error((*at, "send_sampling", index), f"{name} is listed twice")
+    return tuple(names)
+
+
 def _parse_profile(doc: TomlDocument, name: str, table: Mapping[str, Any]) -> ModelProfile:
     at: KeyPath = ("models", name)
     doc.reject_unknown(table, at, _PROFILE_TYPES)
@@ -244,13 +278,15 @@ def _parse_profile(doc: TomlDocument, name: str, table: Mapping[str, Any]) -> Mo
     values: dict[str, Any] = {"name": name, "backend": backend, "source": str(doc.path)}
     values["model"] = doc.take(table, at, "model", str, non_empty=True)
     for key, types in _PROFILE_TYPES.items():
-        if key in ("backend", "model", "sampling"):
+        if key in ("backend", "model", "sampling", "send_sampling"):
             continue
         value = doc.take(table, at, key, types, required=False)
         if value is not None:
             values[key] = value
     if "sampling" in table:
         values["sampling"] = _parse_sampling(doc, table["sampling"], (*at, "sampling"))
+    if "send_sampling" in table:
+        values["send_sampling"] = _parse_send_sampling(doc, table, at, backend)
     fmt = values.get("prompt_format", "gguf")
     if fmt == "custom" and not values.get("template"):
         raise doc.error((*at, "template"), 'prompt_format = "custom" needs a template')
@@ -261,7 +297,7 @@ def _parse_profile(doc: TomlDocument, name: str, table: Mapping[str, Any]) -> Mo
         raise doc.error((*at, "n_ctx"), "n_ctx must be at least 64")
     if values.get("context", "trim") not in CONTEXT_POLICIES:
         raise doc.error((*at, "context"), f"must be one of {', '.join(CONTEXT_POLICIES)}")
-    if values.get("kv_budget_mb", 1024) < 1:
+    if values.get("kv_budget_mb", 1) < 1:
         raise doc.error((*at, "kv_budget_mb"), "kv_budget_mb must be at least 1")
     return ModelProfile(**values)
 

@@ -25,8 +25,9 @@ import argparse
 import asyncio
 import codecs
 import contextlib
-import os
+import functools
 import json
+import os
 import socket
 import statistics
 import subprocess
@@ -250,9 +251,9 @@ def concurrent(calls: list[Callable[[], object]]) -> float:
     return time.perf_counter() - started
 
 
-def gemma_backend(n: int, name: str = "gemma-270m") -> LlamaCppBackend:
+def gemma_backend(n: int, name: str = "gemma-270m", n_ctx: int = 2048) -> LlamaCppBackend:
     base = BUILTIN_PROFILES[0]
-    profile = replace(base, name=name, sampling=replace(SAMPLING, max_tokens=n))
+    profile = replace(base, name=name, n_ctx=n_ctx, sampling=replace(SAMPLING, max_tokens=n))
     backend = LlamaCppBackend(profile)
     backend.ignore_eos = True
     asyncio.run(backend.load())
@@ -297,8 +298,8 @@ def bench_against_server(repeats: int, n: int) -> None:
                     started = time.perf_counter()
                     server.complete(prompt, n)
                     one_server.append(n / (time.perf_counter() - started))
-                    complete = server.complete
-                    wall = concurrent([lambda: complete(prompt, n) for _ in range(3)])
+                    call = functools.partial(server.complete, prompt, n)
+                    wall = concurrent([call, call, call])
                     agg_server.append(3 * n / wall)
         finally:
             server.close()
@@ -322,11 +323,11 @@ def bench_against_server(repeats: int, n: int) -> None:
 
 def bench_cancel(repeats: int) -> None:
     print("\n[4] cancel during a 3,000-token prompt evaluation (embedded Gemma, CPU)")
-    backend = gemma_backend(16)
+    backend = gemma_backend(16, n_ctx=4096)
     loaded = backend.loaded
     assert loaded is not None
     engine = loaded.engine
-    line = "ナウシカで何が起こったか忘れてしまったのですが、思い出してもらえますか？" * 120
+    line = "ナウシカで何が起こったか忘れてしまったのですが、思い出してもらえますか？" * 150
     fitted = backend.fit(conversation(line, "long"))
     print(f"  prompt: {len(fitted.tokens)} tokens")
     waits = []
@@ -377,7 +378,8 @@ def bench_prefix_reuse(repeats: int) -> None:
                         PERSONA, tuple(histories[index]), "オタク", "ユーザー", f"t{run}-{index}"
                     )
                 )
-            results = await asyncio.gather(*(collect(b, c) for b, c in zip(backends, convs)))
+            pairs = zip(backends, convs, strict=True)
+            results = await asyncio.gather(*(collect(b, c) for b, c in pairs))
             for index, (text, ttft) in enumerate(results):
                 histories[index].append(ChatMessage("assistant", text))
                 ttfts.setdefault(turn, []).append(ttft)

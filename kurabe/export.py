@@ -2,41 +2,62 @@
 
 - ``md``: laid out like the seed page — a summary table of scores at the top, then per model a
   heading, ``Quality:`` (the verdict) and the note, ``Temp:``, the persona prompt in a code block,
-  the settings block (model file, tokens/s and characters/s, names, sampling), the transcript in
-  a code block, and a table of the per-reply ratings and checks.
+  the settings block (model file, tokens/s and characters/s, names, the sampling that was sent),
+  the transcript in a code block, and a table of the per-reply ratings and checks.
 - ``jsonl``: one record per reply (every version, ``latest`` marks the newest) with the pane's
   settings, the figures, the checks and every rating.
 - ``csv``: one flat row per reply (newest versions only) with the latest rating's columns and the
-  checks; UTF-8 with a byte order mark by default so spreadsheets keep the Japanese intact.
+  checks; UTF-8 with a byte order mark by default so spreadsheets keep the Japanese intact, and
+  a leading ``'`` on any text cell a spreadsheet would run as a formula (:mod:`kurabe.csvsafe`).
 - ``html``: one self-contained page, the panes side by side per turn, as the rater saw them.
 - ``battles``: pairwise results derived from the per-turn picks in FastChat's ``clean_battle``
   shape (``model_a``, ``model_b``, ``winner``, ``judge``, ``turn``, ``anony``, ``language``,
   ``tstamp``, ``conversation_a``, ``conversation_b``), one JSON object per line.
 
+Every format carries the same replies (the newest version of each; jsonl also the older ones),
+each with its state — ``complete``, ``incomplete`` (cancelled, cut off, or left streaming by a
+process that stopped) or ``failed`` — and the reason (:func:`reply_state`): md in the transcript
+and the per-reply table, html on each reply, csv and jsonl as ``state`` and ``reason``, battles
+as ``replies_a`` / ``replies_b`` beside the conversations.
+
 A pick of pane W among N panes gives N−1 battles (W against each other pane; the pairs W was not
 part of are unknown and left out); a tie gives a ``tie`` for every pair and "all bad" a
 ``tie (bothbad)`` for every pair. Only the newest pick per (turn, rater) counts.
 
-Blind sessions not yet revealed: every export says so, and shows the pane labels (A, B, …)
-instead of model names, with the identifying settings (model, file, backend) left out, unless
-``reveal_names=True`` (``kurabe export --reveal-names``).
+Sampling is what each pane's backend recorded as sent (:mod:`backends.sent`), never the profile's
+wish: a setting that was not sent reads "model default" in every format, and a pane whose backend
+recorded nothing says "not recorded". The md and html show it per pane, the csv in its sampling
+columns, the jsonl and battles as ``sent``.
 
-No API key reaches an export: settings were scrubbed when stored, and the output is scrubbed
-again of the current values of every key variable the panes name.
+Blind sessions not yet revealed: every export says so, and shows the pane labels (A, B, …)
+instead of model names, with the settings left out (model, file, backend, and the sampling sent,
+which tells an API pane from a local one), unless ``reveal_names=True``
+(``kurabe export --reveal-names``).
+
+No API key or URL credential reaches an export: settings were scrubbed when stored and are
+scrubbed again when read, and the output is scrubbed again of the current values of every key
+variable the panes name.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import html
 import io
 import json
+import os
+import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from statistics import fmean
 from typing import Any
 
+from backends.sent import MODEL_DEFAULT, SentSettings, sent_settings
+from kurabe.csvsafe import spreadsheet_safe
+from kurabe.errors import KurabeError
 from kurabe.store import (
     PaneRow,
     RatingRow,
@@ -91,11 +112,12 @@ class ExportView:
         return pane.label if self.hide_names else pane.profile_name
 
     def settings(self, pane: PaneRow) -> dict[str, Any]:
-        """The pane's stored settings; only the sampling when names are hidden."""
-        if not self.hide_names:
-            return pane.settings
-        profile = pane.settings.get("profile") or {}
-        return {"profile": {"sampling": profile.get("sampling", {})}}
+        """The pane's stored settings, URL credentials dropped again (rows stored before the
+        store dropped them); none when names are hidden (they identify the model)."""
+        if self.hide_names:
+            return {}
+        clean = scrub_secrets(pane.settings)
+        return clean if isinstance(clean, dict) else {}
 
     def profile_settings(self, pane: PaneRow) -> dict[str, Any]:
         profile = self.settings(pane).get("profile")
@@ -105,9 +127,9 @@ class ExportView:
         backend = self.settings(pane).get("backend")
         return backend if isinstance(backend, dict) else {}
 
-    def sampling(self, pane: PaneRow) -> dict[str, Any]:
-        sampling = self.profile_settings(pane).get("sampling")
-        return sampling if isinstance(sampling, dict) else {}
+    def sent(self, pane: PaneRow) -> SentSettings | None:
+        """The sampling the pane's backend recorded as sent; None when hidden or not recorded."""
+        return sent_settings(self.backend_settings(pane))
 
 
 def make_view(record: SessionRecord, *, reveal_names: bool = False) -> ExportView:
@@ -124,7 +146,8 @@ def _secrets_of(record: SessionRecord) -> list[str]:
 
 
 def _scrub_text(text: str, secrets: Iterable[str]) -> str:
-    result = scrub_secrets(text, secrets)
+    # Keys only: the replies in the text stay exact, even where they quote a URL.
+    result = scrub_secrets(text, secrets, urls=False)
     return result if isinstance(result, str) else text
 
 
@@ -139,6 +162,48 @@ def _fmt(value: float | None, digits: int = 1) -> str:
 
 def _round(value: float | None, digits: int = 3) -> float | None:
     return None if value is None else round(value, digits)
+
+
+STILL_STREAMING = "still streaming, or the process stopped mid-reply"
+
+
+def reply_state(reply: ReplyRow) -> tuple[str, str | None]:
+    """(``complete`` | ``incomplete`` | ``failed``, the reason or None), the same in every format.
+
+    ``failed``: the backend or the server reported an error (any text that had arrived is
+    kept). ``incomplete``: cancelled, interrupted (the process stopped and the session was
+    resumed), or still ``streaming`` in the store (a process that stopped mid-reply and was not
+    resumed, or one still running)."""
+    if reply.status == "complete":
+        return "complete", None
+    if reply.status == "failed":
+        return "failed", reply.error or "failed"
+    if reply.status == "streaming":
+        return "incomplete", reply.error or STILL_STREAMING
+    return "incomplete", reply.error or reply.status
+
+
+def state_words(reply: ReplyRow) -> str:
+    """``complete``, or the state and its reason: ``incomplete: cancelled``."""
+    state, reason = reply_state(reply)
+    return state if reason is None else f"{state}: {reason}"
+
+
+def replies_until(
+    record: SessionRecord, pane: int, turn: int, latest: Mapping[tuple[int, int], ReplyRow]
+) -> list[dict[str, Any]]:
+    """The pane's newest replies up to and including ``turn``, with their state (battles)."""
+    out = []
+    for row in record.turns:
+        if row.idx > turn:
+            break
+        reply = latest.get((pane, row.idx))
+        if reply is not None:
+            state, reason = reply_state(reply)
+            out.append(
+                {"turn": row.idx + 1, "reply_id": reply.id, "state": state, "reason": reason}
+            )
+    return out
 
 
 def conversation_until(
@@ -274,6 +339,74 @@ def _pick_word(view: ExportView, turn: int) -> dict[str, Any] | None:
     return {"outcome": pick.outcome, "winner": winner, "rater": pick.rater, "blind": pick.blind}
 
 
+# -- what was sent -------------------------------------------------------------------------------
+
+SAMPLING_LABELS: dict[str, str] = {
+    "temperature": "Temperature",
+    "repeat_penalty": "Penalize repeat",
+    "repeat_last_n": "Penalize tokens",
+    "top_k": "Top-K",
+    "top_p": "Top-P",
+    "min_p": "Min-P",
+    "max_tokens": "Max tokens",
+    "seed": "Seed",
+    "stop": "Stop",
+}
+"""The sampling settings in the seed page's order, with its words."""
+NOT_RECORDED = "not recorded"
+HIDDEN_SETTINGS = "hidden until the names are revealed"
+
+
+def sent_value(value: Any) -> str:
+    """One sent value as text; :data:`MODEL_DEFAULT` as it is."""
+    if isinstance(value, (list, tuple, dict)):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+def sent_lines(sent: SentSettings) -> list[str]:
+    """``Label: value`` per sampling setting ("model default" where none was sent), then any
+    other parameter the request carried and the headers it set."""
+    lines = []
+    for name, label in SAMPLING_LABELS.items():
+        value = sent.value(name)
+        line = f"{label}: {sent_value(value)}"
+        if value != MODEL_DEFAULT and name in sent.wire_names:
+            line += f" (sent as {sent.wire_names[name]})"
+        lines.append(line)
+    lines.extend(
+        f"{name}: {sent_value(value)}"
+        for name, value in sent.values.items()
+        if name not in SAMPLING_LABELS
+    )
+    lines.extend(f"{name}: {value}" for name, value in sent.headers.items())
+    return lines
+
+
+def sent_summary(sent: SentSettings) -> str:
+    """The sent sampling on one line: values first, then what was left to the model."""
+    parts = [
+        f"{label} {sent_value(sent.value(name))}"
+        for name, label in SAMPLING_LABELS.items()
+        if sent.value(name) != MODEL_DEFAULT
+    ]
+    parts.extend(
+        f"{name} {sent_value(value)}"
+        for name, value in sent.values.items()
+        if name not in SAMPLING_LABELS
+    )
+    defaulted = [SAMPLING_LABELS[n] for n in SAMPLING_LABELS if sent.value(n) == MODEL_DEFAULT]
+    if defaulted:
+        parts.append(f"{MODEL_DEFAULT}: {', '.join(defaulted)}")
+    parts.extend(f"{name}: {value}" for name, value in sent.headers.items())
+    return " · ".join(parts)
+
+
+def sent_record(sent: SentSettings | None) -> dict[str, Any] | None:
+    """The jsonl/battles ``sent`` object: setting → value sent or "model default"."""
+    return None if sent is None else dict(sent.values)
+
+
 # -- Markdown ---------------------------------------------------------------------------------
 
 
@@ -346,9 +479,9 @@ def to_markdown(view: ExportView) -> str:
             out.append("")
             out.append(f"Note: {verdict.note}")
         out.append("")
-        sampling = view.sampling(pane)
-        if "temperature" in sampling:
-            out.append(f"Temp: {sampling['temperature']}")
+        sent = view.sent(pane)
+        if sent is not None:
+            out.append(f"Temp: {sent_value(sent.value('temperature'))}")
             out.append("")
         out.append(_code_block(f"Prompt:\n{persona.get('system', '')}"))
         out.append("")
@@ -371,7 +504,7 @@ def _settings_block(view: ExportView, pane: PaneRow) -> str:
     persona = view.session.persona
     backend = view.backend_settings(pane)
     profile = view.profile_settings(pane)
-    sampling = view.sampling(pane)
+    sent = view.sent(pane)
     tps, cps = _pane_speeds(view.record, pane.position)
     lines = []
     if not view.hide_names:
@@ -382,21 +515,12 @@ def _settings_block(view: ExportView, pane: PaneRow) -> str:
     lines.append(str(persona.get("user_name", "ユーザー")))
     lines.append(str(persona.get("char_name", "アシスタント")))
     lines.append("")
-    names = [
-        ("temperature", "Temperature"),
-        ("repeat_penalty", "Penalize repeat"),
-        ("repeat_last_n", "Penalize tokens"),
-        ("top_k", "Top-K"),
-        ("top_p", "Top-P"),
-        ("min_p", "Min-P"),
-        ("max_tokens", "Max tokens"),
-        ("seed", "Seed"),
-    ]
-    for key, label in names:
-        if key in sampling:
-            lines.append(f"{label}: {'-' if sampling[key] is None else sampling[key]}")
-    if sampling.get("stop"):
-        lines.append(f"Stop: {json.dumps(sampling['stop'], ensure_ascii=False)}")
+    if view.hide_names:
+        lines.append(f"Sampling: {HIDDEN_SETTINGS}")
+    elif sent is None:
+        lines.append(f"Sampling: {NOT_RECORDED}")
+    else:
+        lines.extend(sent_lines(sent))
     if not view.hide_names:
         local = pane.backend == "llama_cpp"
         extra = [
@@ -433,9 +557,8 @@ def _transcript_block(
             parts.append(f"**{char}:** [no reply]")
             continue
         text = f"**{char}:** {reply.text}"
-        if reply.status != "complete":
-            reason = f": {reply.error}" if reply.error else ""
-            text += f"\n[incomplete — {reply.status}{reason}]"
+        if not reply.completed:
+            text += f"\n[{state_words(reply)}]"
         parts.append(text)
     return "\n\n".join(parts)
 
@@ -447,8 +570,8 @@ def _reply_table(
     labels: Mapping[int, str],
 ) -> list[str]:
     rows = [
-        "| Turn | Score | Tags | Note | Checks | tokens/s | chars/s | Engine |",
-        "|---:|---|---|---|---|---:|---:|---|",
+        "| Turn | State | Score | Tags | Note | Checks | tokens/s | chars/s | Engine |",
+        "|---:|---|---|---|---|---|---:|---:|---|",
     ]
     for turn in view.record.turns:
         reply = latest.get((pane.position, turn.idx))
@@ -462,8 +585,8 @@ def _reply_table(
         note = _md_cell(rating.note) if rating else ""
         flags = ", ".join(f.get("code", "") for f in reply.checks.get("flags", []))
         rows.append(
-            f"| {turn.idx + 1} | {score} | {tags} | {note} | {flags} | "
-            f"{_fmt(reply.tokens_per_s)} | {_fmt(reply.chars_per_s)} | "
+            f"| {turn.idx + 1} | {_md_cell(state_words(reply))} | {score} | {tags} | {note} | "
+            f"{flags} | {_fmt(reply.tokens_per_s)} | {_fmt(reply.chars_per_s)} | "
             f"{'; '.join(reply.figures.engine_notes())} |"
         )
     return rows if len(rows) > 2 else []
@@ -504,10 +627,13 @@ def reply_records(view: ExportView) -> list[dict[str, Any]]:
                 "model": view.name(pane),
                 "backend": None if view.hide_names else pane.backend,
                 "settings": view.settings(pane),
+                "sent": sent_record(view.sent(pane)),
                 "reply_id": reply.id,
                 "version": reply.version,
                 "latest": latest[(reply.pane, reply.turn)].id == reply.id,
                 "status": reply.status,
+                "state": reply_state(reply)[0],
+                "reason": reply_state(reply)[1],
                 "incomplete": reply.status != "complete",
                 "text": reply.text,
                 "finish_reason": reply.finish_reason,
@@ -576,6 +702,8 @@ CSV_COLUMNS = (
     "reply_id",
     "version",
     "status",
+    "state",
+    "reason",
     "incomplete",
     "text",
     "finish_reason",
@@ -608,6 +736,20 @@ CSV_COLUMNS = (
 )
 
 
+CSV_SAMPLING_COLUMNS = (
+    "temperature",
+    "top_k",
+    "top_p",
+    "min_p",
+    "repeat_penalty",
+    "repeat_last_n",
+    "max_tokens",
+    "seed",
+)
+"""The value sent, "model default" when none was, empty when nothing was recorded or the names
+are hidden."""
+
+
 def csv_rows(view: ExportView) -> list[dict[str, Any]]:
     """The ``csv`` format's rows: the newest version of every reply, flat."""
     labels = _score_labels()
@@ -615,7 +757,7 @@ def csv_rows(view: ExportView) -> list[dict[str, Any]]:
     for item in reply_records(view):
         if not item["latest"]:
             continue
-        sampling = item["settings"].get("profile", {}).get("sampling", {})
+        sent = item["sent"] or {}
         rating = item["latest_rating"] or {}
         verdict = item["verdict"] or {}
         checks = item["checks"]
@@ -641,17 +783,12 @@ def csv_rows(view: ExportView) -> list[dict[str, Any]]:
                 "model": item["model"],
                 "backend": item["backend"] or "",
                 "prompt_format": item["settings"].get("profile", {}).get("prompt_format", ""),
-                "temperature": sampling.get("temperature", ""),
-                "top_k": sampling.get("top_k", ""),
-                "top_p": sampling.get("top_p", ""),
-                "min_p": sampling.get("min_p", ""),
-                "repeat_penalty": sampling.get("repeat_penalty", ""),
-                "repeat_last_n": sampling.get("repeat_last_n", ""),
-                "max_tokens": sampling.get("max_tokens", ""),
-                "seed": "" if sampling.get("seed") is None else sampling["seed"],
+                **{name: sent.get(name, "") for name in CSV_SAMPLING_COLUMNS},
                 "reply_id": item["reply_id"],
                 "version": item["version"],
                 "status": item["status"],
+                "state": item["state"],
+                "reason": item["reason"] or "",
                 "incomplete": "yes" if item["incomplete"] else "no",
                 "text": item["text"],
                 "finish_reason": item["finish_reason"] or "",
@@ -691,10 +828,12 @@ def _blank(value: Any) -> Any:
 
 
 def to_csv(view: ExportView, *, bom: bool = True) -> str:
+    """The rows of :func:`csv_rows`, each text cell made :func:`spreadsheet_safe`."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS)
     writer.writeheader()
-    writer.writerows(csv_rows(view))
+    for row in csv_rows(view):
+        writer.writerow({key: spreadsheet_safe(value) for key, value in row.items()})
     return ("\ufeff" if bom else "") + buffer.getvalue()
 
 
@@ -713,11 +852,19 @@ border:1px solid #ccc;padding:.3rem .6rem;text-align:left}
 .pane{border:1px solid #ccc;border-radius:6px;padding:.5rem;background:#fdfdfd}
 .pane.best{border:2px solid #2a9d4a;background:#f0fbf3}.pane h3{font-size:.9rem;margin:0 0 .4rem}
 .text{white-space:pre-wrap;word-break:break-word}.meta{font-size:.75rem;color:#666;
-margin-top:.4rem}.incomplete{color:#b00020;font-size:.8rem}.tag{display:inline-block;
+margin-top:.4rem}.incomplete,.state.failed{color:#b00020;font-size:.8rem}
+.state{font-size:.8rem;color:#2a6}.state.incomplete{color:#b06000}.tag{display:inline-block;
 background:#eef;border-radius:4px;padding:0 .3rem;margin-right:.2rem;font-size:.75rem}
 .flag{display:inline-block;background:#fee;border-radius:4px;padding:0 .3rem;
 margin-right:.2rem;font-size:.75rem}.pick{font-size:.85rem;color:#2a6;margin-top:.4rem}
 """
+
+
+def _sent_cell(view: ExportView, pane: PaneRow) -> str:
+    if view.hide_names:
+        return HIDDEN_SETTINGS
+    sent = view.sent(pane)
+    return NOT_RECORDED if sent is None else sent_summary(sent)
 
 
 def to_html(view: ExportView) -> str:
@@ -746,7 +893,7 @@ def to_html(view: ExportView) -> str:
     parts.append(f'<pre class="text">{esc(str(persona.get("system", "")))}</pre>')
     parts.append(
         '<table class="summary"><tr><th>Pane</th><th>Model</th><th>Quality</th><th>Note</th>'
-        "<th>Mean score</th><th>tokens/s</th><th>chars/s</th></tr>"
+        "<th>Mean score</th><th>tokens/s</th><th>chars/s</th><th>Sent</th></tr>"
     )
     for pane in record.panes:
         verdict = record.latest_verdict(pane.position)
@@ -756,7 +903,8 @@ def to_html(view: ExportView) -> str:
             f"<td>{esc(_verdict_label(verdict.verdict) if verdict else '')}</td>"
             f"<td>{esc(verdict.note if verdict else '')}</td>"
             f"<td>{_fmt(_mean(_latest_scores(record, pane.position)), 2)}</td>"
-            f"<td>{_fmt(tps)}</td><td>{_fmt(cps)}</td></tr>"
+            f"<td>{_fmt(tps)}</td><td>{_fmt(cps)}</td>"
+            f'<td class="sent">{esc(_sent_cell(view, pane))}</td></tr>'
         )
     parts.append("</table>")
     n = len(record.panes)
@@ -778,12 +926,12 @@ def to_html(view: ExportView) -> str:
             if reply is None:
                 parts.append('<div class="incomplete">no reply</div></div>')
                 continue
-            parts.append(f'<div class="text">{esc(reply.text)}</div>')
-            if reply.status != "complete":
-                reason = f": {reply.error}" if reply.error else ""
-                parts.append(
-                    f'<div class="incomplete">incomplete — {esc(reply.status + reason)}</div>'
-                )
+            state, _reason = reply_state(reply)
+            parts.append(
+                f'<div class="text" data-reply="{reply.id}" data-state="{state}">'
+                f"{esc(reply.text)}</div>"
+            )
+            parts.append(f'<div class="state {state}">{esc(state_words(reply))}</div>')
             rating = record.latest_rating(reply.id)
             if rating is not None:
                 bits = []
@@ -830,6 +978,7 @@ def battle_records(view: ExportView) -> list[dict[str, Any]]:
     """The ``battles`` format's objects (FastChat clean_battle shape)."""
     record = view.record
     latest = record.latest_replies()
+    panes = {p.position: p for p in record.panes}
     out = []
     for battle in derive_battles(record, hide_names=view.hide_names):
         out.append(
@@ -845,6 +994,10 @@ def battle_records(view: ExportView) -> list[dict[str, Any]]:
                 "tstamp": battle.tstamp,
                 "conversation_a": conversation_until(record, battle.pane_a, battle.turn, latest),
                 "conversation_b": conversation_until(record, battle.pane_b, battle.turn, latest),
+                "replies_a": replies_until(record, battle.pane_a, battle.turn, latest),
+                "replies_b": replies_until(record, battle.pane_b, battle.turn, latest),
+                "sent_a": sent_record(view.sent(panes[battle.pane_a])),
+                "sent_b": sent_record(view.sent(panes[battle.pane_b])),
                 "session_id": battle.session_id,
                 "scenario_id": battle.scenario_id,
                 "blind_unrevealed": record.session.hidden,
@@ -855,6 +1008,57 @@ def battle_records(view: ExportView) -> list[dict[str, Any]]:
 
 def to_battles(view: ExportView) -> str:
     return "".join(json.dumps(b, ensure_ascii=False) + "\n" for b in battle_records(view))
+
+
+# -- writing a file -----------------------------------------------------------------------
+
+_DATABASE_SIDE_FILES = ("", "-wal", "-shm", "-journal")
+
+
+def _is_database(path: Path, database: Path) -> bool:
+    """True when ``path`` is the database file or one of SQLite's files beside it."""
+    target = path.resolve()
+    for suffix in _DATABASE_SIDE_FILES:
+        candidate = database.with_name(database.name + suffix)
+        if target == candidate.resolve():
+            return True
+        with contextlib.suppress(OSError):
+            if path.exists() and candidate.exists() and os.path.samefile(path, candidate):
+                return True
+    return False
+
+
+def write_export(path: Path, text: str, *, database: Path | None = None) -> Path:
+    """Write an export to ``path`` whole or not at all; return the path written.
+
+    The text goes to a temporary file beside ``path``, is flushed to disk, then renamed over
+    ``path`` in one step: a failed export leaves the old file as it was (or none) and no half
+    file. ``database``, the store's file, is refused as a target, and so are SQLite's files
+    beside it.
+    """
+    path = path.expanduser()
+    if database is not None and _is_database(path, database):
+        raise KurabeError(f"refusing to write the export over the database {database}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise KurabeError(f"cannot write {path}: {exc.strerror or exc}") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        # mkstemp's file is private (0600); an export is an ordinary file, like the one replaced.
+        os.chmod(temporary, (path.stat().st_mode & 0o777) if path.exists() else 0o644)
+        os.replace(temporary, path)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        if isinstance(exc, OSError):
+            raise KurabeError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise
+    return path
 
 
 # -- entry point --------------------------------------------------------------------------
@@ -869,8 +1073,6 @@ def export_session(
     bom: bool = True,
 ) -> str:
     """Render one session in ``fmt`` (one of :data:`FORMATS`)."""
-    from kurabe.errors import KurabeError
-
     if fmt not in FORMATS:
         raise KurabeError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
     record = store.load_record(session_id)

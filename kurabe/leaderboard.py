@@ -35,6 +35,7 @@ from dataclasses import asdict, dataclass, field
 from statistics import fmean
 from typing import Any
 
+from kurabe.csvsafe import spreadsheet_safe
 from kurabe.export import Battle, derive_battles
 from kurabe.store import Store, newest_by
 
@@ -257,7 +258,7 @@ class Leaderboard:
         ]
         buffer = io.StringIO()
         writer = csv.writer(buffer)
-        writer.writerow(columns)
+        writer.writerow([spreadsheet_safe(c) for c in columns])
         for m in self.models:
             row: list[Any] = [
                 m.model,
@@ -278,7 +279,7 @@ class Leaderboard:
                 _r(m.flagged_share),
                 *(_r(self.win_rate[m.model].get(n)) for n in names),
             ]
-            writer.writerow(row)
+            writer.writerow([spreadsheet_safe(cell) for cell in row])
         return "\ufeff" + buffer.getvalue()
 
 

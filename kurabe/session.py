@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from backends import create_backend
+from backends.api_errors import public_url
 from backends.base import (
     Backend,
     ChatMessage,
@@ -277,9 +278,14 @@ class ComputeTurnstile:
 
 
 def profile_snapshot(profile: ModelProfile) -> dict[str, Any]:
-    """The profile's fields as plain JSON values (the *name* of the key variable, never a key)."""
+    """The profile's fields as plain JSON values (the *name* of the key variable, never a key;
+    the ``base_url`` without the credentials it may carry)."""
     data = dataclasses.asdict(profile)
+    if profile.base_url is not None:
+        data["base_url"] = public_url(profile.base_url)
     data["sampling"]["stop"] = list(profile.sampling.stop)
+    if profile.send_sampling is not None:
+        data["send_sampling"] = list(profile.send_sampling)
     return data
 
 
@@ -291,6 +297,8 @@ def profile_from_snapshot(data: Mapping[str, Any]) -> ModelProfile:
     sampling = {k: v for k, v in dict(values.get("sampling") or {}).items() if k in sampling_known}
     sampling["stop"] = tuple(sampling.get("stop") or ())
     values["sampling"] = Sampling(**sampling)
+    if values.get("send_sampling") is not None:
+        values["send_sampling"] = tuple(values["send_sampling"])
     return ModelProfile(**values)
 
 

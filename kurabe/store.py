@@ -18,7 +18,9 @@ half-streamed reply, kept and marked incomplete.
 Ratings, verdicts and picks are append-only: re-rating adds a row, the history is kept and the
 latest row per (target, rater) counts.
 
-Never an API key: pane settings pass through :func:`scrub_secrets` before they are written.
+Never an API key or a credential: pane settings, headers, event data and error reasons pass
+through :func:`scrub_secrets` before they are written, which also drops the user info and secret
+query values of every URL in them (``https://user:pass@host/v1?api-key=…``).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+from backends.api_errors import scrub_urls
 from kurabe import __version__
 from kurabe.errors import KurabeError
 from kurabe.events import ReplyFigures
@@ -173,9 +176,12 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
-def scrub_secrets(value: Any, secrets: Iterable[str] = ()) -> Any:
+def scrub_secrets(value: Any, secrets: Iterable[str] = (), *, urls: bool = True) -> Any:
     """Return ``value`` (JSON-like) with keys that look like credentials dropped and every
-    occurrence of one of ``secrets`` replaced by ``***``. Applied to every settings snapshot."""
+    occurrence of one of ``secrets`` replaced by ``***``. Applied to every settings snapshot.
+
+    ``urls``: also drop URL credentials from every string (:func:`scrub_urls`); off only for
+    text that must stay exact (a model's reply may quote a URL)."""
     secret_list = [s for s in secrets if s and len(s) >= 4]
 
     def clean(item: Any) -> Any:
@@ -195,7 +201,7 @@ def scrub_secrets(value: Any, secrets: Iterable[str] = ()) -> Any:
             for secret in secret_list:
                 if secret in item:
                     item = item.replace(secret, "***")
-            return item
+            return scrub_urls(item) if urls else item
         if item is None or isinstance(item, (bool, int, float)):
             return item
         if isinstance(item, Path):
@@ -712,7 +718,7 @@ class Store:
     def add_event(self, session_id: int, kind: str, data: Mapping[str, Any] | None = None) -> None:
         self._execute(
             "INSERT INTO events (session_id, created_at, kind, data_json) VALUES (?, ?, ?, ?)",
-            (session_id, now_iso(), kind, _dumps(dict(data or {}))),
+            (session_id, now_iso(), kind, _dumps(scrub_secrets(dict(data or {})))),
         )
 
     # -- writes: turns and replies -----------------------------------------------------------
@@ -811,7 +817,7 @@ class Store:
             (
                 status,
                 text,
-                error,
+                scrub_urls(error),
                 error_kind,
                 int(retryable),
                 figs.prompt_tokens,

@@ -19,6 +19,7 @@ import pytest
 from backends.anthropic_backend import AnthropicBackend, finish_reason
 from backends.base import ChatMessage, Conversation, StreamDone, StreamError
 from backends.profiles import ModelProfile, Sampling
+from backends.sent import ANTHROPIC_SAMPLING_API_VERSION
 from tests.api_backend_support import (
     PERSONA,
     assert_missing_key,
@@ -140,9 +141,88 @@ async def test_request_on_the_wire(official: WireServer, key: str) -> None:
     assert body["stream"] is True
     assert body["max_tokens"] == 300
     assert body["stop_sequences"] == ["ユーザー:"]
-    # Anthropic's own API gets no sampling parameters (see the module docstring).
+    # Anthropic's own API gets no sampling parameters (see backends/sent.py), and the SDK's own
+    # API version, which would reject them.
     for name in ("temperature", "top_p", "top_k", "min_p", "repeat_penalty", "seed"):
         assert name not in body
+    assert request.headers["anthropic-version"] != ANTHROPIC_SAMPLING_API_VERSION
+
+
+async def test_send_sampling_reaches_the_official_api_with_the_api_version_that_takes_it(
+    official: WireServer, key: str
+) -> None:
+    official.script(anthropic_stream(REPLY))
+    sampling = Sampling(temperature=0.7, top_p=0.95, top_k=40, max_tokens=120)
+    backend = AnthropicBackend(profile(sampling=sampling, send_sampling=("temperature",)))
+    await run(backend)
+    [request] = official.requests
+    assert request.body["temperature"] == 0.7
+    assert "top_p" not in request.body and "top_k" not in request.body
+    assert request.headers["anthropic-version"] == "2023-06-01"
+    record = backend.settings_snapshot()["request"]
+    assert record["sent"] == {"max_tokens": 120, "temperature": 0.7}
+    assert record["headers"] == {"anthropic-version": "2023-06-01"}
+    assert record["model_default"] == [
+        "top_k",
+        "top_p",
+        "min_p",
+        "repeat_penalty",
+        "repeat_last_n",
+        "seed",
+        "stop",
+    ]
+
+
+async def test_send_sampling_sends_what_it_names_and_clamps_the_temperature(
+    official: WireServer, key: str
+) -> None:
+    official.script(anthropic_stream(REPLY))
+    sampling = Sampling(temperature=1.6, top_p=0.9, top_k=20)
+    backend = AnthropicBackend(profile(sampling=sampling, send_sampling=("top_k", "temperature")))
+    await run(backend)
+    body = official.requests[0].body
+    assert (body["temperature"], body["top_k"]) == (1.0, 20)  # Anthropic's maximum is 1.0
+    assert "top_p" not in body
+    assert backend.settings_snapshot()["request"]["sent"]["temperature"] == 1.0
+
+
+async def test_empty_send_sampling_sends_none_even_to_a_compatible_server(
+    server: WireServer, key: str
+) -> None:
+    server.script(anthropic_stream(REPLY))
+    backend = AnthropicBackend(profile(server, send_sampling=()))
+    await run(backend)
+    request = server.requests[0]
+    for name in ("temperature", "top_p", "top_k"):
+        assert name not in request.body
+    assert request.headers["anthropic-version"] != ANTHROPIC_SAMPLING_API_VERSION
+    assert backend.settings_snapshot()["request"]["sent"] == {"max_tokens": 256}
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {},
+        {"send_sampling": ("temperature", "top_p", "top_k")},
+        {"sampling": Sampling(stop=("ユーザー:",), temperature=1.0, top_p=0.8)},
+        {"base_url": None},
+        {"base_url": None, "send_sampling": ("top_p",)},
+    ],
+)
+async def test_the_snapshot_records_exactly_what_went_out(
+    server: WireServer, key: str, monkeypatch: pytest.MonkeyPatch, changes: dict[str, Any]
+) -> None:
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", server.origin)
+    server.script(anthropic_stream(REPLY))
+    backend = AnthropicBackend(profile(server, **changes))
+    await run(backend)
+    request = server.requests[0]
+    record = backend.settings_snapshot()["request"]
+    not_sampling = {"model", "messages", "stream", "system"}
+    on_the_wire = {k: v for k, v in request.body.items() if k not in not_sampling}
+    assert on_the_wire == record["sent"]
+    for name, value in record["headers"].items():
+        assert request.headers[name] == value
 
 
 async def test_empty_persona_sends_no_system(official: WireServer, key: str) -> None:
@@ -223,15 +303,27 @@ def test_header_and_snapshot(server: WireServer, key: str) -> None:
     assert KEY not in json.dumps(snapshot, ensure_ascii=False)
     assert snapshot["backend"] == "anthropic"
     assert snapshot["base_url"] == "https://api.anthropic.com"
-    assert snapshot["sampling"] == {"max_tokens": 256}
-    assert "temperature" in snapshot["not_sent"]
+    assert snapshot["request"] == {
+        "sent": {"max_tokens": 256},
+        "model_default": [
+            "temperature",
+            "top_k",
+            "top_p",
+            "min_p",
+            "repeat_penalty",
+            "repeat_last_n",
+            "seed",
+            "stop",
+        ],
+        "headers": {},
+    }
     assert snapshot["sdk"].startswith("anthropic ")
     assert snapshot["sdk"] != "anthropic not installed"
     local = AnthropicBackend(profile(server, base_url=f"http://u:{KEY}@127.0.0.1:{server.port}"))
     assert local.header() == f"127.0.0.1:{server.port} · {MODEL}"
     local_snapshot = local.settings_snapshot()
     assert KEY not in json.dumps(local_snapshot)
-    assert local_snapshot["sampling"]["temperature"] == 0.7
+    assert local_snapshot["request"]["sent"] == {"max_tokens": 256, "temperature": 0.7, "top_k": 40}
 
 
 # -- errors with real status codes and bodies ----------------------------------------------------

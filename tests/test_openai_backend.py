@@ -156,6 +156,23 @@ async def test_official_api_gets_only_openai_parameters(
         assert name not in body
 
 
+@pytest.mark.parametrize("official", [False, True])
+async def test_the_snapshot_records_exactly_what_went_out(
+    server: WireServer, key: str, monkeypatch: pytest.MonkeyPatch, official: bool
+) -> None:
+    monkeypatch.setenv("OPENAI_BASE_URL", f"{server.origin}/v1")
+    sampling = Sampling(temperature=2.5, seed=9, stop=("ユーザー:",))
+    backend = OpenAIBackend(profile(None if official else server, sampling=sampling))
+    server.script(openai_stream(REPLY))
+    await run(backend)
+    body = server.requests[0].body
+    record = backend.settings_snapshot()["request"]
+    not_sampling = {"model", "messages", "stream", "stream_options"}
+    assert {k: v for k, v in body.items() if k not in not_sampling} == record["sent"]
+    expected_defaults = ["top_k", "min_p", "repeat_penalty", "repeat_last_n"] if official else []
+    assert record["model_default"] == expected_defaults
+
+
 async def test_finish_reason_length_is_kept(server: WireServer, key: str) -> None:
     server.script(openai_stream(["ナウシカは", "宮崎駿の"], finish_reason="length"))
     got = await run(OpenAIBackend(profile(server)))
@@ -217,13 +234,14 @@ def test_header_and_snapshot_never_show_the_key(server: WireServer, key: str) ->
     assert KEY not in json.dumps(snapshot, ensure_ascii=False)
     assert snapshot["backend"] == "openai"
     assert snapshot["model"] == "gpt-4.1-mini"
-    assert snapshot["base_url"] == f"http://127.0.0.1:{server.port}/v1"
+    assert snapshot["base_url"] == f"http://127.0.0.1:{server.port}/v1?token=***"
     assert snapshot["sdk"].startswith("openai ")
     assert snapshot["sdk"] != "openai not installed"
     assert snapshot["timeout_s"] == 5.0 and snapshot["max_retries"] == 0
-    assert snapshot["sampling"]["temperature"] == 0.7
-    assert snapshot["sampling"]["max_tokens"] == 256
-    assert snapshot["sampling"]["repeat_penalty"] == 1.18
+    sent = snapshot["request"]["sent"]
+    assert sent["temperature"] == 0.7 and sent["max_tokens"] == 256
+    assert sent["repeat_penalty"] == 1.18
+    assert snapshot["request"]["model_default"] == ["seed", "stop"]
     assert snapshot["api_key_env"] == "OPENAI_API_KEY"
 
 
@@ -480,7 +498,9 @@ def test_retry_after_forms() -> None:
 def test_redact_and_public_url() -> None:
     assert redact(f"bad key {KEY} here", [KEY]) == "bad key *** here"
     assert "0123" not in redact("provided: sk-proj-abc***********0123.")
-    assert public_url("https://u:p@example.com:8443/v1?key=x#f") == "https://example.com:8443/v1"
+    assert public_url("https://u:p@example.com:8443/v1?key=x#f") == (
+        "https://example.com:8443/v1?key=***"
+    )
     assert public_url("http://[::1]:8080/v1") == "http://[::1]:8080/v1"
     assert public_url("http://[::1") == "<invalid url>"
 

@@ -126,6 +126,49 @@ def test_errors_name_file_line_and_key(
     assert str(error).startswith(f"{path}:{line}: {key}: ")
 
 
+CLAUDE = """\
+[models.claude-t07]
+backend = "anthropic"
+model = "claude-sonnet-4-6"
+api_key_env = "ANTHROPIC_API_KEY"
+send_sampling = ["temperature", "top_k"]
+"""
+
+
+def test_send_sampling_parses_for_anthropic_profiles(tmp_path: Path) -> None:
+    [claude] = parse_models_file(write(tmp_path, CLAUDE))
+    assert claude.send_sampling == ("temperature", "top_k")
+    [default] = parse_models_file(write(tmp_path, CLAUDE.replace("send_sampling", "# ")))
+    assert default.send_sampling is None
+
+
+@pytest.mark.parametrize(
+    ("replace", "key", "message"),
+    [
+        ('["temperature", "top_k"]', "models.claude-t07.send_sampling[1]", "must be one of"),
+        ('["temperature", "temperature"]', "models.claude-t07.send_sampling[1]", "listed twice"),
+        ('"temperature"', "models.claude-t07.send_sampling", "expected"),
+        ('"anthropic"', "models.claude-t07.send_sampling", "only anthropic profiles"),
+    ],
+)
+def test_send_sampling_errors_name_the_key(
+    tmp_path: Path, replace: str, key: str, message: str
+) -> None:
+    text = CLAUDE
+    if replace == '"anthropic"':
+        text = text.replace('backend = "anthropic"', 'backend = "openai"')
+    elif replace == '["temperature", "top_k"]':
+        text = text.replace('"top_k"', '"min_p"')
+    else:
+        text = text.replace('["temperature", "top_k"]', replace)
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        parse_models_file(path)
+    assert caught.value.key == key
+    assert caught.value.line == 5
+    assert message in str(caught.value)
+
+
 def test_missing_model_key_is_named(tmp_path: Path) -> None:
     path = write(tmp_path, '[models.x]\nbackend = "openai"\n')
     with pytest.raises(ConfigError, match=r"models\.x\.model: required key missing") as caught:

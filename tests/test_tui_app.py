@@ -9,6 +9,7 @@ import pytest
 from rich.segment import Segment
 
 from backends.base import StreamError
+from backends.sent import request_for
 from kurabe.session import ComparisonSession
 from kurabe.store import Store
 from tests.fake_backends import FakeBackend, Script, fake_factory, fake_profile
@@ -366,8 +367,8 @@ async def test_single_letter_keys_never_steal_typing() -> None:
     harness = make_harness({"alpha": FakeBackend("alpha")})
     async with harness.app.run_test(size=(100, 24)) as pilot:
         screen = harness.screen
-        await pilot.press(*"abcdefgiknprstvx12345=?")
-        assert screen.prompt.text == "abcdefgiknprstvx12345=?"
+        await pilot.press(*"abcdefgiknoprstvx12345=?")
+        assert screen.prompt.text == "abcdefgiknoprstvx12345=?"
         assert isinstance(harness.app.screen, MainScreen)
         await pilot.press("ctrl+j")
         assert "\n" in screen.prompt.text
@@ -395,6 +396,37 @@ async def test_help_and_summary_screens() -> None:
         rows = [[str(cell) for cell in table.get_row_at(i)] for i in range(table.row_count)]  # type: ignore[attr-defined]
         assert rows[0][0] == "A" and rows[0][4] == "4.00"
         assert rows[1][5] == "1"  # B won the turn
+        await pilot.press("escape")
+        assert isinstance(harness.app.screen, MainScreen)
+
+
+@pytest.mark.parametrize("blind", [False, True])
+async def test_o_shows_what_the_focused_pane_sent(blind: bool) -> None:
+    claude = fake_profile("claude", backend="anthropic", send_sampling=("temperature",))
+    local = fake_profile("local", local=True)
+    backends = {
+        "claude": FakeBackend("claude", snapshot={"request": request_for(claude).record()}),
+        "local": FakeBackend("local", snapshot={"request": request_for(local).record()}),
+    }
+    harness = make_harness(
+        backends, profiles={"claude": claude, "local": local}, blind=blind, shuffle_seed=None
+    )
+    async with harness.app.run_test(size=(100, 40)) as pilot:
+        await wait_until(pilot, lambda: all(p.status == "ready" for p in harness.session.panes))
+        position = next(p.index for p in harness.session.panes if p.profile.name == "claude")
+        harness.screen.action_focus_pane(position)
+        await pilot.press("o")
+        from tui.pane_settings import PaneSettingsScreen
+
+        assert isinstance(harness.app.screen, PaneSettingsScreen)
+        text = str(harness.app.screen.query_one("#pane-settings-text").render())
+        if blind:
+            assert "claude" not in text and "model default" not in text
+            assert "hidden until the names are revealed" in text
+        else:
+            lines = [line.strip() for line in text.splitlines()]
+            assert "Temperature: 0.7" in lines and "Top-K: model default" in lines
+            assert "Max tokens: 256" in lines and "anthropic-version: 2023-06-01" in lines
         await pilot.press("escape")
         assert isinstance(harness.app.screen, MainScreen)
 

@@ -24,6 +24,7 @@ from backends.base import one_line
 from backends.profiles import ModelProfile
 from kurabe.errors import KurabeError
 from kurabe.session import ComparisonSession
+from kurabe.store import env_secrets
 from personas import Persona
 from scenarios import Scenario
 from tui.choice_dialog import Choice, ChoiceDialog
@@ -308,8 +309,13 @@ def profile_choices(profiles: Iterable[ModelProfile]) -> list[Choice]:
     return choices
 
 
-def _log_to_file() -> None:
-    """While the app runs, log lines go to a file in the data directory, never to the screen."""
+def _log_to_file(secrets: Iterable[str] = ()) -> logging.Handler:
+    """While the app runs, log lines go to a file in the data directory, never to the screen.
+
+    Every line passes a :class:`~backends.api_errors.RedactingFilter` first, whichever library
+    wrote it (the SDKs log request URLs at debug level): no key in ``secrets``, nothing shaped
+    like a key and no URL credential reaches the file."""
+    from backends.api_errors import RedactingFilter
     from kurabe.paths import data_dir, ensure_dir
 
     try:
@@ -318,10 +324,12 @@ def _log_to_file() -> None:
     except OSError:
         handler = logging.NullHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactingFilter(secrets))
     root = logging.getLogger()
     root.addHandler(handler)
     if root.level == logging.NOTSET or root.level > logging.WARNING:
         root.setLevel(logging.WARNING)
+    return handler
 
 
 def run_app(args: argparse.Namespace, *, backend_factory: BackendFactory = create_backend) -> int:
@@ -331,7 +339,7 @@ def run_app(args: argparse.Namespace, *, backend_factory: BackendFactory = creat
     try:
         plan = plan_start(args, context)
         session = open_session(plan, context)
-        _log_to_file()
+        _log_to_file(env_secrets(p.api_key_env for p in context.profiles.values()))
         if any(pane.profile.is_local for pane in session.panes):
             try:
                 from backends.llama_cpp_backend import route_native_logs

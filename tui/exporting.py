@@ -1,7 +1,8 @@
 """Export from the app: write the session in the chosen format to a file and return its path.
 
 The file goes to the current directory when it is writable, else to ``exports/`` in the data
-directory. The formats themselves are :mod:`kurabe.export`'s.
+directory, written whole or not at all (:func:`kurabe.export.write_export`). The formats
+themselves are :mod:`kurabe.export`'s.
 """
 
 from __future__ import annotations
@@ -42,6 +43,4 @@ def export_session_file(
         raise KurabeError(f"unknown export format {fmt!r}; choose {', '.join(export.FORMATS)}")
     text = export.export_session(store, session_id, fmt)
     path = export_directory(directory) / export_file_name(session_id, fmt)
-    with path.open("w", encoding="utf-8", newline="") as handle:
-        handle.write(text)
-    return path
+    return export.write_export(path, text, database=Path(store.path))

@@ -55,6 +55,7 @@ MAIN_BINDINGS: list[Binding] = [
     Binding("g", "regenerate", "Regen", show=False),
     Binding("k", "cancel_pane", "Stop pane", show=False),
     Binding("s", "summary", "Summary"),
+    Binding("o", "pane_settings", "Sent", show=False),
     Binding("i", "focus_input", "Input", show=False),
 ]
 
@@ -73,6 +74,7 @@ PANE_ACTIONS = frozenset(
         "regenerate",
         "cancel_pane",
         "summary",
+        "pane_settings",
         "focus_input",
     }
 )
@@ -104,5 +106,6 @@ KEY_HELP: list[KeyHelp] = [
     KeyHelp("g", "generate the focused pane's latest reply again", "panes"),
     KeyHelp("k", "cancel only the focused pane's stream (esc cancels all)", "panes"),
     KeyHelp("s", "session summary: scores, picks, verdicts", "panes"),
+    KeyHelp("o", "what the focused pane sent: each sampling value, or model default", "panes"),
     KeyHelp("i", "back to the input box", "panes"),
 ]

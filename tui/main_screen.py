@@ -19,7 +19,6 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
 
 from textual import events, on
 from textual.app import ComposeResult
@@ -31,6 +30,7 @@ from textual.widget import Widget
 from textual.widgets import Static, TextArea
 from textual.worker import Worker
 
+from backends.api_errors import url_host
 from backends.base import one_line
 from backends.profiles import ModelProfile
 from kurabe.errors import KurabeError
@@ -111,7 +111,7 @@ BACKEND_LABELS = {"llama_cpp": "llama.cpp", "openai": "OpenAI API", "anthropic":
 def backend_label(profile: ModelProfile) -> str:
     """What the header says before the backend has described itself (while loading)."""
     if profile.base_url:
-        return urlsplit(profile.base_url).netloc or profile.base_url
+        return url_host(profile.base_url)
     return BACKEND_LABELS.get(profile.backend, profile.backend)
 
 
@@ -940,3 +940,10 @@ class MainScreen(Screen[None]):
         from tui.summary_screen import SummaryScreen
 
         self.app.push_screen(SummaryScreen(self.session, self.score_labels))
+
+    def action_pane_settings(self) -> None:
+        from tui.pane_settings import PaneSettingsScreen
+
+        pane = self.focused_pane()
+        if pane is not None:
+            self.app.push_screen(PaneSettingsScreen(self.session, pane))

@@ -1,6 +1,8 @@
 """``kurabe export SESSION --format md|jsonl|csv|html|battles [--out FILE]``: one stored session
 as Markdown (like the seed page), JSON lines, CSV, a self-contained HTML page, or pairwise
-battles for Chatbot-Arena-style tooling. Writes to standard output unless ``--out``."""
+battles for Chatbot-Arena-style tooling. Writes to standard output unless ``--out``, whose file
+is replaced in one step once the whole export is written (:func:`kurabe.export.write_export`),
+never the database itself."""
 
 from __future__ import annotations
 
@@ -56,10 +58,11 @@ def resolve_session_id(store: Any, value: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from kurabe.export import export_session
+    from kurabe.export import export_session, write_export
     from kurabe.store import Store
 
     with Store.open_default(getattr(args, "db", None)) as store:
+        database = Path(store.path)
         session_id = resolve_session_id(store, args.session)
         text = export_session(
             store,
@@ -69,9 +72,7 @@ def run(args: argparse.Namespace) -> int:
             bom=not args.no_bom,
         )
     if args.out:
-        out = Path(args.out).expanduser()
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text, encoding="utf-8", newline="")
+        out = write_export(Path(args.out), text, database=database)
         print(f"wrote {out} (session {session_id}, {args.format})", file=sys.stderr)
     else:
         stream = sys.stdout

@@ -22,8 +22,12 @@ def describe_profile(profile: ModelProfile, offload_supported: bool) -> tuple[st
     """(state, detail) for one profile, without loading any weights."""
     if not profile.is_local:
         missing = profile.missing_key_reason()
-        host = profile.base_url or (
-            "api.openai.com" if profile.backend == "openai" else "api.anthropic.com"
+        from backends.api_errors import public_url
+
+        host = (
+            public_url(profile.base_url)
+            if profile.base_url
+            else ("api.openai.com" if profile.backend == "openai" else "api.anthropic.com")
         )
         if missing:
             return "key unset", f"set {profile.api_key_env} · {host}"
