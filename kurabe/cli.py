@@ -26,6 +26,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "export",
     "leaderboard",
     "replay",
+    "judge",
+    "agreement",
 )
 
 
