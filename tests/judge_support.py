@@ -5,9 +5,11 @@ server streams them."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from backends.profiles import ModelProfile, Sampling
+from kurabe.rubric import load_rubric
 from kurabe.session import ComparisonSession
 from kurabe.store import Store
 from personas import Persona
@@ -93,3 +95,65 @@ def pair_answer(winner: str, reason: str = "Aの方が自然。") -> SSEReply:
 def prompt_of(body: Any) -> str:
     """Every message's text of a recorded chat request, joined."""
     return "\n".join(str(m.get("content")) for m in body["messages"])
+
+
+async def make_rated_store(tmp_path: Path) -> tuple[Store, int]:
+    """Two panes × two turns; hana scores all four replies, yuki three; a judge scores all four
+    and judges both turns pairwise; hana and yuki pick."""
+    store = Store(tmp_path / "k.sqlite3")
+    session_id = await make_session(store, turns=2)
+    record = store.load_record(session_id)
+    latest = record.latest_replies()
+    r1, r2, r3, r4 = latest[(0, 0)], latest[(1, 0)], latest[(0, 1)], latest[(1, 1)]
+    for reply, score in ((r1, 1), (r2, 2), (r3, 3), (r4, 4)):
+        store.add_rating(reply.id, score=score, tags=(), note="", rater="hana", blind=False)
+    for reply, score in ((r1, 1), (r2, 2), (r3, 4)):
+        store.add_rating(reply.id, score=score, tags=(), note="", rater="yuki", blind=False)
+    rubric = load_rubric()
+    single = store.add_judge_run(
+        session_id,
+        judge="judge:j",
+        profile_name="j",
+        mode="single",
+        rubric_name=rubric.name,
+        rubric_hash=rubric.hash,
+        rubric_text=rubric.text,
+        settings={},
+    )
+    for reply, score in ((r1, 1), (r2, 3), (r3, 3), (r4, 5)):
+        store.add_judgement(
+            single, turn_id=reply.turn_id, reply_id=reply.id, status="ok", score=score
+        )
+    pairwise = store.add_judge_run(
+        session_id,
+        judge="judge:j",
+        profile_name="j",
+        mode="pairwise",
+        rubric_name=rubric.name,
+        rubric_hash=rubric.hash,
+        rubric_text=rubric.text,
+        settings={},
+    )
+    # turn 0: pane 0 wins; turn 1: pane 1 wins
+    store.add_judgement(
+        pairwise,
+        turn_id=r1.turn_id,
+        reply_id=r1.id,
+        other_reply_id=r2.id,
+        status="ok",
+        winner_reply_id=r1.id,
+    )
+    store.add_judgement(
+        pairwise,
+        turn_id=r3.turn_id,
+        reply_id=r3.id,
+        other_reply_id=r4.id,
+        status="ok",
+        winner_reply_id=r4.id,
+    )
+    panes = {p.position: p.id for p in record.panes}
+    turn_ids = {t.idx: t.id for t in record.turns}
+    store.add_pick(turn_ids[0], winner_pane_id=panes[0], outcome="pane", rater="hana", blind=False)
+    store.add_pick(turn_ids[1], winner_pane_id=None, outcome="tie", rater="hana", blind=False)
+    store.add_pick(turn_ids[0], winner_pane_id=panes[1], outcome="pane", rater="yuki", blind=False)
+    return store, session_id

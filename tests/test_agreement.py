@@ -21,9 +21,7 @@ from kurabe.agreement import (
 )
 from kurabe.cli import main
 from kurabe.leaderboard import build_leaderboard
-from kurabe.rubric import load_rubric
-from kurabe.store import Store
-from tests.judge_support import make_session
+from tests.judge_support import make_rated_store
 
 NAN = math.nan
 
@@ -80,70 +78,8 @@ def test_bootstrap_interval_needs_enough_items_and_brackets_the_estimate() -> No
 # -- pairing the stored ratings -----------------------------------------------------------------
 
 
-async def rated_store(tmp_path: Path) -> tuple[Store, int]:
-    """Two panes × two turns; hana scores all four replies, yuki three; a judge scores all four
-    and judges both turns pairwise; hana and yuki pick."""
-    store = Store(tmp_path / "k.sqlite3")
-    session_id = await make_session(store, turns=2)
-    record = store.load_record(session_id)
-    latest = record.latest_replies()
-    r1, r2, r3, r4 = latest[(0, 0)], latest[(1, 0)], latest[(0, 1)], latest[(1, 1)]
-    for reply, score in ((r1, 1), (r2, 2), (r3, 3), (r4, 4)):
-        store.add_rating(reply.id, score=score, tags=(), note="", rater="hana", blind=False)
-    for reply, score in ((r1, 1), (r2, 2), (r3, 4)):
-        store.add_rating(reply.id, score=score, tags=(), note="", rater="yuki", blind=False)
-    rubric = load_rubric()
-    single = store.add_judge_run(
-        session_id,
-        judge="judge:j",
-        profile_name="j",
-        mode="single",
-        rubric_name=rubric.name,
-        rubric_hash=rubric.hash,
-        rubric_text=rubric.text,
-        settings={},
-    )
-    for reply, score in ((r1, 1), (r2, 3), (r3, 3), (r4, 5)):
-        store.add_judgement(
-            single, turn_id=reply.turn_id, reply_id=reply.id, status="ok", score=score
-        )
-    pairwise = store.add_judge_run(
-        session_id,
-        judge="judge:j",
-        profile_name="j",
-        mode="pairwise",
-        rubric_name=rubric.name,
-        rubric_hash=rubric.hash,
-        rubric_text=rubric.text,
-        settings={},
-    )
-    # turn 0: pane 0 wins; turn 1: pane 1 wins
-    store.add_judgement(
-        pairwise,
-        turn_id=r1.turn_id,
-        reply_id=r1.id,
-        other_reply_id=r2.id,
-        status="ok",
-        winner_reply_id=r1.id,
-    )
-    store.add_judgement(
-        pairwise,
-        turn_id=r3.turn_id,
-        reply_id=r3.id,
-        other_reply_id=r4.id,
-        status="ok",
-        winner_reply_id=r4.id,
-    )
-    panes = {p.position: p.id for p in record.panes}
-    turn_ids = {t.idx: t.id for t in record.turns}
-    store.add_pick(turn_ids[0], winner_pane_id=panes[0], outcome="pane", rater="hana", blind=False)
-    store.add_pick(turn_ids[1], winner_pane_id=None, outcome="tie", rater="hana", blind=False)
-    store.add_pick(turn_ids[0], winner_pane_id=panes[1], outcome="pane", rater="yuki", blind=False)
-    return store, session_id
-
-
 async def test_human_and_judge_scores_pair_up_per_reply_and_rater(tmp_path: Path) -> None:
-    store, session_id = await rated_store(tmp_path)
+    store, session_id = await make_rated_store(tmp_path)
     report = build_agreement(store, session=session_id, rounds=200)
     (scores,) = report.scores
     assert scores.judge == "judge:j"
@@ -176,7 +112,7 @@ async def test_human_and_judge_scores_pair_up_per_reply_and_rater(tmp_path: Path
 
 
 async def test_a_failed_judgement_adds_no_pair(tmp_path: Path) -> None:
-    store, session_id = await rated_store(tmp_path)
+    store, session_id = await make_rated_store(tmp_path)
     record = store.load_record(session_id)
     run = record.judge_runs[0].id
     reply = record.latest_replies()[(0, 0)]
@@ -195,7 +131,7 @@ async def test_a_failed_judgement_adds_no_pair(tmp_path: Path) -> None:
 
 
 async def test_kurabe_agreement_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    store, session_id = await rated_store(tmp_path)
+    store, session_id = await make_rated_store(tmp_path)
     store.close()
     db = str(tmp_path / "k.sqlite3")
     assert main(["agreement", "--session", "last", "--db", db, "--bootstrap", "100"]) == 0
@@ -211,7 +147,7 @@ async def test_kurabe_agreement_command(tmp_path: Path, capsys: pytest.CaptureFi
 async def test_the_leaderboard_shows_people_by_default_and_the_judge_on_request(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    store, _ = await rated_store(tmp_path)
+    store, _ = await make_rated_store(tmp_path)
     people = {m.model: m for m in build_leaderboard(store, rounds=20).models}
     # hana 1 and 3, yuki 1 and 4 for alpha's replies; hana 2 and 4, yuki 2 for beta's
     assert people["secret-model-alpha"].mean_score == pytest.approx((1 + 3 + 1 + 4) / 4)
