@@ -362,3 +362,48 @@ async def _main_in_thread(argv: list[str]) -> int:
     import asyncio
 
     return await asyncio.to_thread(main, argv)
+
+
+async def test_kurabe_replay_with_a_judge_judges_the_session_right_after(
+    server: WireServer,
+    key: str,
+    tmp_path: Path,
+    kurabe_home: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    scenarios = kurabe_home / "config" / "scenarios"
+    scenarios.mkdir(parents=True)
+    (scenarios / "judge-cli.toml").write_text(
+        'id = "judge-cli"\ntitle = "審査"\npersona = "anime-fan"\n\n'
+        '[[turns]]\ntext = "ねえ、アニメ好きなの？"\nexpect = "短く答える"\n',
+        "utf-8",
+    )
+    with WireServer("panes") as panes:
+        panes.script(answer("うん、大好き！"))
+        models = tmp_path / "models.toml"
+        models.write_text(
+            "".join(
+                f'[models.{name}]\nbackend = "openai"\nmodel = "{name}"\n'
+                f'base_url = "{origin}/v1"\napi_key_env = "OPENAI_API_KEY"\nmax_retries = 0\n\n'
+                for name, origin in (
+                    ("pane-one", panes.origin),
+                    ("pane-two", panes.origin),
+                    ("wire-judge", server.origin),
+                )
+            ),
+            "utf-8",
+        )
+        server.script(pair_answer("A"), pair_answer("B"))
+        db = tmp_path / "k.sqlite3"
+        argv = [
+            "replay", "judge-cli", "--models", "pane-one,pane-two", "--models-file", str(models),
+            "--db", str(db), "--judge", "wire-judge", "--judge-mode", "pairwise",
+        ]  # fmt: skip
+        assert await _main_in_thread(argv) == 0
+    out = capsys.readouterr().out
+    assert "judge session 1: judge:wire-judge, pairwise" in out
+    assert "turn 1 [pane-one] vs [pane-two]: pane-one wins" in out
+    record = Store(db).load_record(1)
+    (row,) = record.judgements
+    assert row.winner_reply_id == record.latest_replies()[(0, 0)].id
+    assert len(server.requests) == 2 and len(panes.requests) == 2
