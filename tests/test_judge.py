@@ -407,3 +407,18 @@ async def test_kurabe_replay_with_a_judge_judges_the_session_right_after(
     (row,) = record.judgements
     assert row.winner_reply_id == record.latest_replies()[(0, 0)].id
     assert len(server.requests) == 2 and len(panes.requests) == 2
+
+
+def test_config_names_the_apps_judge_and_when_its_badge_shows(tmp_path: Path) -> None:
+    from kurabe.session import load_rating_config
+
+    config = tmp_path / "config.toml"
+    config.write_text('rater = "hana"\njudge = "local-server"\njudge_badge = "always"\n', "utf-8")
+    loaded = load_rating_config(config)
+    assert (loaded.judge, loaded.judge_badge) == ("local-server", "always")
+    config.write_text('judge = "local-server"\n', "utf-8")
+    assert load_rating_config(config).judge_badge == "after-rating"
+    config.write_text('rater = "hana"\njudge_badge = "sometimes"\n', "utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_rating_config(config)
+    assert str(caught.value).startswith(f"{config}:2: judge_badge:")
