@@ -66,9 +66,18 @@ def _slots_flag(binary: Path) -> list[str]:
 
 
 @contextmanager
-def running_llama_server(binary: Path, gguf: Path, log_path: Path) -> Iterator[str]:
+def running_llama_server(
+    binary: Path,
+    gguf: Path,
+    log_path: Path,
+    *,
+    ctx_size: int = 512,
+    threads: int = 1,
+    alias: str = "tiny",
+) -> Iterator[str]:
     """Run ``binary`` on ``gguf``; yield ``http://127.0.0.1:PORT``. Its output goes to
-    ``log_path`` (shown when it fails to start)."""
+    ``log_path`` (shown when it fails to start). ``ctx_size``, ``threads`` and ``alias`` for
+    tests that need a real model's longer prompts."""
     port = free_port()
     origin = f"http://127.0.0.1:{port}"
     command = [
@@ -76,17 +85,17 @@ def running_llama_server(binary: Path, gguf: Path, log_path: Path) -> Iterator[s
         "--model",
         str(gguf),
         "--alias",
-        "tiny",
+        alias,
         "--host",
         "127.0.0.1",
         "--port",
         str(port),
         "--ctx-size",
-        "512",
+        str(ctx_size),
         "--parallel",
         "1",
         "--threads",
-        "1",
+        str(threads),
         *_slots_flag(binary),
     ]
     with log_path.open("wb") as log:
