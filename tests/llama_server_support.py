@@ -109,6 +109,15 @@ def running_llama_server(
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"llama-server not up in {STARTUP_TIMEOUT_S:.0f} s")
                 time.sleep(0.2)
+            # Another test run on this machine may have taken the port between free_port() and
+            # the bind: then /health answered for *its* server and ours exits (cannot bind).
+            time.sleep(0.5)
+            if process.poll() is not None:
+                tail = log_path.read_text(errors="replace")[-2000:]
+                raise RuntimeError(
+                    f"llama-server exited ({process.returncode}) although {origin} answered: "
+                    f"another server holds the port: {tail}"
+                )
             yield origin
         finally:
             process.terminate()

@@ -50,7 +50,10 @@ def judge_profile(origin: str) -> ModelProfile:
         backend="openai",
         model="gemma",
         base_url=f"{origin}/v1",
-        max_retries=0,
+        # The SDK's own retries, as a user's profile has them. Without them about one run in
+        # three on a loaded machine saw "connection failed" on a retry request that the server
+        # had logged as answered (likely a kept-alive connection closed under the client).
+        max_retries=2,
         timeout_s=120.0,
         sampling=Sampling(max_tokens=96, seed=0),
     )
