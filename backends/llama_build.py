@@ -262,7 +262,8 @@ def build_tools(native: bool = False) -> int:
     configure = [
         "cmake", "-S", str(source), "-B", str(build), "-DCMAKE_BUILD_TYPE=Release",
         "-DLLAMA_CURL=OFF", "-DLLAMA_OPENSSL=OFF", "-DLLAMA_BUILD_TESTS=OFF",
-        "-DBUILD_SHARED_LIBS=OFF", *flags,
+        "-DBUILD_SHARED_LIBS=OFF", "-DLLAMA_USE_PREBUILT_UI=OFF", "-DLLAMA_BUILD_UI=OFF",
+        *flags,
     ]  # fmt: skip
     if subprocess.run(configure, check=False).returncode != 0:
         return 1
