@@ -1,7 +1,12 @@
-"""The session at a glance: per pane its scores, picks and verdict; per turn the pick.
+"""The session at a glance: per pane its scores, picks and verdict; per turn the pick; charts.
 
 Read from the store (what is saved is what is shown). In a blind session not yet revealed the
-panes are shown by letter only. ``e`` exports from here; Esc goes back.
+panes are shown by letter only. Two charts follow the table (:class:`~tui.bar_chart.BarChart`):
+Bradley–Terry strength with its 95% interval, and speed (tok/s and 字/s). They cover this
+session's picks by this rater; ``l`` switches them to the leaderboard of every session in the
+store (the same rater), and back. While a blind session is not revealed that view is refused, since
+model names and speeds across sessions would tell which pane is which. ``e`` exports from here;
+Esc goes back.
 """
 
 from __future__ import annotations
@@ -13,13 +18,27 @@ from typing import ClassVar
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Vertical
+from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Static
 
+from kurabe.charts import (
+    SpeedBar,
+    StrengthBar,
+    session_speed_bars,
+    session_strength_bars,
+    speed_bars,
+    speed_lines,
+    strength_bars,
+    strength_lines,
+)
 from kurabe.session import ComparisonSession
 from kurabe.store import SessionRecord
+from tui.bar_chart import BarChart
 from tui.verdict_dialog import VERDICT_LABELS
+
+STRENGTH_TITLE = "Bradley–Terry strength (1000 = average) · 95% interval · {scope}"
+SPEED_TITLE = "Speed: tok/s and 字/s, mean of completed replies · {scope}"
 
 
 def pane_rows(record: SessionRecord, hidden: bool, rater: str) -> list[list[str]]:
@@ -82,12 +101,15 @@ class SummaryScreen(ModalScreen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,q,s", "close", "Back"),
         Binding("e", "export", "Export"),
+        Binding("l", "toggle_scope", "All sessions"),
     ]
 
     def __init__(self, session: ComparisonSession, score_labels: dict[int, str]) -> None:
         super().__init__()
         self.session = session
         self.score_labels = score_labels
+        self.all_sessions = False
+        """Charts of every session in the store (the leaderboard) instead of this one."""
 
     def compose(self) -> ComposeResult:
         session = self.session
@@ -95,7 +117,7 @@ class SummaryScreen(ModalScreen[None]):
         title = f"Session #{session.id} · {session.persona.title}"
         if session.scenario is not None:
             title += f" · {session.scenario.title}"
-        with Vertical(id="summary-box"):
+        with VerticalScroll(id="summary-box"):
             yield Static(title, id="summary-title", markup=False)
             table: DataTable[Text] = DataTable(id="summary-table", cursor_type="row")
             table.add_columns("", "model", "done", "rated", "mean ★", "best", "tok/s", "verdict")
@@ -111,7 +133,50 @@ class SummaryScreen(ModalScreen[None]):
             yield Static(
                 f"★ {labels}   rater: {session.rater}", classes="summary-hint", markup=False
             )
-            yield Static("e: export · esc: back", classes="summary-hint", markup=False)
+            strength, speed = self.chart_data(record)
+            yield Static("", id="strength-title", classes="chart-title", markup=False)
+            yield BarChart(lambda width: strength_lines(strength, width), id="strength-chart")
+            yield Static("", id="speed-title", classes="chart-title", markup=False)
+            yield BarChart(lambda width: speed_lines(speed, width), id="speed-chart")
+            yield Static(
+                "e: export · l: all sessions / this one · esc: back",
+                classes="summary-hint",
+                markup=False,
+            )
+
+    def on_mount(self) -> None:
+        self._show_titles()
+
+    def chart_data(self, record: SessionRecord) -> tuple[list[StrengthBar], list[SpeedBar]]:
+        """The bars of this session (its rater's picks), or of the leaderboard of every session."""
+        session = self.session
+        if self.all_sessions:
+            from kurabe.leaderboard import build_leaderboard
+
+            board = build_leaderboard(session.store, rater=session.rater)
+            return strength_bars(board.models), speed_bars(board.models)
+        return (
+            session_strength_bars(record, hide_names=session.hidden, rater=session.rater),
+            session_speed_bars(record, hide_names=session.hidden),
+        )
+
+    def _show_titles(self) -> None:
+        scope = "all sessions" if self.all_sessions else "this session"
+        self.query_one("#strength-title", Static).update(STRENGTH_TITLE.format(scope=scope))
+        self.query_one("#speed-title", Static).update(SPEED_TITLE.format(scope=scope))
+
+    def action_toggle_scope(self) -> None:
+        if not self.all_sessions and self.session.hidden:
+            self.notify("reveal the models first (ctrl+r): the leaderboard names them")
+            return
+        self.all_sessions = not self.all_sessions
+        session = self.session
+        strength, speed = self.chart_data(session.store.load_record(session.id))
+        self.query_one("#strength-chart", BarChart).show(
+            lambda width: strength_lines(strength, width)
+        )
+        self.query_one("#speed-chart", BarChart).show(lambda width: speed_lines(speed, width))
+        self._show_titles()
 
     def action_close(self) -> None:
         self.dismiss(None)
