@@ -49,7 +49,9 @@ async def rated_turns_then_summary(pilot: Pilot[Any]) -> None:
         await pilot.press("tab", "4", "p", pick)
         await pilot.pause(0.1)
     await pilot.press("s")
-    await wait_until(pilot, lambda: isinstance(app.screen, SummaryScreen))
+    await wait_until(
+        pilot, lambda: isinstance(app.screen, SummaryScreen) and app.screen.charts_ready
+    )
     await pilot.pause(0.2)
 
 
@@ -86,7 +88,7 @@ async def test_l_switches_to_every_session_and_blind_refuses_it() -> None:
     async with harness.app.run_test(size=(160, 48)) as pilot:
         await rated_turns_then_summary(pilot)
         await pilot.press("l")
-        await pilot.pause(0.1)
+        await wait_until(pilot, lambda: harness.app.screen.charts_ready)
         title = str(harness.app.screen.query_one("#strength-title").render())
         assert "all sessions" in title
         # the leaderboard names models without pane letters

@@ -16,13 +16,16 @@ from pathlib import Path
 from typing import ClassVar
 
 from rich.text import Text
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Static
+from textual.worker import get_current_worker
 
 from kurabe.charts import (
+    Line,
     SpeedBar,
     StrengthBar,
     session_speed_bars,
@@ -39,6 +42,10 @@ from tui.verdict_dialog import VERDICT_LABELS
 
 STRENGTH_TITLE = "Bradley–Terry strength (1000 = average) · 95% interval · {scope}"
 SPEED_TITLE = "Speed: tok/s and 字/s, mean of completed replies · {scope}"
+
+
+def _computing(width: int) -> list[Line]:
+    return [[("computing…", "muted")]]
 
 
 def pane_rows(record: SessionRecord, hidden: bool, rater: str) -> list[list[str]]:
@@ -110,6 +117,8 @@ class SummaryScreen(ModalScreen[None]):
         self.score_labels = score_labels
         self.all_sessions = False
         """Charts of every session in the store (the leaderboard) instead of this one."""
+        self.charts_ready = False
+        """The charts show the current scope's numbers (they are computed in a thread)."""
 
     def compose(self) -> ComposeResult:
         session = self.session
@@ -133,11 +142,10 @@ class SummaryScreen(ModalScreen[None]):
             yield Static(
                 f"★ {labels}   rater: {session.rater}", classes="summary-hint", markup=False
             )
-            strength, speed = self.chart_data(record)
             yield Static("", id="strength-title", classes="chart-title", markup=False)
-            yield BarChart(lambda width: strength_lines(strength, width), id="strength-chart")
+            yield BarChart(_computing, id="strength-chart")
             yield Static("", id="speed-title", classes="chart-title", markup=False)
-            yield BarChart(lambda width: speed_lines(speed, width), id="speed-chart")
+            yield BarChart(_computing, id="speed-chart")
             yield Static(
                 "e: export · l: all sessions / this one · esc: back",
                 classes="summary-hint",
@@ -145,38 +153,50 @@ class SummaryScreen(ModalScreen[None]):
             )
 
     def on_mount(self) -> None:
-        self._show_titles()
+        self._start_charts()
 
-    def chart_data(self, record: SessionRecord) -> tuple[list[StrengthBar], list[SpeedBar]]:
+    def chart_data(self, all_sessions: bool) -> tuple[list[StrengthBar], list[SpeedBar]]:
         """The bars of this session (its rater's picks), or of the leaderboard of every session."""
         session = self.session
-        if self.all_sessions:
+        if all_sessions:
             from kurabe.leaderboard import build_leaderboard
 
             board = build_leaderboard(session.store, rater=session.rater)
             return strength_bars(board.models), speed_bars(board.models)
+        record = session.store.load_record(session.id)
         return (
             session_strength_bars(record, hide_names=session.hidden, rater=session.rater),
             session_speed_bars(record, hide_names=session.hidden),
         )
 
-    def _show_titles(self) -> None:
+    def _start_charts(self) -> None:
         scope = "all sessions" if self.all_sessions else "this session"
         self.query_one("#strength-title", Static).update(STRENGTH_TITLE.format(scope=scope))
         self.query_one("#speed-title", Static).update(SPEED_TITLE.format(scope=scope))
+        self.charts_ready = False
+        self._compute_charts(self.all_sessions)
+
+    @work(thread=True, exclusive=True, group="charts")
+    def _compute_charts(self, all_sessions: bool) -> None:
+        """The bootstrap (200 refits) takes a moment on a long session, and every session's
+        records for the leaderboard more: off the event loop, so streams and keys go on."""
+        strength, speed = self.chart_data(all_sessions)
+        if not get_current_worker().is_cancelled:
+            self.app.call_from_thread(self._show_charts, strength, speed)
+
+    def _show_charts(self, strength: list[StrengthBar], speed: list[SpeedBar]) -> None:
+        self.query_one("#strength-chart", BarChart).show(
+            lambda width: strength_lines(strength, width)
+        )
+        self.query_one("#speed-chart", BarChart).show(lambda width: speed_lines(speed, width))
+        self.charts_ready = True
 
     def action_toggle_scope(self) -> None:
         if not self.all_sessions and self.session.hidden:
             self.notify("reveal the models first (ctrl+r): the leaderboard names them")
             return
         self.all_sessions = not self.all_sessions
-        session = self.session
-        strength, speed = self.chart_data(session.store.load_record(session.id))
-        self.query_one("#strength-chart", BarChart).show(
-            lambda width: strength_lines(strength, width)
-        )
-        self.query_one("#speed-chart", BarChart).show(lambda width: speed_lines(speed, width))
-        self._show_titles()
+        self._start_charts()
 
     def action_close(self) -> None:
         self.dismiss(None)
