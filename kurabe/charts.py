@@ -566,3 +566,57 @@ def speed_svg(bars: Sequence[SpeedBar], title: str) -> str:
     out += _svg_axis(axis, left, top + row * len(bars) - 6)
     out.append("</svg>")
     return "\n".join(out)
+
+
+# -- the leaderboard as a page -------------------------------------------------------------------
+
+_PAGE_CSS = (
+    'body{font-family:"Hiragino Sans","Noto Sans JP","Yu Gothic",sans-serif;margin:1.5rem;'
+    "color:#222;background:#fafafa}h1{font-size:1.4rem}table{border-collapse:collapse;"
+    "margin:1rem 0}td,th{border:1px solid #ccc;padding:.3rem .6rem;text-align:left}"
+    "td.n{text-align:right}figure{margin:.8rem 0;overflow-x:auto}"
+)
+
+
+def leaderboard_page(board: Any) -> str:
+    """``kurabe leaderboard --format html``: the ranking table and both charts on one
+    self-contained page (inline CSS and SVG, no script, nothing fetched)."""
+
+    def number(value: float | None, digits: int = 1) -> str:
+        return "–" if value is None else f"{value:.{digits}f}"
+
+    title = f"比べ kurabe leaderboard — {board.sessions} sessions, {board.battles} battles"
+    scope = [f"scenario {board.scenario}"] if board.scenario else []
+    scope += [f"rater {board.rater}"] if board.rater else []
+    if scope:
+        title += " (" + ", ".join(scope) + ")"
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="ja"><head><meta charset="utf-8">',
+        f"<title>{_xml_text(title)}</title><style>{_PAGE_CSS}</style></head><body>",
+        f"<h1>{_xml_text(title)}</h1>",
+        "<table><tr><th>Model</th><th>Rating</th><th>95% interval</th><th>Battles</th>"
+        "<th>Win share</th><th>Mean score</th><th>tok/s</th><th>字/s</th></tr>",
+    ]
+    for m in board.models:
+        interval = "–" if m.ci_low is None else f"{m.ci_low:.0f}–{m.ci_high:.0f}"
+        share = "–" if m.win_share is None else f"{m.win_share * 100:.0f}%"
+        parts.append(
+            f"<tr><td>{_xml_text(m.model)}</td><td class='n'>{number(m.rating, 0)}</td>"
+            f"<td class='n'>{interval}</td><td class='n'>{m.battles}</td>"
+            f"<td class='n'>{share}</td><td class='n'>{number(m.mean_score, 2)}</td>"
+            f"<td class='n'>{number(m.tokens_per_s)}</td><td class='n'>{number(m.chars_per_s)}</td>"
+            "</tr>"
+        )
+    parts.append("</table>")
+    strength = strength_bars(board.models)
+    speed = speed_bars(board.models)
+    if strength:
+        chart = strength_svg(strength, "Bradley–Terry strength (1000 = average), 95% interval")
+        parts.append(f"<figure>{chart}</figure>")
+    else:
+        parts.append("<p>Bradley–Terry strength: no picks yet.</p>")
+    if speed:
+        parts.append(f"<figure>{speed_svg(speed, 'Speed: tok/s and 字/s per model')}</figure>")
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"

@@ -257,3 +257,24 @@ async def test_html_export_without_picks_says_so(store: Store) -> None:
     page = export_session(store, session.id, "html")
     assert "no picks yet" in page and "no completed replies yet" in page
     assert svgs_in(page) == []
+
+
+async def test_leaderboard_html_page_charts_every_session(
+    store: Store, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from kurabe.cli import main
+
+    await rated_session(store)
+    await rated_session(store)
+    capsys.readouterr()
+    assert main(["leaderboard", "--format", "html", "--db", str(tmp_path / "kurabe.sqlite3")]) == 0
+    page = capsys.readouterr().out
+    assert "2 sessions, 18 battles" in page  # per session: 2 + 2 + 2 + a three-way tie
+    strength, speed = svgs_in(page)
+    board = build_leaderboard(store)
+    assert [r.get("data-label") for r in rects(strength)] == [m.model for m in board.models]
+    assert [float(r.get("data-value", "0")) for r in rects(strength)] == [
+        pytest.approx(m.rating, abs=0.01) for m in board.models
+    ]
+    assert {r.get("data-label") for r in rects(speed)} == {"gpt-3.5", "claude", "weblab"}
+    assert "<script" not in page
