@@ -67,13 +67,14 @@ class SpeedBar:
 
 
 def strength_bars(models: Iterable[ModelStats]) -> list[StrengthBar]:
-    """The models that have a rating, strongest first."""
+    """The models that have a rating, strongest first (equal ratings keep the given order: the
+    leaderboard's, which breaks ties by mean score)."""
     bars = [
         StrengthBar(m.model, m.rating, m.ci_low, m.ci_high, m.battles)
         for m in models
         if m.rating is not None
     ]
-    return sorted(bars, key=lambda bar: (-bar.rating, bar.label))
+    return sorted(bars, key=lambda bar: -bar.rating)
 
 
 def speed_bars(models: Iterable[ModelStats]) -> list[SpeedBar]:

@@ -106,6 +106,9 @@ def test_nice_axis_ends_on_round_ticks() -> None:
 def test_strength_bars_from_the_leaderboard_skip_unrated_models() -> None:
     models = [ModelStats("x", rating=990.0), ModelStats("y"), ModelStats("z", rating=1010.0)]
     assert [bar.label for bar in strength_bars(models)] == ["z", "x"]
+    # equal ratings keep the leaderboard's order (its tie-break is the mean score)
+    tied = [ModelStats("b", rating=960.0, mean_score=3.0), ModelStats("a", rating=960.0)]
+    assert [bar.label for bar in strength_bars(tied)] == ["b", "a"]
 
 
 # -- SVG ------------------------------------------------------------------------------------
