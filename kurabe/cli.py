@@ -26,6 +26,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "export",
     "leaderboard",
     "replay",
+    "import_questions",
     "judge",
     "agreement",
 )

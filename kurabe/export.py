@@ -956,6 +956,33 @@ def _sent_cell(view: ExportView, pane: PaneRow) -> str:
     return NOT_RECORDED if sent is None else sent_summary(sent)
 
 
+def charts_html(view: ExportView) -> str:
+    """The HTML export's charts: Bradley–Terry strength from this session's picks (every rater,
+    as the leaderboard counts them) and speed per pane, as inline SVG (:mod:`kurabe.charts`).
+
+    Self-contained: no script, no stylesheet rule (inline attributes only), nothing fetched.
+    Names are hidden as everywhere else in a blind export.
+    """
+    from kurabe.charts import session_speed_bars, session_strength_bars, speed_svg, strength_svg
+
+    record = view.record
+    strength = session_strength_bars(record, hide_names=view.hide_names)
+    speed = session_speed_bars(record, hide_names=view.hide_names)
+    figure = '<figure style="margin:.8rem 0;overflow-x:auto">'
+    parts = ['<section class="charts">', "<h2>Charts</h2>"]
+    if strength:
+        title = "Bradley–Terry strength (1000 = average) with its 95% interval"
+        parts.append(f"{figure}{strength_svg(strength, title)}</figure>")
+    else:
+        parts.append('<p class="chart-empty">Bradley–Terry strength: no picks yet.</p>')
+    if speed:
+        parts.append(f"{figure}{speed_svg(speed, 'Speed: tok/s and 字/s per pane')}</figure>")
+    else:
+        parts.append('<p class="chart-empty">Speed: no completed replies yet.</p>')
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
 def to_html(view: ExportView) -> str:
     record = view.record
     info = record.session
@@ -996,6 +1023,7 @@ def to_html(view: ExportView) -> str:
             f'<td class="sent">{esc(_sent_cell(view, pane))}</td></tr>'
         )
     parts.append("</table>")
+    parts.append(charts_html(view))
     n = len(record.panes)
     for turn in record.turns:
         pick = record.latest_pick(turn.idx)

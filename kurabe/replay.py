@@ -116,6 +116,7 @@ class PlainProgress:
                 f"turn {turn}/{self.turns} [{self._name(event.pane)}] {figures.chars} chars "
                 f"{_rate(figures.tokens_per_s, 'tok/s')} {_rate(figures.chars_per_s, 'chars/s')}"
                 + (f" flags: {' '.join(flags)}" if flags else "")
+                + "".join(f" ({note})" for note in figures.engine_notes())
             )
         elif isinstance(event, PaneFailed):
             name = self._name(event.pane)
@@ -194,8 +195,14 @@ class RichProgress:
             f = event.figures
             self._status(
                 event.pane,
-                f"{f.chars} chars · {_rate(f.tokens_per_s, 'tok/s')} · "
-                f"{_rate(f.chars_per_s, 'chars/s')}",
+                " · ".join(
+                    [
+                        f"{f.chars} chars",
+                        _rate(f.tokens_per_s, "tok/s"),
+                        _rate(f.chars_per_s, "chars/s"),
+                        *f.engine_notes(),
+                    ]
+                ),
                 advance=1,
             )
         elif isinstance(event, PaneFailed):

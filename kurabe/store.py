@@ -35,6 +35,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -649,10 +650,19 @@ class Store:
             raise KurabeError(f"cannot open database {path}: {exc}") from None
         self._conn.row_factory = sqlite3.Row
         try:
-            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA busy_timeout=10000")
+            # Switching a new file to WAL needs it to itself, and SQLite answers "locked" at once
+            # (no busy wait) when another connection is opening it too: try again shortly.
+            for attempt in range(50):
+                try:
+                    self._conn.execute("PRAGMA journal_mode=WAL")
+                    break
+                except sqlite3.OperationalError as exc:
+                    if "locked" not in str(exc) or attempt == 49:
+                        raise
+                    time.sleep(0.05)
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.execute("PRAGMA foreign_keys=ON")
-            self._conn.execute("PRAGMA busy_timeout=10000")
             if migrate:
                 self.migrate()
         except sqlite3.DatabaseError as exc:

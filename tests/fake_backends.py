@@ -49,6 +49,9 @@ class Script:
     """Default: one token per chunk."""
     ttft_s: float | None = None
     """Reported time to first token; default: measured."""
+    engine: Mapping[str, Any] = field(default_factory=dict)
+    """More :class:`StreamDone` fields, as a local engine reports them (``history_trimmed_turns``
+    …)."""
 
     @classmethod
     def text(cls, text: str, *, chunk: int = 2, **kwargs: Any) -> Script:
@@ -185,6 +188,7 @@ class FakeBackend(Backend):
                 if script.ttft_s is not None
                 else (None if first is None else first - started),
                 total_s=total,
+                **script.engine,
             )
         except asyncio.CancelledError:
             self.cancelled += 1

@@ -74,7 +74,13 @@ def run(argv: list[str], *, tty: bool = False) -> tuple[int, str, str]:
 def test_bundled_personas_load_without_problems() -> None:
     catalog = load_personas()
     assert catalog.problems == []
-    assert catalog.ids() == ["anime-fan", "voice-assistant", "keigo-clerk", "translator"]
+    assert catalog.ids() == [
+        "anime-fan",
+        "voice-assistant",
+        "keigo-clerk",
+        "translator",
+        "assistant",
+    ]
     assert DEFAULT_PERSONA_ID in catalog
     assert all(persona.source == BUILT_IN for persona in catalog)
     assert {persona.register for persona in catalog} == {"casual", "polite", "any"}
@@ -147,7 +153,7 @@ def test_user_file_overrides_the_bundled_one() -> None:
     assert persona.source == str(path)
     assert catalog.overridden == {"anime-fan": BUILT_IN}
     assert catalog.ids()[0] == "anime-fan"  # keeps the bundled one's place
-    assert len(catalog) == 4
+    assert len(catalog) == 5
 
 
 def test_extra_paths_override_the_user_directory(tmp_path: Path) -> None:
@@ -220,7 +226,7 @@ def test_list_reports_bad_files_on_stderr_and_still_lists_the_good_ones() -> Non
     bad = write(user_personas_dir() / "typo.toml", 'id = "x"\ntitle = "t"\nsytem = "s"\n')
     code, out, err = run(["personas"])
     assert code == 1
-    assert len(out.splitlines()) == 4
+    assert len(out.splitlines()) == 5
     assert err == (
         f"kurabe: {bad}:3: sytem: unknown key (did you mean 'system'?); known keys: id, title, "
         "system, char_name, user_name, language, register, max_reply_chars, first_person, notes\n"

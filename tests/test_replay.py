@@ -290,7 +290,7 @@ def _start_replay(
 def test_kill_9_mid_stream_keeps_everything_completed(
     tiny_gguf: Path, tmp_path: Path, kurabe_home: Path, unload: None
 ) -> None:
-    models = _models_file(tmp_path, tiny_gguf, long_tokens=800)
+    models = _models_file(tmp_path, tiny_gguf, long_tokens=3000)
     db = tmp_path / "k.sqlite3"
     store = Store(db)  # created (and migrated) before the replay opens it
     process = _start_replay(models, db, kurabe_home, "--seed", "3")
@@ -360,7 +360,7 @@ def test_kill_9_mid_stream_keeps_everything_completed(
 def test_ctrl_c_stops_cleanly_with_everything_saved(
     tiny_gguf: Path, tmp_path: Path, kurabe_home: Path
 ) -> None:
-    models = _models_file(tmp_path, tiny_gguf, long_tokens=800)
+    models = _models_file(tmp_path, tiny_gguf, long_tokens=3000)
     db = tmp_path / "k.sqlite3"
     store = Store(db)
     process = _start_replay(models, db, kurabe_home)

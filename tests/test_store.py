@@ -204,21 +204,24 @@ def test_scrub_secrets() -> None:
 def test_opening_a_new_database_from_several_connections_at_once(tmp_path: Path) -> None:
     import threading
 
-    path = tmp_path / "race.sqlite3"
     errors: list[BaseException] = []
-    barrier = threading.Barrier(4)
+    # Twenty new files, six openers each: the switch to WAL answered "locked" in about one
+    # race in ten before it was retried.
+    for attempt in range(20):
+        path = tmp_path / f"race-{attempt}.sqlite3"
+        barrier = threading.Barrier(6)
 
-    def open_it() -> None:
-        try:
-            barrier.wait()
-            Store(path).close()
-        except BaseException as exc:  # collected and asserted below
-            errors.append(exc)
+        def open_it(path: Path = path, barrier: threading.Barrier = barrier) -> None:
+            try:
+                barrier.wait()
+                Store(path).close()
+            except BaseException as exc:  # collected and asserted below
+                errors.append(exc)
 
-    threads = [threading.Thread(target=open_it) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
-    assert Store(path).schema_version == SCHEMA_VERSION
+        threads = [threading.Thread(target=open_it) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        assert Store(path).schema_version == SCHEMA_VERSION

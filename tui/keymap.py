@@ -107,7 +107,9 @@ KEY_HELP: list[KeyHelp] = [
     KeyHelp("r", "retry the focused pane (after an error or a cancel)", "panes"),
     KeyHelp("g", "generate the focused pane's latest reply again", "panes"),
     KeyHelp("k", "cancel only the focused pane's stream (esc cancels all)", "panes"),
-    KeyHelp("s", "session summary: scores, picks, verdicts", "panes"),
+    KeyHelp(
+        "s", "session summary: scores, picks, verdicts, charts (l there: every session)", "panes"
+    ),
     KeyHelp("o", "what the focused pane sent: each sampling value, or model default", "panes"),
     KeyHelp(
         "j",

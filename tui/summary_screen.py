@@ -1,7 +1,12 @@
-"""The session at a glance: per pane its scores, picks and verdict; per turn the pick.
+"""The session at a glance: per pane its scores, picks and verdict; per turn the pick; charts.
 
 Read from the store (what is saved is what is shown). In a blind session not yet revealed the
-panes are shown by letter only. ``e`` exports from here; Esc goes back.
+panes are shown by letter only. Two charts follow the table (:class:`~tui.bar_chart.BarChart`):
+Bradley–Terry strength with its 95% interval, and speed (tok/s and 字/s). They cover this
+session's picks by this rater; ``l`` switches them to the leaderboard of every session in the
+store (the same rater), and back. While a blind session is not revealed that view is refused, since
+model names and speeds across sessions would tell which pane is which. ``e`` exports from here;
+Esc goes back.
 """
 
 from __future__ import annotations
@@ -11,15 +16,36 @@ from pathlib import Path
 from typing import ClassVar
 
 from rich.text import Text
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Vertical
+from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Static
+from textual.worker import get_current_worker
 
+from kurabe.charts import (
+    Line,
+    SpeedBar,
+    StrengthBar,
+    session_speed_bars,
+    session_strength_bars,
+    speed_bars,
+    speed_lines,
+    strength_bars,
+    strength_lines,
+)
 from kurabe.session import ComparisonSession
 from kurabe.store import SessionRecord
+from tui.bar_chart import BarChart
 from tui.verdict_dialog import VERDICT_LABELS
+
+STRENGTH_TITLE = "Bradley–Terry strength (1000 = average) · 95% interval · {scope}"
+SPEED_TITLE = "Speed: tok/s and 字/s, mean of completed replies · {scope}"
+
+
+def _computing(width: int) -> list[Line]:
+    return [[("computing…", "muted")]]
 
 
 def pane_rows(record: SessionRecord, hidden: bool, rater: str) -> list[list[str]]:
@@ -82,12 +108,17 @@ class SummaryScreen(ModalScreen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,q,s", "close", "Back"),
         Binding("e", "export", "Export"),
+        Binding("l", "toggle_scope", "All sessions"),
     ]
 
     def __init__(self, session: ComparisonSession, score_labels: dict[int, str]) -> None:
         super().__init__()
         self.session = session
         self.score_labels = score_labels
+        self.all_sessions = False
+        """Charts of every session in the store (the leaderboard) instead of this one."""
+        self.charts_ready = False
+        """The charts show the current scope's numbers (they are computed in a thread)."""
 
     def compose(self) -> ComposeResult:
         session = self.session
@@ -95,7 +126,7 @@ class SummaryScreen(ModalScreen[None]):
         title = f"Session #{session.id} · {session.persona.title}"
         if session.scenario is not None:
             title += f" · {session.scenario.title}"
-        with Vertical(id="summary-box"):
+        with VerticalScroll(id="summary-box"):
             yield Static(title, id="summary-title", markup=False)
             table: DataTable[Text] = DataTable(id="summary-table", cursor_type="row")
             table.add_columns("", "model", "done", "rated", "mean ★", "best", "tok/s", "verdict")
@@ -111,7 +142,61 @@ class SummaryScreen(ModalScreen[None]):
             yield Static(
                 f"★ {labels}   rater: {session.rater}", classes="summary-hint", markup=False
             )
-            yield Static("e: export · esc: back", classes="summary-hint", markup=False)
+            yield Static("", id="strength-title", classes="chart-title", markup=False)
+            yield BarChart(_computing, id="strength-chart")
+            yield Static("", id="speed-title", classes="chart-title", markup=False)
+            yield BarChart(_computing, id="speed-chart")
+            yield Static(
+                "e: export · l: all sessions / this one · esc: back",
+                classes="summary-hint",
+                markup=False,
+            )
+
+    def on_mount(self) -> None:
+        self._start_charts()
+
+    def chart_data(self, all_sessions: bool) -> tuple[list[StrengthBar], list[SpeedBar]]:
+        """The bars of this session (its rater's picks), or of the leaderboard of every session."""
+        session = self.session
+        if all_sessions:
+            from kurabe.leaderboard import build_leaderboard
+
+            board = build_leaderboard(session.store, rater=session.rater)
+            return strength_bars(board.models), speed_bars(board.models)
+        record = session.store.load_record(session.id)
+        return (
+            session_strength_bars(record, hide_names=session.hidden, rater=session.rater),
+            session_speed_bars(record, hide_names=session.hidden),
+        )
+
+    def _start_charts(self) -> None:
+        scope = "all sessions" if self.all_sessions else "this session"
+        self.query_one("#strength-title", Static).update(STRENGTH_TITLE.format(scope=scope))
+        self.query_one("#speed-title", Static).update(SPEED_TITLE.format(scope=scope))
+        self.charts_ready = False
+        self._compute_charts(self.all_sessions)
+
+    @work(thread=True, exclusive=True, group="charts")
+    def _compute_charts(self, all_sessions: bool) -> None:
+        """The bootstrap (200 refits) takes a moment on a long session, and every session's
+        records for the leaderboard more: off the event loop, so streams and keys go on."""
+        strength, speed = self.chart_data(all_sessions)
+        if not get_current_worker().is_cancelled:
+            self.app.call_from_thread(self._show_charts, strength, speed)
+
+    def _show_charts(self, strength: list[StrengthBar], speed: list[SpeedBar]) -> None:
+        self.query_one("#strength-chart", BarChart).show(
+            lambda width: strength_lines(strength, width)
+        )
+        self.query_one("#speed-chart", BarChart).show(lambda width: speed_lines(speed, width))
+        self.charts_ready = True
+
+    def action_toggle_scope(self) -> None:
+        if not self.all_sessions and self.session.hidden:
+            self.notify("reveal the models first (ctrl+r): the leaderboard names them")
+            return
+        self.all_sessions = not self.all_sessions
+        self._start_charts()
 
     def action_close(self) -> None:
         self.dismiss(None)

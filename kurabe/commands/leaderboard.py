@@ -1,8 +1,9 @@
 """``kurabe leaderboard [--scenario ID] [--rater NAME] [--kind human|judge|all] [--db PATH]
-[--format table|json|csv]``: per model the rated replies, mean score, verdict counts,
+[--format table|json|csv|html]``: per model the rated replies, mean score, verdict counts,
 Bradley–Terry rating with bootstrap 95% intervals from the per-turn picks, the automatic checks'
 averages, and a win-rate matrix; then the agreement figures of the same sessions (judge vs human,
-human vs human; :mod:`kurabe.agreement`).
+human vs human; :mod:`kurabe.agreement`). ``html`` is a self-contained page with the ranking and
+its charts (:mod:`kurabe.charts`).
 
 People's ratings by default; ``--kind judge`` ranks by the LLM judges' scores and pairwise
 judgements instead, ``--rater judge:<profile>`` by one judge's. The table and JSON carry the
@@ -31,7 +32,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--db", metavar="PATH", default=argparse.SUPPRESS, help="database file")
     parser.add_argument(
-        "--format", choices=("table", "json", "csv"), default="table", help="output format"
+        "--format", choices=("table", "json", "csv", "html"), default="table", help="output format"
     )
     parser.add_argument(
         "--bootstrap", type=int, default=200, metavar="N", help="bootstrap resamples (200)"
@@ -78,6 +79,11 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.format == "csv":
         sys.stdout.write(board.to_csv())
+        return 0
+    if args.format == "html":
+        from kurabe.charts import leaderboard_page
+
+        sys.stdout.write(leaderboard_page(board))
         return 0
     if not board.models:
         print("no sessions yet", file=sys.stderr)

@@ -2,9 +2,12 @@
 
 Prints a live display on a terminal and plain lines otherwise, then ``session <id>`` per run.
 ``--resume SESSION`` continues an interrupted replay from the first turn that has no completed
-reply. ``--judge PROFILE`` has an LLM judge judge each session right after it is replayed
-(``--judge-mode``, ``--judge-rubric``, ``--judge-temperature``, ``--judge-attempts`` as in
-``kurabe judge``; see :mod:`kurabe.judge`); ``kurabe judge SESSION`` resumes it if interrupted.
+reply. ``--tag TAG`` replays every scenario with that tag, one after another (each its own
+session): an imported question set (``kurabe import`` tags them ``mt-bench`` or
+``elyza-tasks-100``) is one scenario per question, so that no answer leaks into the next prompt.
+``--judge PROFILE`` has an LLM judge judge each session right after the replay (``--judge-mode``,
+``--judge-rubric``, ``--judge-temperature``, ``--judge-attempts`` as in ``kurabe judge``; see
+:mod:`kurabe.judge`); ``kurabe judge SESSION`` resumes it if interrupted.
 Exit status: 0 done, 2 configuration error (unknown scenario or model, no usable pane), 130
 interrupted with Ctrl-C (everything so far is saved).
 """
@@ -28,6 +31,9 @@ def register(subparsers: Any) -> None:
         description="Replay a scenario across models without the TUI; prints the session id.",
     )
     parser.add_argument("scenario", metavar="SCENARIO", nargs="?", help="scenario id")
+    parser.add_argument(
+        "--tag", metavar="TAG", help="replay every scenario with this tag, one after another"
+    )
     parser.add_argument(
         "--models", metavar="A,B,C", default=argparse.SUPPRESS, help="model profiles (1-6)"
     )
@@ -86,6 +92,20 @@ def choose_profiles(names: str | None, models_file: str | None) -> list[Any]:
     if not 1 <= len(chosen) <= MAX_PANES:
         raise KurabeError(f"choose 1 to {MAX_PANES} models with --models, got {len(chosen)}")
     return chosen
+
+
+def chosen_scenarios(catalog: Any, scenario_id: str | None, tag: str | None) -> list[Any]:
+    """The scenario named, or every scenario with ``tag`` (in catalog order); one, not both."""
+    if scenario_id and tag:
+        raise KurabeError("name a SCENARIO or give --tag, not both")
+    if tag:
+        tagged = [scenario for scenario in catalog if tag in scenario.tags]
+        if not tagged:
+            raise KurabeError(f"no scenario has the tag {tag!r} (see `kurabe scenarios`)")
+        return tagged
+    if not scenario_id:
+        raise KurabeError("name a SCENARIO to replay (see `kurabe scenarios`), --tag, or --resume")
+    return [catalog.get(scenario_id)]
 
 
 def _progress(plain: bool) -> Any:
@@ -149,28 +169,34 @@ def run(args: argparse.Namespace) -> int:
                 stall_timeout_s=stall,
             )
         else:
-            if not args.scenario:
-                raise KurabeError("name a SCENARIO to replay (see `kurabe scenarios`), or --resume")
             from personas.loader import load_personas
             from scenarios.loader import load_scenarios
 
             personas = load_personas()
-            scenario = load_scenarios(personas=personas).get(args.scenario)
-            persona = personas.get(getattr(args, "persona", None) or scenario.persona)
+            scenarios = chosen_scenarios(load_scenarios(personas=personas), args.scenario, args.tag)
+            pairs = [
+                (scenario, personas.get(getattr(args, "persona", None) or scenario.persona))
+                for scenario in scenarios
+            ]
             profiles_chosen = choose_profiles(getattr(args, "models", None), models_file)
-            coroutine = run_replay(
-                store,
-                scenario,
-                persona,
-                profiles_chosen,
-                repeat=args.repeat,
-                seed=args.seed,
-                rater=rater,
-                parallel_local=parallel_local,
-                progress=progress,
-                stall_timeout_s=stall,
-                on_session=started.append,
-            )
+
+            async def replay_each() -> None:
+                for scenario, persona in pairs:
+                    await run_replay(
+                        store,
+                        scenario,
+                        persona,
+                        profiles_chosen,
+                        repeat=args.repeat,
+                        seed=args.seed,
+                        rater=rater,
+                        parallel_local=parallel_local,
+                        progress=progress,
+                        stall_timeout_s=stall,
+                        on_session=started.append,
+                    )
+
+            coroutine = replay_each()
         if judge is not None:
             coroutine = _then_judge(coroutine, store, started, judge, args.plain)
         try:

@@ -1,0 +1,84 @@
+"""``kurabe import FILE --format mt-bench|elyza-tasks|jsonl``: question sets as scenario files.
+
+Writes one scenario TOML file per question into the user's scenario folder (or ``--out DIR``),
+then prints one line per file written (``wrote PATH  ID  N turn(s)``) and how to replay them.
+The formats and the choices behind them are in :mod:`kurabe.importers`. A bad file is one line,
+``kurabe: file:line: field: reason``, with exit status 2 and nothing written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    SubParsers = argparse._SubParsersAction[argparse.ArgumentParser]
+
+FORMAT_CHOICES = ("mt-bench", "elyza-tasks", "jsonl")
+
+
+def register(subparsers: SubParsers) -> None:
+    parser = subparsers.add_parser(
+        "import",
+        help="import a question set (Japanese MT-Bench, ELYZA-tasks-100, JSONL) as scenarios",
+        description="Write scenario files from a question set you have: Japanese MT-Bench's "
+        "question.jsonl, ELYZA-tasks-100 (JSONL or CSV), or kurabe's own JSONL (one scenario "
+        "a line). Nothing is downloaded.",
+    )
+    parser.add_argument("file", type=Path, metavar="FILE", help="the question file")
+    parser.add_argument(
+        "--format", required=True, choices=FORMAT_CHOICES, help="what kind of file it is"
+    )
+    parser.add_argument(
+        "--persona", metavar="ID", help="persona of the scenarios (default: assistant)"
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="where to write (default: the scenarios/ folder of the config directory)",
+    )
+    parser.add_argument(
+        "--id-prefix",
+        metavar="PREFIX",
+        help="scenario ids are PREFIX-<number> (default: mtbench, elyza-tasks, the file name)",
+    )
+    parser.add_argument("--force", action="store_true", help="overwrite files already there")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    from kurabe.importers import DEFAULT_PERSONA, import_file
+    from personas.loader import load_personas
+    from scenarios.loader import user_scenarios_dir
+
+    out = out or sys.stdout
+    personas = load_personas()
+    out_dir: Path = (args.out or user_scenarios_dir()).expanduser()
+    result = import_file(
+        args.file.expanduser(),
+        args.format,
+        out_dir=out_dir,
+        persona=args.persona or DEFAULT_PERSONA,
+        known_personas=personas.ids(),
+        prefix=args.id_prefix,
+        force=args.force,
+    )
+    for path, scenario in result.written:
+        turns = len(scenario.turns)
+        out.write(f"wrote {path}  {scenario.id}  {turns} turn{'s' if turns != 1 else ''}\n")
+    count = len(result.written)
+    summary = f"{count} scenario{'s' if count != 1 else ''} in {out_dir}"
+    if result.replaced:
+        summary += f" ({len(result.replaced)} overwritten)"
+    out.write(summary + "\n")
+    first = result.written[0][1].id
+    hint = f"replay one: kurabe replay {first} --models A,B"
+    if args.out is not None and out_dir.resolve() != user_scenarios_dir().resolve():
+        hint += f" (after moving the files to {user_scenarios_dir()})"
+    elif result.tag and count > 1:
+        hint += f"; all of them: kurabe replay --tag {result.tag} --models A,B"
+    out.write(hint + "\n")
+    return 0
