@@ -27,6 +27,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "leaderboard",
     "replay",
     "import_questions",
+    "judge",
+    "agreement",
 )
 
 
@@ -49,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--resume", metavar="SESSION", help="reopen a saved session")
     parser.add_argument(
         "--parallel-local", action="store_true", help="run local panes at the same time"
+    )
+    parser.add_argument(
+        "--judge", metavar="PROFILE", help="the LLM judge the j key asks (default: from config)"
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:

@@ -29,6 +29,13 @@ wish: a setting that was not sent reads "model default" in every format, and a p
 recorded nothing says "not recorded". The md and html show it per pane, the csv in its sampling
 columns, the jsonl and battles as ``sent``.
 
+An LLM judge's ratings (kind ``judge``, :mod:`kurabe.judge`) never stand in for a person's: the
+scores, means and "latest rating" of every format are people's. The jsonl lists every rating with
+its ``kind`` and, per reply, every judgement (failed ones with the judge's raw answers); the md
+and html end with a "Judge and agreement" section — the judge runs (rubric hash, temperature sent)
+and this session's agreement figures (:mod:`kurabe.agreement`). The csv and battles carry
+people's ratings only.
+
 Blind sessions not yet revealed: every export says so, and shows the pane labels (A, B, …)
 instead of model names, with the settings left out (model, file, backend, and the sampling sent,
 which tells an API pane from a local one), unless ``reveal_names=True``
@@ -323,9 +330,89 @@ def _rating_dict(rating: RatingRow, labels: Mapping[int, str]) -> dict[str, Any]
         "tags": list(rating.tags),
         "note": rating.note,
         "rater": rating.rater,
+        "kind": rating.kind,
         "blind": rating.blind,
         "created_at": rating.created_at,
     }
+
+
+# -- the LLM judge and the agreement figures ---------------------------------------------------
+
+
+def _judgement_dicts(record: SessionRecord, reply: ReplyRow) -> list[dict[str, Any]]:
+    """Every judgement of a reply, failed ones with the judge's raw answers (jsonl)."""
+    out = []
+    for row in record.judgements_of(reply.id):
+        other = row.other_reply_id if row.reply_id == reply.id else row.reply_id
+        if row.mode == "pairwise" and row.ok:
+            outcome = (
+                "tie"
+                if row.winner_reply_id is None
+                else ("won" if row.winner_reply_id == reply.id else "lost")
+            )
+        else:
+            outcome = None
+        out.append(
+            {
+                "judge": row.judge,
+                "mode": row.mode,
+                "rubric_hash": row.rubric_hash,
+                "status": row.status,
+                "score": row.score,
+                "against_reply_id": other if row.mode == "pairwise" else None,
+                "outcome": outcome,
+                "reason": row.reason,
+                "attempts": row.attempts,
+                "created_at": row.created_at,
+            }
+        )
+    return out
+
+
+def _agreement_report(record: SessionRecord) -> Any:
+    from kurabe.agreement import agreement_from_records
+
+    return agreement_from_records([record], session=record.session.id)
+
+
+def _judge_run_lines(record: SessionRecord) -> list[str]:
+    lines = []
+    for run in record.judge_runs:
+        rows = [j for j in record.judgements if j.run_id == run.id]
+        ok = sum(1 for j in rows if j.ok)
+        failed = len(rows) - ok
+        sent = sent_settings(run.settings.get("backend") or {})
+        temperature = sent_value(sent.value("temperature")) if sent else NOT_RECORDED
+        lines.append(
+            f"{run.judge} ({run.mode}, rubric {run.rubric_name} {run.rubric_hash[:12]}, "
+            f"temperature {temperature}): {ok} judged, {failed} failed"
+        )
+    return lines
+
+
+def agreement_markdown(view: ExportView) -> list[str]:
+    """The md export's "Judge and agreement" section (empty when nobody judged or rated)."""
+    record = view.record
+    report = _agreement_report(record)
+    runs = _judge_run_lines(record)
+    if not runs and report.humans.units == 0:
+        return []
+    from kurabe.agreement import report_lines
+
+    out = ["## Judge and agreement", ""]
+    out.extend(f"- {line}" for line in runs)
+    out.extend(f"- {line}" for line in report_lines(report))
+    out.append("")
+    return out
+
+
+def agreement_html(view: ExportView) -> str:
+    """The html export's judge and agreement section ("" when nobody judged or rated)."""
+    lines = agreement_markdown(view)
+    if not lines:
+        return ""
+    items = "".join(f"<li>{html.escape(line[2:])}</li>" for line in lines if line.startswith("- "))
+    return f'<section class="agreement"><h2>Judge and agreement</h2><ul>{items}</ul></section>'
 
 
 def _pick_word(view: ExportView, turn: int) -> dict[str, Any] | None:
@@ -497,6 +584,7 @@ def to_markdown(view: ExportView) -> str:
         if rows:
             out.extend(rows)
             out.append("")
+    out.extend(agreement_markdown(view))
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -655,6 +743,7 @@ def reply_records(view: ExportView) -> list[dict[str, Any]]:
                 },
                 "checks": reply.checks,
                 "ratings": [_rating_dict(r, labels) for r in ratings],
+                "judgements": _judgement_dicts(record, reply),
                 "latest_rating": _rating_dict(newest, labels) if newest else None,
                 "verdict": None
                 if verdict is None
@@ -995,6 +1084,7 @@ def to_html(view: ExportView) -> str:
             word = "tie" if pick.outcome == "tie" else "all bad"
             parts.append(f'<div class="pick">pick: {word}</div>')
         parts.append("</section>")
+    parts.append(agreement_html(view))
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
 

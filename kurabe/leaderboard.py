@@ -15,6 +15,13 @@ Across every stored session (or those of one scenario, or the ratings of one rat
 - the **automatic checks** averaged per model (Japanese share, polite share, characters per
   token, share of replies with any flag) and the speeds (tokens/s, characters/s).
 
+Whose ratings: people's (kind ``human``) by default; ``kind="judge"`` takes the LLM judges'
+instead — their 1–5 scores, and battles from their pairwise judgements (each pair judged in both
+orders, a disagreement a tie; :mod:`kurabe.judge`) — and ``kind="all"`` both. Naming a ``rater``
+(``judge:<profile>`` for a judge) takes that rater's, whatever the kind. Verdicts and picks are
+given by people only. The board carries the agreement figures of its sessions
+(:mod:`kurabe.agreement`) when asked for them.
+
 The maximum-likelihood strengths exist only when no group of models won (or tied) none of its
 games against the rest; a model that won every game would otherwise go to infinity. When that
 happens (often with few battles, and in bootstrap resamples) every pair that played gets a
@@ -36,8 +43,9 @@ from statistics import fmean
 from typing import Any
 
 from kurabe.csvsafe import spreadsheet_safe
+from kurabe.errors import KurabeError
 from kurabe.export import Battle, derive_battles
-from kurabe.store import Store, newest_by
+from kurabe.store import SessionRecord, Store, newest_by
 
 BOOTSTRAP_ROUNDS = 200
 BOOTSTRAP_SEED = 0
@@ -220,15 +228,21 @@ class Leaderboard:
     sessions: int
     scenario: str | None = None
     rater: str | None = None
+    kind: str = "human"
+    """Whose ratings: ``human``, ``judge``, ``all``, or ``rater`` (the one named)."""
+    agreement: dict[str, Any] | None = None
+    """:meth:`kurabe.agreement.AgreementReport.to_dict` over the same sessions, when asked."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "scenario": self.scenario,
             "rater": self.rater,
+            "kind": self.kind,
             "sessions": self.sessions,
             "battles": self.battles,
             "models": [asdict(m) for m in self.models],
             "win_rate": self.win_rate,
+            "agreement": self.agreement,
         }
 
     def to_json(self) -> str:
@@ -292,20 +306,56 @@ def _mean(values: Iterable[float | None]) -> float | None:
     return fmean(present) if present else None
 
 
+RATING_SCOPES = ("human", "judge", "all")
+
+
+def judge_matches(record: SessionRecord, rater: str | None = None) -> list[Match]:
+    """Battles from the judges' pairwise judgements (newest per turn, pair and judge)."""
+    panes = {p.position: p.profile_name for p in record.panes}
+    pane_of = {reply.id: reply.pane for reply in record.replies}
+    pairwise = [
+        j
+        for j in record.judgements
+        if j.mode == "pairwise"
+        and j.ok
+        and j.other_reply_id is not None
+        and rater in (None, j.judge)
+    ]
+    matches: list[Match] = []
+    newest = newest_by(pairwise, lambda j: (j.turn, j.reply_id, j.other_reply_id, j.judge))
+    for judgement in newest.values():
+        assert judgement.other_reply_id is not None
+        model_a = panes[pane_of[judgement.reply_id]]
+        model_b = panes[pane_of[judgement.other_reply_id]]
+        if judgement.winner_reply_id is None:
+            score = 0.5
+        else:
+            score = 1.0 if judgement.winner_reply_id == judgement.reply_id else 0.0
+        matches.append((model_a, model_b, score))
+    return matches
+
+
 def build_leaderboard(
     store: Store,
     *,
     scenario: str | None = None,
     rater: str | None = None,
+    kind: str | None = None,
     rounds: int = BOOTSTRAP_ROUNDS,
     seed: int = BOOTSTRAP_SEED,
 ) -> Leaderboard:
-    """Gather every session (of ``scenario``) and rating (of ``rater``) into a leaderboard."""
+    """Gather every session (of ``scenario``) and rating (of ``rater``; of ``kind``: ``human``
+    unless a rater is named) into a leaderboard."""
+    if kind is not None and kind not in RATING_SCOPES:
+        raise KurabeError(f"--kind is one of {', '.join(RATING_SCOPES)}, not {kind!r}")
+    scope = kind or ("human" if rater is None else "all")
+    kinds = {"human", "judge"} if scope == "all" else {scope}
     stats: dict[str, ModelStats] = {}
     scores: dict[str, list[int]] = defaultdict(list)
     rated: dict[str, set[int]] = defaultdict(set)
     completed: dict[str, list[Any]] = defaultdict(list)
     battles: list[Battle] = []
+    judged: list[Match] = []
     session_ids = store.session_ids(scenario=scenario)
 
     def entry(model: str) -> ModelStats:
@@ -319,7 +369,7 @@ def build_leaderboard(
         for pane in record.panes:
             entry(pane.profile_name)
         latest_ratings = newest_by(
-            (r for r in record.ratings if rater in (None, r.rater)),
+            (r for r in record.ratings if rater in (None, r.rater) and r.kind in kinds),
             lambda r: (r.reply_id, r.rater),
         )
         replies = {r.id: r for r in record.replies}
@@ -332,14 +382,17 @@ def build_leaderboard(
         for reply in record.replies:
             if reply.completed:
                 completed[panes[reply.pane].profile_name].append(reply)
-        latest_verdicts = newest_by(
-            (v for v in record.verdicts if rater in (None, v.rater)),
-            lambda v: (v.pane, v.rater),
-        )
-        for verdict in latest_verdicts.values():
-            counts = entry(panes[verdict.pane].profile_name).verdicts
-            counts[verdict.verdict] = counts.get(verdict.verdict, 0) + 1
-        battles.extend(b for b in derive_battles(record) if rater is None or b.judge == rater)
+        if "human" in kinds:
+            latest_verdicts = newest_by(
+                (v for v in record.verdicts if rater in (None, v.rater)),
+                lambda v: (v.pane, v.rater),
+            )
+            for verdict in latest_verdicts.values():
+                counts = entry(panes[verdict.pane].profile_name).verdicts
+                counts[verdict.verdict] = counts.get(verdict.verdict, 0) + 1
+            battles.extend(b for b in derive_battles(record) if rater is None or b.judge == rater)
+        if "judge" in kinds:
+            judged.extend(judge_matches(record, rater))
 
     for model, item in stats.items():
         item.scores = len(scores[model])
@@ -364,6 +417,7 @@ def build_leaderboard(
             item.flag_counts = dict(sorted(flag_counts.items()))
 
     matches: list[Match] = [(b.model_a, b.model_b, battle_score(b.winner)) for b in battles]
+    matches += [m for m in judged if m[0] != m[1]]
     ratings = fit_ratings(matches) if matches else {}
     intervals = bootstrap_intervals(matches, rounds=rounds, seed=seed) if matches else {}
     points: dict[str, float] = defaultdict(float)
@@ -412,4 +466,5 @@ def build_leaderboard(
         sessions=len(session_ids),
         scenario=scenario,
         rater=rater,
+        kind=scope if kind is not None or rater is None else "rater",
     )

@@ -98,6 +98,7 @@ DEFAULT_TAGS = (
     "template-leak",
     "repetitive",
 )
+JUDGE_BADGE_MODES = ("after-rating", "always")
 PANE_LABELS = "ABCDEF"
 MAX_PANES = len(PANE_LABELS)
 PARTIAL_FLUSH_S = 0.5
@@ -117,11 +118,17 @@ class RatingConfig:
     rater = "hana"
     score_labels = "en"            # "ja" (default), "en", or a table {1 = "…", …, 5 = "…"}
     tags = ["kawaii", "too-formal"]  # added to the default tags
+    judge = "gpt-4.1-mini"         # the profile the app's judge key (j) asks
+    judge_badge = "after-rating"   # or "always": show the judge's score before you rate
     """
 
     rater: str | None = None
     score_labels: Mapping[int, str] = field(default_factory=lambda: dict(SCORE_LABELS_JA))
     tags: tuple[str, ...] = DEFAULT_TAGS
+    judge: str | None = None
+    judge_badge: str = "after-rating"
+    """``after-rating``: a judge's score stays hidden until the rater has scored that reply (no
+    anchoring); ``always``: shown as soon as the judge answers."""
 
 
 def config_file() -> Path:
@@ -159,7 +166,17 @@ def load_rating_config(path: Path | str | None = None) -> RatingConfig:
             raise doc.error(("tags", index), "tags are non-empty strings")
         if tag.strip() not in tags:
             tags.append(tag.strip())
-    return RatingConfig(rater=(rater or "").strip() or None, score_labels=labels, tags=tuple(tags))
+    judge = doc.take(doc.data, (), "judge", str, required=False, non_empty=True)
+    badge = doc.take(doc.data, (), "judge_badge", str, required=False) or "after-rating"
+    if badge not in JUDGE_BADGE_MODES:
+        raise doc.error(("judge_badge",), 'must be "after-rating" or "always"')
+    return RatingConfig(
+        rater=(rater or "").strip() or None,
+        score_labels=labels,
+        tags=tuple(tags),
+        judge=judge.strip() if judge else None,
+        judge_badge=badge,
+    )
 
 
 def resolve_rater(cli_value: str | None = None) -> str:

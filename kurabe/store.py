@@ -18,6 +18,12 @@ half-streamed reply, kept and marked incomplete.
 Ratings, verdicts and picks are append-only: re-rating adds a row, the history is kept and the
 latest row per (target, rater) counts.
 
+An LLM judge's scores are ratings too, of kind ``judge`` and rater ``judge:<profile>``
+(:mod:`kurabe.judge`); what a reader means by "the rating" is the people's unless it asks for a
+kind (:meth:`SessionRecord.latest_rating`). Each judge run records the judge's exact request
+settings and its rubric (text and sha256); each judgement, failed ones included, keeps every raw
+answer the judge gave.
+
 Never an API key or a credential: pane settings, headers, event data and error reasons pass
 through :func:`scrub_secrets` before they are written, which also drops the user info and secret
 query values of every URL in them (``https://user:pass@host/v1?api-key=…``).
@@ -164,11 +170,54 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE replies ADD COLUMN history_trimmed_turns INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE replies ADD COLUMN max_tokens_clamped INTEGER;
     """,
+    # 4: the LLM judge. A rating's kind (human or judge); each judge run with the judge's exact
+    # request settings and the rubric it used (text and hash); each judgement asked of it, the
+    # failed ones too, with every raw answer.
+    """
+    ALTER TABLE ratings ADD COLUMN kind TEXT NOT NULL DEFAULT 'human';
+    CREATE TABLE judge_runs (
+        id INTEGER PRIMARY KEY,
+        session_id INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+        judge TEXT NOT NULL,
+        profile_name TEXT NOT NULL,
+        mode TEXT NOT NULL CHECK (mode IN ('single', 'pairwise')),
+        rubric_name TEXT NOT NULL,
+        rubric_hash TEXT NOT NULL,
+        rubric_text TEXT NOT NULL,
+        settings_json TEXT NOT NULL DEFAULT '{}',
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE judgements (
+        id INTEGER PRIMARY KEY,
+        run_id INTEGER NOT NULL REFERENCES judge_runs(id) ON DELETE CASCADE,
+        turn_id INTEGER NOT NULL REFERENCES turns(id) ON DELETE CASCADE,
+        reply_id INTEGER NOT NULL REFERENCES replies(id) ON DELETE CASCADE,
+        other_reply_id INTEGER REFERENCES replies(id) ON DELETE CASCADE,
+        status TEXT NOT NULL CHECK (status IN ('ok', 'unparseable', 'error')),
+        score INTEGER CHECK (score IS NULL OR score BETWEEN 1 AND 5),
+        winner_reply_id INTEGER REFERENCES replies(id) ON DELETE CASCADE,
+        reason TEXT NOT NULL DEFAULT '',
+        attempts_json TEXT NOT NULL DEFAULT '[]',
+        rating_id INTEGER REFERENCES ratings(id) ON DELETE SET NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX ratings_kind ON ratings (kind);
+    CREATE INDEX judge_runs_session ON judge_runs (session_id);
+    CREATE INDEX judgements_run ON judgements (run_id);
+    CREATE INDEX judgements_reply ON judgements (reply_id);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
 REPLY_STATUSES = ("streaming", "complete", "failed", "cancelled", "interrupted")
 PICK_OUTCOMES = ("pane", "tie", "bothbad")
+RATING_KINDS = ("human", "judge")
+"""Who gave a rating: a person, or an LLM judge (rater ``judge:<profile>``)."""
+JUDGE_MODES = ("single", "pairwise")
+JUDGEMENT_STATUSES = ("ok", "unparseable", "error")
+"""``ok``: parsed and stored (single: with its rating row); ``unparseable``: the judge answered,
+never in the required format, within the allowed attempts (its raw answers are kept, no score is
+stored); ``error``: the judge's backend failed (connection, timeout …)."""
 _SECRET_KEY_WORDS = ("api_key", "apikey", "secret", "password", "token_value", "authorization")
 
 
@@ -403,6 +452,56 @@ class RatingRow:
     rater: str
     blind: bool
     created_at: str
+    kind: str = "human"
+    """``human`` or ``judge`` (:data:`RATING_KINDS`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class JudgeRunRow:
+    """One ``kurabe judge`` run (or one TUI judge request) over a session."""
+
+    id: int
+    session_id: int
+    judge: str
+    """The rater name of its ratings: ``judge:<profile>``."""
+    profile_name: str
+    mode: str
+    rubric_name: str
+    rubric_hash: str
+    rubric_text: str
+    settings: dict[str, Any]
+    """The judge's profile snapshot and what its backend recorded as sent (``backends.sent``)."""
+    created_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class JudgementRow:
+    """One question put to a judge: a reply (single) or a pair of replies (pairwise)."""
+
+    id: int
+    run_id: int
+    judge: str
+    mode: str
+    rubric_hash: str
+    turn_id: int
+    turn: int
+    """The turn's 0-based index in its session."""
+    reply_id: int
+    other_reply_id: int | None
+    """Pairwise: the second reply (of the pane with the higher position)."""
+    status: str
+    score: int | None
+    winner_reply_id: int | None
+    """Pairwise and ``ok``: the reply that won in both orders; None for a tie."""
+    reason: str
+    attempts: list[dict[str, Any]]
+    """Every answer asked for, in order: the raw text and why it was refused, or the error."""
+    rating_id: int | None
+    created_at: str
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
 
 
 @dataclass(frozen=True, slots=True)
@@ -457,7 +556,7 @@ class SessionSummary:
     replies: int
     """Completed replies (latest or not)."""
     ratings: int
-    """Rating rows: reply ratings, verdicts and picks."""
+    """Rating rows given by people: reply ratings, verdicts and picks (a judge's are not)."""
 
 
 @dataclass
@@ -472,6 +571,8 @@ class SessionRecord:
     verdicts: list[VerdictRow]
     picks: list[PickRow]
     events: list[EventRow] = field(default_factory=list)
+    judgements: list[JudgementRow] = field(default_factory=list)
+    judge_runs: list[JudgeRunRow] = field(default_factory=list)
 
     def pane_by_id(self, pane_id: int) -> PaneRow:
         for pane in self.panes:
@@ -497,11 +598,23 @@ class SessionRecord:
     def ratings_of(self, reply_id: int) -> list[RatingRow]:
         return [r for r in self.ratings if r.reply_id == reply_id]
 
-    def latest_rating(self, reply_id: int, rater: str | None = None) -> RatingRow | None:
-        """The newest rating of a reply (by ``rater`` when given)."""
+    def latest_rating(
+        self, reply_id: int, rater: str | None = None, *, kind: str | None = "human"
+    ) -> RatingRow | None:
+        """The newest rating of a reply (by ``rater`` when given) of ``kind`` (people's, unless
+        asked otherwise: a judge's score never stands in for the human's; None: any kind)."""
         return newest(
-            r for r in self.ratings if r.reply_id == reply_id and rater in (None, r.rater)
+            r
+            for r in self.ratings
+            if r.reply_id == reply_id and rater in (None, r.rater) and kind in (None, r.kind)
         )
+
+    def human_ratings(self) -> list[RatingRow]:
+        return [r for r in self.ratings if r.kind == "human"]
+
+    def judgements_of(self, reply_id: int) -> list[JudgementRow]:
+        """Every judgement that looked at this reply (alone or in a pair), oldest first."""
+        return [j for j in self.judgements if reply_id in (j.reply_id, j.other_reply_id)]
 
     def latest_verdict(self, pane: int, rater: str | None = None) -> VerdictRow | None:
         return newest(v for v in self.verdicts if v.pane == pane and rater in (None, v.rater))
@@ -865,14 +978,122 @@ class Store:
         note: str,
         rater: str,
         blind: bool,
+        kind: str = "human",
     ) -> int:
         if score is not None and not 1 <= score <= 5:
             raise KurabeError(f"score must be 1 to 5, got {score}")
+        if kind not in RATING_KINDS:
+            raise KurabeError(f"a rating's kind is one of {', '.join(RATING_KINDS)}, not {kind!r}")
         cursor = self._execute(
-            "INSERT INTO ratings (reply_id, score, tags_json, note, rater, blind, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (reply_id, score, _dumps(list(tags)), note, rater, int(blind), now_iso()),
+            "INSERT INTO ratings (reply_id, score, tags_json, note, rater, blind, created_at,"
+            " kind) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (reply_id, score, _dumps(list(tags)), note, rater, int(blind), now_iso(), kind),
         )
+        return int(cursor.lastrowid or 0)
+
+    # -- writes: the judge -----------------------------------------------------------------
+
+    def add_judge_run(
+        self,
+        session_id: int,
+        *,
+        judge: str,
+        profile_name: str,
+        mode: str,
+        rubric_name: str,
+        rubric_hash: str,
+        rubric_text: str,
+        settings: Mapping[str, Any],
+        secrets: Iterable[str] = (),
+    ) -> int:
+        """Record a judge run: who judges, how (``settings``: scrubbed of every key), and the
+        rubric it used."""
+        if mode not in JUDGE_MODES:
+            raise KurabeError(f"judge mode is one of {', '.join(JUDGE_MODES)}, not {mode!r}")
+        cursor = self._execute(
+            "INSERT INTO judge_runs (session_id, judge, profile_name, mode, rubric_name,"
+            " rubric_hash, rubric_text, settings_json, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                session_id,
+                judge,
+                profile_name,
+                mode,
+                rubric_name,
+                rubric_hash,
+                rubric_text,
+                _dumps(scrub_secrets(dict(settings), secrets)),
+                now_iso(),
+            ),
+        )
+        return int(cursor.lastrowid or 0)
+
+    def update_judge_run_settings(
+        self, run_id: int, settings: Mapping[str, Any], secrets: Iterable[str] = ()
+    ) -> None:
+        """The settings once the judge's backend is loaded (it then says what it sends)."""
+        self._execute(
+            "UPDATE judge_runs SET settings_json = ? WHERE id = ?",
+            (_dumps(scrub_secrets(dict(settings), secrets)), run_id),
+        )
+
+    def add_judgement(
+        self,
+        run_id: int,
+        *,
+        turn_id: int,
+        reply_id: int,
+        other_reply_id: int | None = None,
+        status: str,
+        score: int | None = None,
+        winner_reply_id: int | None = None,
+        reason: str = "",
+        attempts: Sequence[Mapping[str, Any]] = (),
+        blind: bool = True,
+        secrets: Iterable[str] = (),
+    ) -> int:
+        """Record one judgement. A single-mode ``ok`` judgement also writes the judge's rating
+        (kind ``judge``, rater = the run's judge, the reason as its note) in the same
+        transaction; nothing else ever writes a score for a judge."""
+        if status not in JUDGEMENT_STATUSES:
+            raise KurabeError(f"judgement status is one of {', '.join(JUDGEMENT_STATUSES)}")
+        if status != "ok" and (score is not None or winner_reply_id is not None):
+            raise KurabeError("a judgement that failed carries no score and no winner")
+        if score is not None and not 1 <= score <= 5:
+            raise KurabeError(f"score must be 1 to 5, got {score}")
+        secret_list = list(secrets)
+        clean_attempts = scrub_secrets([dict(a) for a in attempts], secret_list, urls=False)
+        stamp = now_iso()
+        with self._tx() as conn:
+            run = conn.execute("SELECT judge FROM judge_runs WHERE id = ?", (run_id,)).fetchone()
+            if run is None:
+                raise KurabeError(f"no judge run {run_id}")
+            rating_id = None
+            if status == "ok" and score is not None:
+                cursor = conn.execute(
+                    "INSERT INTO ratings (reply_id, score, tags_json, note, rater, blind,"
+                    " created_at, kind) VALUES (?, ?, '[]', ?, ?, ?, ?, 'judge')",
+                    (reply_id, score, reason, run["judge"], int(blind), stamp),
+                )
+                rating_id = int(cursor.lastrowid or 0)
+            cursor = conn.execute(
+                "INSERT INTO judgements (run_id, turn_id, reply_id, other_reply_id, status,"
+                " score, winner_reply_id, reason, attempts_json, rating_id, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    run_id,
+                    turn_id,
+                    reply_id,
+                    other_reply_id,
+                    status,
+                    score,
+                    winner_reply_id,
+                    reason,
+                    _dumps(clean_attempts),
+                    rating_id,
+                    stamp,
+                ),
+            )
         return int(cursor.lastrowid or 0)
 
     def add_verdict(self, pane_id: int, *, verdict: str, note: str, rater: str, blind: bool) -> int:
@@ -988,6 +1209,56 @@ class Store:
                 rater=r["rater"],
                 blind=bool(r["blind"]),
                 created_at=r["created_at"],
+                kind=r["kind"],
+            )
+            for r in rows
+        ]
+
+    def judge_runs(self, session_id: int) -> list[JudgeRunRow]:
+        rows = self._query(
+            "SELECT * FROM judge_runs WHERE session_id = ? ORDER BY id", (session_id,)
+        )
+        return [
+            JudgeRunRow(
+                id=r["id"],
+                session_id=r["session_id"],
+                judge=r["judge"],
+                profile_name=r["profile_name"],
+                mode=r["mode"],
+                rubric_name=r["rubric_name"],
+                rubric_hash=r["rubric_hash"],
+                rubric_text=r["rubric_text"],
+                settings=_loads(r["settings_json"], {}),
+                created_at=r["created_at"],
+            )
+            for r in rows
+        ]
+
+    def judgements(self, session_id: int) -> list[JudgementRow]:
+        rows = self._query(
+            "SELECT j.*, u.judge AS run_judge, u.mode AS run_mode, u.rubric_hash AS run_hash,"
+            " t.idx AS turn_idx FROM judgements j JOIN judge_runs u ON u.id = j.run_id"
+            " JOIN turns t ON t.id = j.turn_id WHERE u.session_id = ? ORDER BY j.id",
+            (session_id,),
+        )
+        return [
+            JudgementRow(
+                id=r["id"],
+                run_id=r["run_id"],
+                judge=r["run_judge"],
+                mode=r["run_mode"],
+                rubric_hash=r["run_hash"],
+                turn_id=r["turn_id"],
+                turn=r["turn_idx"],
+                reply_id=r["reply_id"],
+                other_reply_id=r["other_reply_id"],
+                status=r["status"],
+                score=r["score"],
+                winner_reply_id=r["winner_reply_id"],
+                reason=r["reason"],
+                attempts=_loads(r["attempts_json"], []),
+                rating_id=r["rating_id"],
+                created_at=r["created_at"],
             )
             for r in rows
         ]
@@ -1060,6 +1331,8 @@ class Store:
                     verdicts=self.verdicts(session_id),
                     picks=self.picks(session_id),
                     events=self.events(session_id),
+                    judgements=self.judgements(session_id),
+                    judge_runs=self.judge_runs(session_id),
                 )
             finally:
                 self._conn.execute("COMMIT")
@@ -1080,7 +1353,8 @@ class Store:
             " (SELECT COUNT(*) FROM replies r JOIN turns t ON t.id = r.turn_id"
             "   WHERE t.session_id = s.id AND r.status = 'complete') AS n_replies,"
             " (SELECT COUNT(*) FROM ratings g JOIN replies r ON r.id = g.reply_id"
-            "   JOIN turns t ON t.id = r.turn_id WHERE t.session_id = s.id)"
+            "   JOIN turns t ON t.id = r.turn_id WHERE t.session_id = s.id"
+            "   AND g.kind = 'human')"
             " + (SELECT COUNT(*) FROM verdicts v JOIN panes p ON p.id = v.pane_id"
             "   WHERE p.session_id = s.id)"
             " + (SELECT COUNT(*) FROM picks k JOIN turns t ON t.id = k.turn_id"

@@ -66,9 +66,18 @@ def _slots_flag(binary: Path) -> list[str]:
 
 
 @contextmanager
-def running_llama_server(binary: Path, gguf: Path, log_path: Path) -> Iterator[str]:
+def running_llama_server(
+    binary: Path,
+    gguf: Path,
+    log_path: Path,
+    *,
+    ctx_size: int = 512,
+    threads: int = 1,
+    alias: str = "tiny",
+) -> Iterator[str]:
     """Run ``binary`` on ``gguf``; yield ``http://127.0.0.1:PORT``. Its output goes to
-    ``log_path`` (shown when it fails to start)."""
+    ``log_path`` (shown when it fails to start). ``ctx_size``, ``threads`` and ``alias`` for
+    tests that need a real model's longer prompts."""
     port = free_port()
     origin = f"http://127.0.0.1:{port}"
     command = [
@@ -76,17 +85,17 @@ def running_llama_server(binary: Path, gguf: Path, log_path: Path) -> Iterator[s
         "--model",
         str(gguf),
         "--alias",
-        "tiny",
+        alias,
         "--host",
         "127.0.0.1",
         "--port",
         str(port),
         "--ctx-size",
-        "512",
+        str(ctx_size),
         "--parallel",
         "1",
         "--threads",
-        "1",
+        str(threads),
         *_slots_flag(binary),
     ]
     with log_path.open("wb") as log:
@@ -100,6 +109,15 @@ def running_llama_server(binary: Path, gguf: Path, log_path: Path) -> Iterator[s
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"llama-server not up in {STARTUP_TIMEOUT_S:.0f} s")
                 time.sleep(0.2)
+            # Another test run on this machine may have taken the port between free_port() and
+            # the bind: then /health answered for *its* server and ours exits (cannot bind).
+            time.sleep(0.5)
+            if process.poll() is not None:
+                tail = log_path.read_text(errors="replace")[-2000:]
+                raise RuntimeError(
+                    f"llama-server exited ({process.returncode}) although {origin} answered: "
+                    f"another server holds the port: {tail}"
+                )
             yield origin
         finally:
             process.terminate()

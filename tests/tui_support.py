@@ -50,6 +50,9 @@ class FixedBackend(Backend):
         )
 
 
+JUDGE_PROFILE = "judge-fake"
+
+
 @dataclass
 class Harness:
     app: KurabeApp
@@ -75,21 +78,28 @@ def make_harness(
     profiles: Mapping[str, ModelProfile] | None = None,
     export_dir: Path | None = None,
     shuffle_seed: int | None = 7,
+    judge: Backend | None = None,
+    judge_badge: str = "after-rating",
 ) -> Harness:
-    """An app over ``backends`` (profile name -> backend), with a fresh store."""
+    """An app over ``backends`` (profile name -> backend), with a fresh store. ``judge``: the
+    backend of the LLM judge the j key asks (profile ``judge-fake``)."""
     store = Store(db_path) if db_path is not None else Store(":memory:")
     personas = load_personas()
     scenarios = load_scenarios(personas=personas)
     if profiles is None:
         profiles = {name: fake_profile(name, local=local) for name in backends}
+    judge_profile = fake_profile(JUDGE_PROFILE) if judge is not None else None
+    every_backend = {**backends, JUDGE_PROFILE: judge} if judge is not None else backends
     context = AppContext(
         store=store,
         profiles=dict(profiles),
         personas=personas,
         scenarios=scenarios,
-        backend_factory=fake_factory(backends),
+        backend_factory=fake_factory(every_backend),
         blind=blind,
         rater="tester",
+        judge_profile=judge_profile,
+        judge_badge=judge_badge,
     )
     chosen_scenario = scenarios.get(scenario) if scenario else None
     session = ComparisonSession.create(

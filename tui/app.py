@@ -88,6 +88,9 @@ class KurabeApp(App[int]):
             session,
             score_labels=self.context.score_labels or None,
             tags=self.context.tags,
+            judge_profile=self.context.judge_profile,
+            judge_badge=self.context.judge_badge,
+            judge_factory=self.context.backend_factory,
             load_on_mount=self.load_on_mount,
         )
 
@@ -123,6 +126,9 @@ class KurabeApp(App[int]):
 
     async def action_quit(self) -> None:
         await self.close_session(self.session)
+        screen = self.main_screen
+        if screen is not None:
+            await screen.close_judge()
         self.exit(0)
 
     async def close_session(self, session: ComparisonSession) -> None:
@@ -136,6 +142,9 @@ class KurabeApp(App[int]):
         old = self.session
         self.session = session
         await self.close_session(old)
+        screen = self.main_screen
+        if screen is not None:
+            await screen.close_judge()
         while len(self.screen_stack) > 2:
             self.pop_screen()
         await self.switch_screen(self._make_screen(session))

@@ -56,6 +56,7 @@ MAIN_BINDINGS: list[Binding] = [
     Binding("k", "cancel_pane", "Stop pane", show=False),
     Binding("s", "summary", "Summary"),
     Binding("o", "pane_settings", "Sent", show=False),
+    Binding("j", "judge", "Judge", show=False),
     Binding("i", "focus_input", "Input", show=False),
 ]
 
@@ -75,6 +76,7 @@ PANE_ACTIONS = frozenset(
         "cancel_pane",
         "summary",
         "pane_settings",
+        "judge",
         "focus_input",
     }
 )
@@ -109,5 +111,10 @@ KEY_HELP: list[KeyHelp] = [
         "s", "session summary: scores, picks, verdicts, charts (l there: every session)", "panes"
     ),
     KeyHelp("o", "what the focused pane sent: each sampling value, or model default", "panes"),
+    KeyHelp(
+        "j",
+        "ask the LLM judge (--judge) to score the latest turn; ⚖ shows once you have scored",
+        "panes",
+    ),
     KeyHelp("i", "back to the input box", "panes"),
 ]

@@ -7,7 +7,10 @@ a few small appends per pane per flush. Every other event is applied at once, af
 that pane had buffered, so the order on screen is the session's order.
 
 Ratings go to the session the moment a key is pressed (the session commits them) and show as
-badges under the reply. In a blind session nothing shown names a model until the reveal:
+badges under the reply. The judge key (j) asks the LLM judge (:mod:`kurabe.judge`, single mode)
+about the latest turn in a worker, so the screen stays responsive; its score is a badge of its
+own (⚖), kept hidden until the rater has scored that reply (no anchoring) unless config.toml
+says ``judge_badge = "always"``. In a blind session nothing shown names a model until the reveal:
 headers carry only the letter, and load messages and errors have model names replaced by it.
 """
 
@@ -30,8 +33,9 @@ from textual.widget import Widget
 from textual.widgets import Static, TextArea
 from textual.worker import Worker
 
+from backends import create_backend
 from backends.api_errors import url_host
-from backends.base import one_line
+from backends.base import Backend, one_line
 from backends.profiles import ModelProfile
 from kurabe.errors import KurabeError
 from kurabe.events import (
@@ -45,6 +49,7 @@ from kurabe.events import (
     TurnFinished,
     TurnStarted,
 )
+from kurabe.judge import ItemResult, Judge, JudgeSummary
 from kurabe.session import (
     DEFAULT_TAGS,
     SCORE_LABELS_JA,
@@ -53,6 +58,7 @@ from kurabe.session import (
     PickWinner,
     RatingView,
 )
+from kurabe.store import SessionRecord
 from tui.confirm_dialog import ConfirmDialog
 from tui.help_screen import HelpScreen
 from tui.keymap import MAIN_BINDINGS, PANE_ACTIONS
@@ -87,6 +93,33 @@ class ReplyInfo:
     status: str = "streaming"
     flags: list[dict[str, Any]] = field(default_factory=list)
     finish_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JudgeBadge:
+    """What the judge said about one reply."""
+
+    status: str
+    """``ok``, ``unparseable`` or ``error``."""
+    score: int | None = None
+
+
+class _BadgeProgress:
+    """Hands each judgement of a judge run to the screen as it is made."""
+
+    def __init__(self, screen: MainScreen) -> None:
+        self.screen = screen
+
+    def begin(self, record: SessionRecord, judge: Judge, todo: int, skipped: int) -> None:
+        pass
+
+    def result(self, record: SessionRecord, result: ItemResult, done: int, todo: int) -> None:
+        (reply,) = result.item.replies
+        self.screen.judge_results[reply.id] = JudgeBadge(result.status, result.score)
+        self.screen._show_badges(reply.id)
+
+    def end(self, summary: JudgeSummary) -> None:
+        pass
 
 
 @dataclass
@@ -135,9 +168,19 @@ class MainScreen(Screen[None]):
         score_labels: dict[int, str] | None = None,
         tags: tuple[str, ...] = (),
         load_on_mount: bool = True,
+        judge_profile: ModelProfile | None = None,
+        judge_badge: str = "after-rating",
+        judge_factory: Callable[[ModelProfile], Backend] | None = None,
     ) -> None:
         super().__init__()
         self.session = session
+        self.judge_profile = judge_profile
+        self.judge_badge = judge_badge
+        self.judge_factory = judge_factory
+        self.judge_results: dict[int, JudgeBadge] = {}
+        """Reply id → the judge's newest judgement of it (shown as the ⚖ badge)."""
+        self._judge: Judge | None = None
+        self._judging = False
         self.score_labels = score_labels or dict(SCORE_LABELS_JA)
         self.tags = tags or DEFAULT_TAGS
         self.load_on_mount = load_on_mount
@@ -195,6 +238,7 @@ class MainScreen(Screen[None]):
                 widget.set_status("ready", "ready")
         if self.session.user_turns:
             self._restore_transcript()
+            self._restore_judge_results()
         self._unsubscribe = self.session.subscribe(self._on_session_event)
         self.set_interval(FLUSH_INTERVAL_S, self.flush_pending, name="kurabe-flush")
         self._prefill_next_line()
@@ -441,6 +485,7 @@ class MainScreen(Screen[None]):
             spans.extend((f"#{tag}", "transcript--badge") for tag in rating.tags)
             if rating.note:
                 spans.append((f"✎ {one_line(rating.note, 40)}", "transcript--badge"))
+        spans.extend(self._judge_badges(reply_id, rating))
         pick = self.picks.get(info.turn)
         if pick == info.pane and not isinstance(pick, str):
             spans.append(("◎ best", "transcript--pick"))
@@ -453,6 +498,17 @@ class MainScreen(Screen[None]):
             if label:
                 spans.append((f"⚑ {label}", "transcript--flag"))
         return spans
+
+    def _judge_badges(self, reply_id: int, rating: RatingView | None) -> list[Span]:
+        judged = self.judge_results.get(reply_id)
+        if judged is None:
+            return []
+        if judged.status != "ok":
+            return [(f"⚖ judge: {judged.status}", "transcript--error")]
+        rated = rating is not None and rating.score is not None
+        if rated or self.judge_badge == "always":
+            return [(f"⚖{judged.score} judge", "transcript--judge")]
+        return [("⚖ judged · score to see", "transcript--judge")]
 
     def _update_top_bar(self) -> None:
         """Brand, session, blind state, replay progress, scenario, persona — most useful first
@@ -947,3 +1003,78 @@ class MainScreen(Screen[None]):
         pane = self.focused_pane()
         if pane is not None:
             self.app.push_screen(PaneSettingsScreen(self.session, pane))
+
+    # -- the LLM judge ---------------------------------------------------------------------------
+
+    def _judge_rater(self) -> str | None:
+        from kurabe.judge import judge_rater
+
+        return None if self.judge_profile is None else judge_rater(self.judge_profile.name)
+
+    def _restore_judge_results(self) -> None:
+        """The judge's earlier single-mode judgements of this session (a resumed session)."""
+        rater = self._judge_rater()
+        if rater is None:
+            return
+        record = self.session.store.load_record(self.session.id)
+        for row in record.judgements:
+            if row.judge == rater and row.mode == "single":
+                self.judge_results[row.reply_id] = JudgeBadge(row.status, row.score)
+        for reply_id in self.judge_results:
+            self._show_badges(reply_id)
+
+    def action_judge(self) -> None:
+        if self.judge_profile is None:
+            self.notify(
+                'no judge: start kurabe with --judge PROFILE, or set judge = "PROFILE" in '
+                "config.toml",
+                severity="warning",
+                timeout=6,
+            )
+            return
+        turn = self._latest_turn()
+        if turn is None:
+            return
+        if self._judging:
+            self.notify("the judge is still answering", timeout=3)
+            return
+        self._judging = True
+        self.run_guarded(self._judge_turn(turn), "judge")
+
+    async def _judge_turn(self, turn: int) -> None:
+        from kurabe.judge import Judge, judge_session
+        from kurabe.rubric import load_rubric
+
+        try:
+            if self._judge is None:
+                assert self.judge_profile is not None
+                self._judge = Judge(
+                    self.judge_profile,
+                    rubric=load_rubric(),
+                    mode="single",
+                    backend_factory=self.judge_factory or create_backend,
+                )
+            self.notify(f"asking the judge about turn {turn + 1}…", timeout=3)
+            summary = await judge_session(
+                self.session.store,
+                self.session.id,
+                self._judge,
+                turns=[turn],
+                progress=_BadgeProgress(self),
+            )
+        finally:
+            self._judging = False
+        failed = summary.unparseable + summary.errors
+        words = f"judge: {summary.ok} judged"
+        if failed:
+            words += f", {failed} failed"
+        if summary.skipped:
+            words += f", {summary.skipped} judged before"
+        if summary.ok and self.judge_badge != "always":
+            words += " · scores show once you have scored a reply"
+        self.notify(words, timeout=5)
+
+    async def close_judge(self) -> None:
+        if self._judge is not None:
+            judge, self._judge = self._judge, None
+            await judge.aclose()

@@ -43,6 +43,9 @@ class AppContext:
     parallel_local: bool = False
     score_labels: dict[int, str] = field(default_factory=dict)
     tags: tuple[str, ...] = ()
+    judge_profile: ModelProfile | None = None
+    """What the judge key (j) asks: ``--judge PROFILE``, else ``judge`` in config.toml."""
+    judge_badge: str = "after-rating"
     warnings: list[str] = field(default_factory=list)
     """Problems worth telling once the app is up (a user persona file that did not load…)."""
 
@@ -130,12 +133,22 @@ def build_context(
     warnings = [f"skipped {problem}" for problem in [*personas.problems, *scenarios.problems]]
     score_labels = dict(SCORE_LABELS_JA)
     tags: tuple[str, ...] = ()
+    judge_name: str | None = getattr(args, "judge", None)
+    judge_badge = "after-rating"
     try:
         config = load_rating_config()
         score_labels = dict(config.score_labels)
         tags = tuple(config.tags)
+        judge_name = judge_name or config.judge
+        judge_badge = config.judge_badge
     except ConfigError as exc:
         warnings.append(f"ignored {exc}")
+    judge_profile = None
+    if judge_name:
+        if judge_name not in profiles:
+            known = ", ".join(profiles)
+            raise KurabeError(f"unknown judge profile '{judge_name}'; known profiles: {known}")
+        judge_profile = profiles[judge_name]
     if store is None:
         store = Store.open_default(getattr(args, "db", None))
     return AppContext(
@@ -149,6 +162,8 @@ def build_context(
         parallel_local=bool(getattr(args, "parallel_local", False)),
         score_labels=score_labels,
         tags=tags,
+        judge_profile=judge_profile,
+        judge_badge=judge_badge,
         warnings=warnings,
     )
 

@@ -112,6 +112,7 @@ class TranscriptView(ScrollView, can_focus=False, inherit_bindings=False):
         "transcript--flag",
         "transcript--pick",
         "transcript--error",
+        "transcript--judge",
     }
 
     DEFAULT_CSS = """
@@ -131,6 +132,7 @@ class TranscriptView(ScrollView, can_focus=False, inherit_bindings=False):
     TranscriptView > .transcript--flag { color: $text-error; }
     TranscriptView > .transcript--pick { color: $text-success; text-style: bold; }
     TranscriptView > .transcript--error { color: $text-error; }
+    TranscriptView > .transcript--judge { color: $text-secondary; text-style: bold italic; }
     """
 
     def __init__(

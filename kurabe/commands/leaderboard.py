@@ -1,7 +1,13 @@
-"""``kurabe leaderboard [--scenario ID] [--rater NAME] [--db PATH] [--format table|json|csv|html]``:
-per model the rated replies, mean score, verdict counts, Bradley–Terry rating with bootstrap 95%
-intervals from the per-turn picks, the automatic checks' averages, and a win-rate matrix.
-``html`` is a self-contained page with the ranking and its charts (:mod:`kurabe.charts`)."""
+"""``kurabe leaderboard [--scenario ID] [--rater NAME] [--kind human|judge|all] [--db PATH]
+[--format table|json|csv|html]``: per model the rated replies, mean score, verdict counts,
+Bradley–Terry rating with bootstrap 95% intervals from the per-turn picks, the automatic checks'
+averages, and a win-rate matrix; then the agreement figures of the same sessions (judge vs human,
+human vs human; :mod:`kurabe.agreement`). ``html`` is a self-contained page with the ranking and
+its charts (:mod:`kurabe.charts`).
+
+People's ratings by default; ``--kind judge`` ranks by the LLM judges' scores and pairwise
+judgements instead, ``--rater judge:<profile>`` by one judge's. The table and JSON carry the
+agreement figures; the CSV stays one row per model."""
 
 from __future__ import annotations
 
@@ -15,7 +21,15 @@ def register(subparsers: Any) -> None:
         "leaderboard", help="scores, verdicts and Bradley-Terry ratings per model"
     )
     parser.add_argument("--scenario", metavar="ID", default=argparse.SUPPRESS, help="one scenario")
-    parser.add_argument("--rater", metavar="NAME", default=argparse.SUPPRESS, help="one rater")
+    parser.add_argument(
+        "--rater", metavar="NAME", default=argparse.SUPPRESS, help="one rater (judge:PROFILE too)"
+    )
+    parser.add_argument(
+        "--kind",
+        choices=("human", "judge", "all"),
+        default=None,
+        help="whose ratings: people's (default), the LLM judges', or both",
+    )
     parser.add_argument("--db", metavar="PATH", default=argparse.SUPPRESS, help="database file")
     parser.add_argument(
         "--format", choices=("table", "json", "csv", "html"), default="table", help="output format"
@@ -36,6 +50,7 @@ def _pct(value: float | None) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from kurabe.agreement import report_lines
     from kurabe.leaderboard import build_leaderboard
     from kurabe.store import Store
 
@@ -44,9 +59,21 @@ def run(args: argparse.Namespace) -> int:
             store,
             scenario=getattr(args, "scenario", None),
             rater=getattr(args, "rater", None),
+            kind=args.kind,
             rounds=args.bootstrap,
             seed=args.seed,
         )
+        agreement = None
+        if args.format != "csv":
+            from kurabe.agreement import build_agreement
+
+            agreement = build_agreement(
+                store,
+                scenario=getattr(args, "scenario", None),
+                rounds=args.bootstrap,
+                seed=args.seed,
+            )
+            board.agreement = agreement.to_dict()
     if args.format == "json":
         sys.stdout.write(board.to_json())
         return 0
@@ -110,6 +137,8 @@ def run(args: argparse.Namespace) -> int:
         scope.append(f"scenario {board.scenario}")
     if board.rater:
         scope.append(f"rater {board.rater}")
+    elif board.kind != "human":
+        scope.append("judges' ratings" if board.kind == "judge" else "people's and judges' ratings")
     title = f"kurabe leaderboard — {board.sessions} sessions, {board.battles} battles"
     if scope:
         title += " (" + ", ".join(scope) + ")"
@@ -126,6 +155,12 @@ def run(args: argparse.Namespace) -> int:
         for cells in matrix:
             grid.add_row(*cells)
         console.print(grid)
+        if agreement is not None:
+            from rich.text import Text
+
+            console.print(Text("agreement", style="bold"))
+            for line in report_lines(agreement):
+                console.print(Text(f"  {line}"))
     else:
         print(title)
         print("\t".join(headers))
@@ -135,4 +170,9 @@ def run(args: argparse.Namespace) -> int:
         print("\t".join(("win rate (row vs column)", *names)))
         for cells in matrix:
             print("\t".join(cells))
+        if agreement is not None:
+            print()
+            print("agreement")
+            for line in report_lines(agreement):
+                print(f"  {line}")
     return 0

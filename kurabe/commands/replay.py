@@ -5,6 +5,9 @@ Prints a live display on a terminal and plain lines otherwise, then ``session <i
 reply. ``--tag TAG`` replays every scenario with that tag, one after another (each its own
 session): an imported question set (``kurabe import`` tags them ``mt-bench`` or
 ``elyza-tasks-100``) is one scenario per question, so that no answer leaks into the next prompt.
+``--judge PROFILE`` has an LLM judge judge each session right after the replay (``--judge-mode``,
+``--judge-rubric``, ``--judge-temperature``, ``--judge-attempts`` as in ``kurabe judge``; see
+:mod:`kurabe.judge`); ``kurabe judge SESSION`` resumes it if interrupted.
 Exit status: 0 done, 2 configuration error (unknown scenario or model, no usable pane), 130
 interrupted with Ctrl-C (everything so far is saved).
 """
@@ -15,6 +18,7 @@ import argparse
 import sys
 from typing import Any
 
+from kurabe.commands.judge import add_judge_options
 from kurabe.errors import KurabeError
 
 MAX_PANES = 6
@@ -64,6 +68,10 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--plain", action="store_true", help="plain progress lines even on a terminal"
     )
+    parser.add_argument(
+        "--judge", metavar="PROFILE", default=None, help="judge each session after replaying it"
+    )
+    add_judge_options(parser, prefix="judge-")
     parser.set_defaults(func=run)
 
 
@@ -108,6 +116,19 @@ def _progress(plain: bool) -> Any:
     return PlainProgress(sys.stdout)
 
 
+async def _then_judge(replay: Any, store: Any, started: list[int], judge: Any, plain: bool) -> None:
+    """The replay, then the judge over every session it made (one judge, loaded once)."""
+    from kurabe.judge import judge_sessions
+    from kurabe.judge_progress import make_progress
+
+    try:
+        await replay
+    except BaseException:
+        await judge.aclose()
+        raise
+    await judge_sessions(store, list(started), judge, progress=make_progress(plain))
+
+
 def run(args: argparse.Namespace) -> int:
     import asyncio
 
@@ -122,6 +143,11 @@ def run(args: argparse.Namespace) -> int:
     resume = getattr(args, "resume", None)
     progress = _progress(args.plain)
     started: list[int] = []
+    judge = None
+    if args.judge:
+        from kurabe.commands.judge import make_judge
+
+        judge = make_judge(args.judge, models_file, args, prefix="judge_")
 
     with Store.open_default(getattr(args, "db", None)) as store:
         if resume is not None:
@@ -171,6 +197,8 @@ def run(args: argparse.Namespace) -> int:
                     )
 
             coroutine = replay_each()
+        if judge is not None:
+            coroutine = _then_judge(coroutine, store, started, judge, args.plain)
         try:
             asyncio.run(coroutine)
         except KeyboardInterrupt:

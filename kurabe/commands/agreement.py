@@ -1,0 +1,54 @@
+"""``kurabe agreement [--scenario ID] [--session N|last] [--format table|json]``: how far the LLM
+judges agree with people (weighted Cohen's kappa and Spearman on scores, agreement on picks) and
+people with each other (Krippendorff's alpha, ordinal), with bootstrap 95% intervals; see
+:mod:`kurabe.agreement`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "agreement",
+        help="judge vs human and human vs human agreement (kappa, Spearman, alpha)",
+    )
+    parser.add_argument("--scenario", metavar="ID", default=None, help="one scenario's sessions")
+    parser.add_argument("--session", metavar="N", default=None, help="one session (or 'last')")
+    parser.add_argument("--db", metavar="PATH", default=argparse.SUPPRESS, help="database file")
+    parser.add_argument("--format", choices=("table", "json"), default="table")
+    parser.add_argument(
+        "--bootstrap", type=int, default=1000, metavar="N", help="bootstrap resamples (1000)"
+    )
+    parser.add_argument("--seed", type=int, default=0, metavar="N", help="bootstrap seed (0)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from kurabe.agreement import build_agreement, report_lines
+    from kurabe.commands.export import resolve_session_id
+    from kurabe.store import Store
+
+    with Store.open_default(getattr(args, "db", None)) as store:
+        session = None if args.session is None else resolve_session_id(store, args.session)
+        report = build_agreement(
+            store, scenario=args.scenario, session=session, rounds=args.bootstrap, seed=args.seed
+        )
+    if args.format == "json":
+        sys.stdout.write(json.dumps(report.to_dict(), ensure_ascii=False, indent=2) + "\n")
+        return 0
+    scope = []
+    if args.scenario:
+        scope.append(f"scenario {args.scenario}")
+    if session is not None:
+        scope.append(f"session {session}")
+    title = f"kurabe agreement — {report.sessions} sessions"
+    if scope:
+        title += " (" + ", ".join(scope) + ")"
+    print(title)
+    for line in report_lines(report):
+        print(f"  {line}")
+    return 0

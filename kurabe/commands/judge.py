@@ -1,0 +1,125 @@
+"""``kurabe judge SESSION|last --judge PROFILE [--mode single|pairwise] [--rubric FILE]``: an LLM
+judge scores a stored session's replies (single) or compares its panes turn by turn (pairwise,
+both orders), next to the human rater; see :mod:`kurabe.judge`.
+
+Resumable: a second run skips what this judge already judged with the same rubric and mode. The
+progress shows like ``kurabe replay``'s (rich on a terminal, plain lines otherwise). Exit status:
+0 done (answers the judge gave in a wrong format are recorded as unparseable, never scored),
+1 when some judgements failed on the judge's backend (run again to retry them), 2 configuration
+error, 130 interrupted (every judgement made so far is saved).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from kurabe.errors import KurabeError
+
+
+def add_judge_options(parser: Any, *, prefix: str = "") -> None:
+    """The options ``judge`` and ``replay --judge`` share (``prefix``: ``judge-`` for replay)."""
+    parser.add_argument(
+        f"--{prefix}mode",
+        choices=("single", "pairwise"),
+        default="single",
+        help="single: a 1-5 score per reply; pairwise: each pair of panes, both orders",
+    )
+    parser.add_argument(
+        f"--{prefix}rubric",
+        metavar="FILE",
+        default=None,
+        help="judge rubric TOML (default: the bundled Japanese persona rubric)",
+    )
+    parser.add_argument(
+        f"--{prefix}temperature",
+        type=float,
+        default=0.0,
+        metavar="T",
+        help="the judge's sampling temperature (default 0, as MT-Bench judges)",
+    )
+    parser.add_argument(
+        f"--{prefix}attempts",
+        type=int,
+        default=3,
+        metavar="N",
+        help="answers asked for per judgement before it is recorded as unparseable (3)",
+    )
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "judge",
+        help="an LLM judge scores or compares a session's replies",
+        description="Judge a stored session with any model profile. SESSION is an id, or 'last'.",
+    )
+    parser.add_argument("session", metavar="SESSION", help="session id, or 'last'")
+    parser.add_argument("--judge", metavar="PROFILE", required=True, help="the judge's profile")
+    add_judge_options(parser)
+    parser.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="ask again where the judge's earlier answers could not be parsed",
+    )
+    parser.add_argument(
+        "--models-file", metavar="FILE", default=argparse.SUPPRESS, help="extra model profiles"
+    )
+    parser.add_argument("--db", metavar="PATH", default=argparse.SUPPRESS, help="database file")
+    parser.add_argument(
+        "--plain", action="store_true", help="plain progress lines even on a terminal"
+    )
+    parser.set_defaults(func=run)
+
+
+def make_judge(
+    profile_name: str, models_file: str | None, args: argparse.Namespace, *, prefix: str = ""
+) -> Any:
+    """A :class:`kurabe.judge.Judge` from the options of :func:`add_judge_options` (``prefix``:
+    ``judge_`` for ``replay``'s)."""
+    from backends.profiles import load_profiles
+    from kurabe.judge import Judge
+    from kurabe.rubric import load_rubric
+
+    profiles = load_profiles(models_file)
+    if profile_name not in profiles:
+        known = ", ".join(sorted(profiles))
+        raise KurabeError(f"unknown judge profile {profile_name!r} (known: {known})")
+    return Judge(
+        profiles[profile_name],
+        rubric=load_rubric(getattr(args, f"{prefix}rubric")),
+        mode=getattr(args, f"{prefix}mode"),
+        max_attempts=getattr(args, f"{prefix}attempts"),
+        temperature=getattr(args, f"{prefix}temperature"),
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from kurabe.commands.export import resolve_session_id
+    from kurabe.judge import judge_sessions
+    from kurabe.judge_progress import make_progress
+    from kurabe.store import Store
+
+    judge = make_judge(args.judge, getattr(args, "models_file", None), args)
+    with Store.open_default(getattr(args, "db", None)) as store:
+        session_id = resolve_session_id(store, args.session)
+        try:
+            summaries = asyncio.run(
+                judge_sessions(
+                    store,
+                    [session_id],
+                    judge,
+                    retry_failed=args.retry_failed,
+                    progress=make_progress(args.plain),
+                )
+            )
+        except KeyboardInterrupt:
+            print(
+                f"kurabe: interrupted; every judgement so far is saved (resume with: kurabe judge "
+                f"{session_id} --judge {args.judge})",
+                file=sys.stderr,
+            )
+            return 130
+    return 1 if any(s.errors for s in summaries) else 0
