@@ -36,8 +36,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from backends.sent import ANTHROPIC_SAMPLING
-from kurabe.errors import ConfigError
-from kurabe.tomlfile import KeyPath, TomlDocument
+from foundation.errors import ConfigError
+from foundation.tomlfile import KeyPath, TomlDocument
 
 BackendName = Literal["llama_cpp", "openai", "anthropic"]
 BACKENDS: tuple[str, ...] = ("llama_cpp", "openai", "anthropic")
@@ -315,7 +315,7 @@ def parse_models_file(path: Path | str) -> list[ModelProfile]:
 
 
 def user_models_file() -> Path:
-    from kurabe.paths import config_dir
+    from foundation.paths import config_dir
 
     return config_dir() / "models.toml"
 

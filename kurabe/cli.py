@@ -13,8 +13,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from foundation.errors import KurabeError
 from kurabe import __version__
-from kurabe.errors import KurabeError
 
 COMMAND_MODULES: tuple[str, ...] = (
     "models",

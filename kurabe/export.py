@@ -63,8 +63,8 @@ from statistics import fmean
 from typing import Any
 
 from backends.sent import MODEL_DEFAULT, SentSettings, sent_settings
+from foundation.errors import KurabeError
 from kurabe.csvsafe import spreadsheet_safe
-from kurabe.errors import KurabeError
 from kurabe.store import (
     PaneRow,
     RatingRow,
@@ -87,7 +87,7 @@ BLIND_NOTICE = (
 
 
 def _score_labels() -> Mapping[int, str]:
-    from kurabe.errors import ConfigError
+    from foundation.errors import ConfigError
     from kurabe.session import SCORE_LABELS_JA, load_rating_config
 
     try:

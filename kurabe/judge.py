@@ -59,7 +59,7 @@ from backends.base import (
     one_line,
 )
 from backends.profiles import ModelProfile
-from kurabe.errors import KurabeError
+from foundation.errors import KurabeError
 from kurabe.rubric import Rubric, render
 from kurabe.store import ReplyRow, SessionRecord, Store, TurnRow, env_secrets
 from personas import Persona

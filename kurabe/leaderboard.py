@@ -42,8 +42,8 @@ from dataclasses import asdict, dataclass, field
 from statistics import fmean
 from typing import Any
 
+from foundation.errors import KurabeError
 from kurabe.csvsafe import spreadsheet_safe
-from kurabe.errors import KurabeError
 from kurabe.export import Battle, derive_battles
 from kurabe.store import SessionRecord, Store, newest_by
 

@@ -26,7 +26,7 @@ from typing import Any, Protocol, TextIO
 from backends import create_backend
 from backends.base import Backend
 from backends.profiles import ModelProfile
-from kurabe.errors import KurabeError
+from foundation.errors import KurabeError
 from kurabe.events import (
     PaneDelta,
     PaneFailed,

@@ -25,7 +25,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from kurabe.tomlfile import TomlDocument
+from foundation.tomlfile import TomlDocument
 
 BUNDLED_RUBRIC = "persona_ja.toml"
 PLACEHOLDER = re.compile(r"\{\{([^{}]*)\}\}")
@@ -116,7 +116,7 @@ def _part(doc: TomlDocument, table_name: str, *, with_system: bool) -> tuple[str
 
 
 def parse_rubric(doc: TomlDocument, source: str) -> Rubric:
-    """Validate a parsed rubric file; raise :class:`~kurabe.errors.ConfigError` at the first
+    """Validate a parsed rubric file; raise :class:`~foundation.errors.ConfigError` at the first
     problem."""
     doc.reject_unknown(doc.data, (), TOP_KEYS)
     name: str = doc.take(doc.data, (), "name", str, non_empty=True)

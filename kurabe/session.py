@@ -60,7 +60,7 @@ from backends.base import (
     one_line,
 )
 from backends.profiles import ModelProfile, Sampling
-from kurabe.errors import ConfigError, KurabeError
+from foundation.errors import ConfigError, KurabeError
 from kurabe.events import (
     PaneDelta,
     PaneFailed,
@@ -132,14 +132,14 @@ class RatingConfig:
 
 
 def config_file() -> Path:
-    from kurabe.paths import config_dir
+    from foundation.paths import config_dir
 
     return config_dir() / "config.toml"
 
 
 def load_rating_config(path: Path | str | None = None) -> RatingConfig:
     """Read the rating keys of ``config.toml`` (missing file: defaults). Other keys are ignored."""
-    from kurabe.tomlfile import TomlDocument
+    from foundation.tomlfile import TomlDocument
 
     file = Path(path) if path is not None else config_file()
     if not file.exists():

@@ -44,8 +44,8 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from backends.api_errors import scrub_urls
+from foundation.errors import KurabeError
 from kurabe import __version__
-from kurabe.errors import KurabeError
 from kurabe.events import ReplyFigures
 from personas import Persona
 from scenarios import Scenario, Turn
@@ -672,7 +672,7 @@ class Store:
     @classmethod
     def open_default(cls, db: str | Path | None = None) -> Store:
         """The database at ``db`` (``--db``), else ``kurabe.sqlite3`` in the data directory."""
-        from kurabe.paths import default_db_path
+        from foundation.paths import default_db_path
 
         path = Path(db).expanduser() if db else default_db_path()
         return cls(path)

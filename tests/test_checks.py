@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from foundation.errors import KurabeError
 from kurabe.checks import (
     FLAG_CODES,
     CheckReport,
@@ -36,7 +37,6 @@ from kurabe.checks import (
     strip_leaks,
 )
 from kurabe.commands import check as check_command
-from kurabe.errors import KurabeError
 from personas import Persona
 
 if sys.version_info >= (3, 11):

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from foundation.errors import ConfigError
 from kurabe.cli import main
-from kurabe.errors import ConfigError
 from kurabe.judge import (
     AnswerError,
     Judge,

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import pytest
 
 from backends.base import StreamError
-from kurabe.errors import KurabeError
+from foundation.errors import KurabeError
 from kurabe.events import (
     PaneDelta,
     PaneFailed,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from kurabe.errors import KurabeError
+from foundation.errors import KurabeError
 from kurabe.events import ReplyFigures
 from kurabe.store import MIGRATIONS, SCHEMA_VERSION, Store, scrub_secrets
 from personas import Persona

@@ -37,7 +37,7 @@ from backends import create_backend
 from backends.api_errors import url_host
 from backends.base import Backend, one_line
 from backends.profiles import ModelProfile
-from kurabe.errors import KurabeError
+from foundation.errors import KurabeError
 from kurabe.events import (
     PaneDelta,
     PaneFailed,

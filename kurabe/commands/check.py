@@ -14,7 +14,7 @@ import json
 import sys
 from typing import TYPE_CHECKING, TextIO
 
-from kurabe.errors import KurabeError
+from foundation.errors import KurabeError
 
 if TYPE_CHECKING:
     from kurabe.checks import CheckReport, PersonaExpectations

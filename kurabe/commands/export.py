@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from kurabe.errors import KurabeError
+from foundation.errors import KurabeError
 
 FORMAT_CHOICES = ("md", "jsonl", "csv", "html", "battles")
 

@@ -15,7 +15,7 @@ import argparse
 import sys
 from typing import Any
 
-from kurabe.errors import KurabeError
+from foundation.errors import KurabeError
 
 
 def add_judge_options(parser: Any, *, prefix: str = "") -> None:

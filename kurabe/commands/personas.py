@@ -17,10 +17,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from kurabe.errors import ConfigError
+from foundation.errors import ConfigError
 
 if TYPE_CHECKING:
-    from kurabe.catalog import Catalog
+    from foundation.catalog import Catalog
     from personas import Persona
 
     SubParsers = argparse._SubParsersAction[argparse.ArgumentParser]

@@ -11,7 +11,7 @@ import sys
 from typing import Any
 
 from backends.base import ChatMessage, Conversation
-from kurabe.errors import KurabeError
+from foundation.errors import KurabeError
 
 
 class _AppendTurn(argparse.Action):

@@ -18,8 +18,8 @@ import argparse
 import sys
 from typing import Any
 
+from foundation.errors import KurabeError
 from kurabe.commands.judge import add_judge_options
-from kurabe.errors import KurabeError
 
 MAX_PANES = 6
 

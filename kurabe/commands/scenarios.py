@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, TextIO
 from kurabe.commands.personas import add_path_option, indent, paths_from, write_problems, write_rows
 
 if TYPE_CHECKING:
-    from kurabe.catalog import Catalog
+    from foundation.catalog import Catalog
     from personas import Persona
     from scenarios import Scenario
 

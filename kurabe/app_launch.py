@@ -1,6 +1,6 @@
 """What ``kurabe`` (no subcommand) needs before the app opens: profiles, personas, scenarios, the
 store, and the session to show. No Textual here, so config errors surface as one line (a
-:class:`~kurabe.errors.KurabeError` that the command line prints, exit code 2) before any screen
+:class:`~foundation.errors.KurabeError` that the command line prints, exit code 2) before any screen
 is drawn.
 """
 
@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING
 from backends import create_backend
 from backends.base import Backend
 from backends.profiles import ModelProfile, load_profiles
-from kurabe.catalog import Catalog
-from kurabe.errors import ConfigError, KurabeError
+from backends.readiness import unusable_reason
+from foundation.catalog import Catalog
+from foundation.errors import ConfigError, KurabeError
 from personas import Persona
 from scenarios import Scenario
 
@@ -69,17 +70,6 @@ class AppContext:
             parallel_local=self.parallel_local,
             backend_factory=self.backend_factory,
         )
-
-
-def unusable_reason(profile: ModelProfile) -> str | None:
-    """Why a profile cannot run now, judged cheaply (no model is loaded): a key or file missing."""
-    missing = profile.missing_key_reason()
-    if missing:
-        return missing
-    path = profile.model_path
-    if path is not None and not path.exists():
-        return f"model file not found: {path}"
-    return None
 
 
 def default_profiles(profiles: dict[str, ModelProfile]) -> list[ModelProfile]:
