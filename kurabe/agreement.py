@@ -42,7 +42,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from kurabe.export import derive_battles
-from kurabe.store import SessionRecord, Store, newest_by
+from kurabe.store import Store
+from kurabe.store_records import SessionRecord, newest_by
 
 BOOTSTRAP_ROUNDS = 1000
 BOOTSTRAP_SEED = 0

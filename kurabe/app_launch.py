@@ -17,6 +17,8 @@ from backends.profiles import ModelProfile, load_profiles
 from backends.readiness import unusable_reason
 from foundation.catalog import Catalog
 from foundation.errors import ConfigError, KurabeError
+from kurabe.pane_labels import MAX_PANES
+from kurabe.session_number import resolve_session_id
 from personas import Persona
 from scenarios import Scenario
 
@@ -25,7 +27,6 @@ if TYPE_CHECKING:
     from kurabe.store import Store
 
 DEFAULT_PERSONA = "anime-fan"
-MAX_PANES = 6
 
 BackendFactory = Callable[[ModelProfile], Backend]
 
@@ -112,7 +113,7 @@ def build_context(
 ) -> AppContext:
     """Load profiles, personas, scenarios, rating config and open the store. Raises
     :class:`KurabeError` (one line) for anything the user must fix first."""
-    from kurabe.session import SCORE_LABELS_JA, load_rating_config
+    from kurabe.rating_config import SCORE_LABELS_JA, load_rating_config
     from kurabe.store import Store
     from personas.loader import load_personas
     from scenarios.loader import load_scenarios
@@ -162,7 +163,7 @@ def plan_start(args: argparse.Namespace, context: AppContext) -> StartPlan:
     """Which persona, scenario and panes ``kurabe`` opens with, from the command line."""
     resume = getattr(args, "resume", None)
     if resume:
-        session_id = parse_session_id(resume, context.store)
+        session_id = resolve_session_id(resume, context.store, "--resume")
         row = context.store.session(session_id)
         return StartPlan(
             persona=row.persona_obj(),
@@ -184,22 +185,6 @@ def plan_start(args: argparse.Namespace, context: AppContext) -> StartPlan:
         if not profiles:
             raise KurabeError("no default model profile; pass --models a,b,c")
     return StartPlan(persona=persona, profiles=profiles, scenario=scenario)
-
-
-def parse_session_id(value: str, store: Store) -> int:
-    """``--resume 12`` or ``--resume last``."""
-    if value.strip().lower() in ("last", "latest"):
-        latest = store.latest_session_id()
-        if latest is None:
-            raise KurabeError("there is no saved session to resume")
-        return latest
-    try:
-        session_id = int(value.strip().lstrip("#"))
-    except ValueError:
-        raise KurabeError(f"--resume takes a session number, got {value!r}") from None
-    if not store.session_exists(session_id):
-        raise KurabeError(f"no session {session_id} in {store.path}")
-    return session_id
 
 
 def open_session(plan: StartPlan, context: AppContext) -> ComparisonSession:

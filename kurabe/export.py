@@ -59,21 +59,16 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from statistics import fmean
 from typing import Any
 
 from backends.sent import MODEL_DEFAULT, SentSettings, sent_settings
 from foundation.errors import KurabeError
 from kurabe.csvsafe import spreadsheet_safe
-from kurabe.store import (
-    PaneRow,
-    RatingRow,
-    ReplyRow,
-    SessionRecord,
-    Store,
-    env_secrets,
-    scrub_secrets,
-)
+from kurabe.pane_summary import PaneSummary, pane_summaries
+from kurabe.secret_scrub import env_secrets, scrub_secrets
+from kurabe.store import Store
+from kurabe.store_records import PaneRecord, RatingRow, ReplyRow, SessionRecord
+from kurabe.verdicts import verdict_label
 
 FORMATS = ("md", "jsonl", "csv", "html", "battles")
 LANGUAGE_NAMES = {"ja": "Japanese", "en": "English", "zh": "Chinese", "ko": "Korean"}
@@ -88,7 +83,7 @@ BLIND_NOTICE = (
 
 def _score_labels() -> Mapping[int, str]:
     from foundation.errors import ConfigError
-    from kurabe.session import SCORE_LABELS_JA, load_rating_config
+    from kurabe.rating_config import SCORE_LABELS_JA, load_rating_config
 
     try:
         return load_rating_config().score_labels
@@ -97,11 +92,7 @@ def _score_labels() -> Mapping[int, str]:
 
 
 def _verdict_label(verdict: str | None) -> str:
-    from kurabe.session import VERDICT_LABELS
-
-    if verdict is None:
-        return ""
-    return VERDICT_LABELS.get(verdict, verdict)
+    return "" if verdict is None else verdict_label(verdict)
 
 
 @dataclass(frozen=True)
@@ -115,10 +106,10 @@ class ExportView:
     def session(self) -> Any:
         return self.record.session
 
-    def name(self, pane: PaneRow) -> str:
+    def name(self, pane: PaneRecord) -> str:
         return pane.label if self.hide_names else pane.profile_name
 
-    def settings(self, pane: PaneRow) -> dict[str, Any]:
+    def settings(self, pane: PaneRecord) -> dict[str, Any]:
         """The pane's stored settings, URL credentials dropped again (rows stored before the
         store dropped them); none when names are hidden (they identify the model)."""
         if self.hide_names:
@@ -126,15 +117,15 @@ class ExportView:
         clean = scrub_secrets(pane.settings)
         return clean if isinstance(clean, dict) else {}
 
-    def profile_settings(self, pane: PaneRow) -> dict[str, Any]:
+    def profile_settings(self, pane: PaneRecord) -> dict[str, Any]:
         profile = self.settings(pane).get("profile")
         return profile if isinstance(profile, dict) else {}
 
-    def backend_settings(self, pane: PaneRow) -> dict[str, Any]:
+    def backend_settings(self, pane: PaneRecord) -> dict[str, Any]:
         backend = self.settings(pane).get("backend")
         return backend if isinstance(backend, dict) else {}
 
-    def sent(self, pane: PaneRow) -> SentSettings | None:
+    def sent(self, pane: PaneRecord) -> SentSettings | None:
         """The sampling the pane's backend recorded as sent; None when hidden or not recorded."""
         return sent_settings(self.backend_settings(pane))
 
@@ -156,11 +147,6 @@ def _scrub_text(text: str, secrets: Iterable[str]) -> str:
     # Keys only: the replies in the text stay exact, even where they quote a URL.
     result = scrub_secrets(text, secrets, urls=False)
     return result if isinstance(result, str) else text
-
-
-def _mean(values: Iterable[float | None]) -> float | None:
-    present = [v for v in values if v is not None]
-    return fmean(present) if present else None
 
 
 def _fmt(value: float | None, digits: int = 1) -> str:
@@ -301,26 +287,8 @@ def derive_battles(record: SessionRecord, *, hide_names: bool = False) -> list[B
     return battles
 
 
-def _pane_speeds(record: SessionRecord, pane: int) -> tuple[float | None, float | None]:
-    done = [r for r in record.latest_replies().values() if r.pane == pane and r.completed]
-    return _mean(r.tokens_per_s for r in done), _mean(r.chars_per_s for r in done)
-
-
-def _latest_scores(record: SessionRecord, pane: int) -> list[int]:
-    scores = []
-    for reply in record.latest_replies().values():
-        if reply.pane != pane:
-            continue
-        rating = record.latest_rating(reply.id)
-        if rating is not None and rating.score is not None:
-            scores.append(rating.score)
-    return scores
-
-
-def _wins(record: SessionRecord, pane: int) -> int:
-    return sum(
-        1 for p in record.latest_picks_by_rater() if p.outcome == "pane" and p.winner == pane
-    )
+def _pane_summary(record: SessionRecord, pane: int) -> PaneSummary:
+    return next(summary for summary in pane_summaries(record) if summary.position == pane)
 
 
 def _rating_dict(rating: RatingRow, labels: Mapping[int, str]) -> dict[str, Any]:
@@ -547,13 +515,12 @@ def to_markdown(view: ExportView) -> str:
     out.append("|---|---|---|---:|---:|---:|---:|---:|")
     for pane in record.panes:
         verdict = record.latest_verdict(pane.position)
-        scores = _latest_scores(record, pane.position)
-        tps, cps = _pane_speeds(record, pane.position)
+        summary = _pane_summary(record, pane.position)
         out.append(
             f"| {pane.label} | {_md_cell(view.name(pane))} | "
-            f"{_verdict_label(verdict.verdict) if verdict else '-'} | {len(scores)} | "
-            f"{_fmt(_mean(scores), 2)} | {_wins(record, pane.position)} | "
-            f"{_fmt(tps)} | {_fmt(cps)} |"
+            f"{_verdict_label(verdict.verdict) if verdict else '-'} | {len(summary.scores)} | "
+            f"{_fmt(summary.mean_score, 2)} | {summary.wins} | "
+            f"{_fmt(summary.tokens_per_s)} | {_fmt(summary.chars_per_s)} |"
         )
     out.append("")
 
@@ -588,17 +555,17 @@ def to_markdown(view: ExportView) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
-def _settings_block(view: ExportView, pane: PaneRow) -> str:
+def _settings_block(view: ExportView, pane: PaneRecord) -> str:
     persona = view.session.persona
     backend = view.backend_settings(pane)
     profile = view.profile_settings(pane)
     sent = view.sent(pane)
-    tps, cps = _pane_speeds(view.record, pane.position)
+    summary = _pane_summary(view.record, pane.position)
     lines = []
     if not view.hide_names:
         lines.append(str(backend.get("model_file") or pane.model))
-    lines.append(f"{_fmt(tps)} tokens/s")
-    lines.append(f"{_fmt(cps)} chars/s")
+    lines.append(f"{_fmt(summary.tokens_per_s)} tokens/s")
+    lines.append(f"{_fmt(summary.chars_per_s)} chars/s")
     lines.append("")
     lines.append(str(persona.get("user_name", "ユーザー")))
     lines.append(str(persona.get("char_name", "アシスタント")))
@@ -632,7 +599,7 @@ def _settings_block(view: ExportView, pane: PaneRow) -> str:
 
 
 def _transcript_block(
-    view: ExportView, pane: PaneRow, latest: Mapping[tuple[int, int], ReplyRow]
+    view: ExportView, pane: PaneRecord, latest: Mapping[tuple[int, int], ReplyRow]
 ) -> str:
     persona = view.session.persona
     user = persona.get("user_name", "ユーザー")
@@ -653,7 +620,7 @@ def _transcript_block(
 
 def _reply_table(
     view: ExportView,
-    pane: PaneRow,
+    pane: PaneRecord,
     latest: Mapping[tuple[int, int], ReplyRow],
     labels: Mapping[int, str],
 ) -> list[str]:
@@ -949,7 +916,7 @@ margin-right:.2rem;font-size:.75rem}.pick{font-size:.85rem;color:#2a6;margin-top
 """
 
 
-def _sent_cell(view: ExportView, pane: PaneRow) -> str:
+def _sent_cell(view: ExportView, pane: PaneRecord) -> str:
     if view.hide_names:
         return HIDDEN_SETTINGS
     sent = view.sent(pane)
@@ -1013,13 +980,13 @@ def to_html(view: ExportView) -> str:
     )
     for pane in record.panes:
         verdict = record.latest_verdict(pane.position)
-        tps, cps = _pane_speeds(record, pane.position)
+        summary = _pane_summary(record, pane.position)
         parts.append(
             f"<tr><td>{esc(pane.label)}</td><td>{esc(view.name(pane))}</td>"
             f"<td>{esc(_verdict_label(verdict.verdict) if verdict else '')}</td>"
             f"<td>{esc(verdict.note if verdict else '')}</td>"
-            f"<td>{_fmt(_mean(_latest_scores(record, pane.position)), 2)}</td>"
-            f"<td>{_fmt(tps)}</td><td>{_fmt(cps)}</td>"
+            f"<td>{_fmt(summary.mean_score, 2)}</td>"
+            f"<td>{_fmt(summary.tokens_per_s)}</td><td>{_fmt(summary.chars_per_s)}</td>"
             f'<td class="sent">{esc(_sent_cell(view, pane))}</td></tr>'
         )
     parts.append("</table>")

@@ -61,7 +61,9 @@ from backends.base import (
 from backends.profiles import ModelProfile
 from foundation.errors import KurabeError
 from kurabe.rubric import Rubric, render
-from kurabe.store import ReplyRow, SessionRecord, Store, TurnRow, env_secrets
+from kurabe.secret_scrub import env_secrets
+from kurabe.store import Store
+from kurabe.store_records import ReplyRow, SessionRecord, TurnRow
 from personas import Persona
 
 JUDGE_PREFIX = "judge:"
@@ -360,7 +362,7 @@ class Judge:
     def settings(self) -> dict[str, Any]:
         """What a judge run stores: the profile, the backend's record of what it sends, and how
         the judge was asked (its temperature override, attempts allowed)."""
-        from kurabe.session import profile_snapshot
+        from kurabe.profile_snapshot import profile_snapshot
 
         try:
             backend = dict(self.backend.settings_snapshot())

@@ -45,7 +45,9 @@ from typing import Any
 from foundation.errors import KurabeError
 from kurabe.csvsafe import spreadsheet_safe
 from kurabe.export import Battle, derive_battles
-from kurabe.store import SessionRecord, Store, newest_by
+from kurabe.store import Store
+from kurabe.store_records import SessionRecord, newest_by
+from kurabe.verdicts import VERDICTS
 
 BOOTSTRAP_ROUNDS = 200
 BOOTSTRAP_SEED = 0
@@ -53,7 +55,6 @@ FALLBACK_PRIOR = 0.5
 """Weight of the virtual tie given to every pair that played when the MLE does not exist."""
 SCALE = 400.0
 BASE = 1000.0
-VERDICT_KINDS = ("great", "ok", "subpar", "out-of-character")
 
 Match = tuple[str, str, float]
 """(model a, model b, a's score): 1 a won, 0 b won, 0.5 a tie."""
@@ -202,7 +203,7 @@ class ModelStats:
     mean_score: float | None = None
     scores: int = 0
     """Score ratings counted (one per reply and rater)."""
-    verdicts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(VERDICT_KINDS, 0))
+    verdicts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(VERDICTS, 0))
     battles: int = 0
     win_share: float | None = None
     """Share of its battles won, ties counting half."""
@@ -260,7 +261,7 @@ class Leaderboard:
             "win_share",
             "rated_replies",
             "mean_score",
-            *(f"verdict_{k}" for k in VERDICT_KINDS),
+            *(f"verdict_{k}" for k in VERDICTS),
             "replies",
             "tokens_per_s",
             "chars_per_s",
@@ -283,7 +284,7 @@ class Leaderboard:
                 _r(m.win_share),
                 m.rated_replies,
                 _r(m.mean_score),
-                *(m.verdicts.get(k, 0) for k in VERDICT_KINDS),
+                *(m.verdicts.get(k, 0) for k in VERDICTS),
                 m.replies,
                 _r(m.tokens_per_s, 2),
                 _r(m.chars_per_s, 2),

@@ -25,8 +25,8 @@ from backends.profiles import ModelProfile
 from backends.readiness import unusable_reason
 from foundation.errors import KurabeError
 from kurabe.app_launch import AppContext, BackendFactory, build_context, open_session, plan_start
+from kurabe.secret_scrub import env_secrets
 from kurabe.session import ComparisonSession
-from kurabe.store import env_secrets
 from personas import Persona
 from scenarios import Scenario
 from tui.choice_dialog import Choice, ChoiceDialog

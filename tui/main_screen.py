@@ -50,15 +50,11 @@ from kurabe.events import (
     TurnStarted,
 )
 from kurabe.judge import ItemResult, Judge, JudgeSummary
-from kurabe.session import (
-    DEFAULT_TAGS,
-    SCORE_LABELS_JA,
-    VERDICTS,
-    ComparisonSession,
-    PickWinner,
-    RatingView,
-)
-from kurabe.store import SessionRecord
+from kurabe.rating_config import DEFAULT_TAGS, SCORE_LABELS_JA
+from kurabe.session import ComparisonSession
+from kurabe.session_views import PickWinner, RatingView
+from kurabe.store_records import SessionRecord
+from kurabe.verdicts import VERDICT_LABELS, VERDICTS
 from tui.confirm_dialog import ConfirmDialog
 from tui.help_screen import HelpScreen
 from tui.keymap import MAIN_BINDINGS, PANE_ACTIONS
@@ -71,7 +67,7 @@ from tui.quiet_footer import QuietFooter
 from tui.tag_picker import TagPicker
 from tui.textflow import make_visible
 from tui.transcript_view import Span
-from tui.verdict_dialog import VERDICT_LABELS, VerdictDialog
+from tui.verdict_dialog import VerdictDialog
 
 log = logging.getLogger(__name__)
 

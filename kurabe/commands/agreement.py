@@ -29,11 +29,13 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from kurabe.agreement import build_agreement, report_lines
-    from kurabe.commands.export import resolve_session_id
+    from kurabe.session_number import resolve_session_id
     from kurabe.store import Store
 
     with Store.open_default(getattr(args, "db", None)) as store:
-        session = None if args.session is None else resolve_session_id(store, args.session)
+        session = (
+            None if args.session is None else resolve_session_id(args.session, store, "--session")
+        )
         report = build_agreement(
             store, scenario=args.scenario, session=session, rounds=args.bootstrap, seed=args.seed
         )

@@ -11,8 +11,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from foundation.errors import KurabeError
-
 FORMAT_CHOICES = ("md", "jsonl", "csv", "html", "battles")
 
 
@@ -41,29 +39,14 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
-def resolve_session_id(store: Any, value: str) -> int:
-    """An id, or ``last`` / ``latest`` for the newest session."""
-    if value in ("last", "latest"):
-        latest = store.latest_session_id()
-        if latest is None:
-            raise KurabeError(f"no sessions in {store.path}")
-        return int(latest)
-    try:
-        session_id = int(value)
-    except ValueError:
-        raise KurabeError(f"SESSION must be a number or 'last', not {value!r}") from None
-    if not store.session_exists(session_id):
-        raise KurabeError(f"no session {session_id} in {store.path}")
-    return session_id
-
-
 def run(args: argparse.Namespace) -> int:
     from kurabe.export import export_session, write_export
+    from kurabe.session_number import resolve_session_id
     from kurabe.store import Store
 
     with Store.open_default(getattr(args, "db", None)) as store:
         database = Path(store.path)
-        session_id = resolve_session_id(store, args.session)
+        session_id = resolve_session_id(args.session, store)
         text = export_session(
             store,
             session_id,

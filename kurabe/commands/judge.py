@@ -97,14 +97,14 @@ def make_judge(
 def run(args: argparse.Namespace) -> int:
     import asyncio
 
-    from kurabe.commands.export import resolve_session_id
     from kurabe.judge import judge_sessions
     from kurabe.judge_progress import make_progress
+    from kurabe.session_number import resolve_session_id
     from kurabe.store import Store
 
     judge = make_judge(args.judge, getattr(args, "models_file", None), args)
     with Store.open_default(getattr(args, "db", None)) as store:
-        session_id = resolve_session_id(store, args.session)
+        session_id = resolve_session_id(args.session, store)
         try:
             summaries = asyncio.run(
                 judge_sessions(

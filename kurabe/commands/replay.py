@@ -20,8 +20,7 @@ from typing import Any
 
 from foundation.errors import KurabeError
 from kurabe.commands.judge import add_judge_options
-
-MAX_PANES = 6
+from kurabe.pane_labels import MAX_PANES
 
 
 def register(subparsers: Any) -> None:
@@ -132,8 +131,9 @@ async def _then_judge(replay: Any, store: Any, started: list[int], judge: Any, p
 def run(args: argparse.Namespace) -> int:
     import asyncio
 
+    from kurabe.rating_config import resolve_rater
     from kurabe.replay import resume_replay, run_replay
-    from kurabe.session import resolve_rater
+    from kurabe.session_number import resolve_session_id
     from kurabe.store import Store
 
     models_file = getattr(args, "models_file", None)
@@ -153,10 +153,7 @@ def run(args: argparse.Namespace) -> int:
         if resume is not None:
             from backends.profiles import load_profiles
 
-            try:
-                session_id = int(resume)
-            except ValueError:
-                raise KurabeError(f"--resume takes a session id, not {resume!r}") from None
+            session_id = resolve_session_id(resume, store, "--resume")
             profiles = load_profiles(models_file)
             started.append(session_id)
             coroutine: Any = resume_replay(
