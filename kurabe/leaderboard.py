@@ -6,7 +6,7 @@ Across every stored session (or those of one scenario, or the ratings of one rat
   of a reply is a real output of that model, so regenerated ones count too);
 - **verdicts**: each rater's newest verdict per pane, counted per kind;
 - **Bradley–Terry strength** from the pairwise battles derived from the per-turn picks
-  (:func:`kurabe.export.derive_battles`): maximum likelihood by the MM algorithm (Hunter 2004),
+  (:func:`kurabe.battles.derive_battles`): maximum likelihood by the MM algorithm (Hunter 2004),
   a tie counting half a win to each side, strengths normalised to a geometric mean of 1 and shown
   on the familiar Elo-like scale ``1000 + 400·log10(strength)``; 95% intervals from a bootstrap
   over battles (200 resamples, fixed seed) taking the 2.5th and 97.5th percentiles;
@@ -43,8 +43,8 @@ from statistics import fmean
 from typing import Any
 
 from foundation.errors import KurabeError
+from kurabe.battles import Battle, derive_battles
 from kurabe.csvsafe import spreadsheet_safe
-from kurabe.export import Battle, derive_battles
 from kurabe.store import Store
 from kurabe.store_records import SessionRecord, newest_by
 from kurabe.verdicts import VERDICTS

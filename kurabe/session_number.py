@@ -1,6 +1,7 @@
 """Which stored session a command means: a number (``12``, ``#12``) or ``last`` (``latest``).
 
-One parser for ``kurabe --resume``, ``kurabe export``, ``kurabe judge`` and ``kurabe agreement``.
+One parser for ``kurabe --resume``, ``kurabe export``, ``kurabe judge``, ``kurabe agreement``
+and ``kurabe replay --resume``.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from backends.sent import sent_settings
-from kurabe.export import HIDDEN_SETTINGS, NOT_RECORDED, sent_lines
+from kurabe.export_sent import HIDDEN_SETTINGS, NOT_RECORDED, sent_lines
 from kurabe.session import ComparisonSession
 from kurabe.store_records import PaneRecord
 
