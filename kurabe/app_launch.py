@@ -17,6 +17,7 @@ from backends.profiles import ModelProfile, load_profiles
 from backends.readiness import unusable_reason
 from foundation.catalog import Catalog
 from foundation.errors import ConfigError, KurabeError
+from foundation.options import options_from
 from kurabe.pane_labels import MAX_PANES
 from kurabe.session_number import resolve_session_id
 from personas import Persona
@@ -105,8 +106,28 @@ class StartPlan:
     resume_id: int | None = None
 
 
+@dataclass(frozen=True)
+class AppOptions:
+    """What ``kurabe`` (no subcommand) takes from the command line."""
+
+    persona: str | None = None
+    scenario: str | None = None
+    models: str | None = None
+    models_file: str | None = None
+    db: str | None = None
+    blind: bool = False
+    rater: str | None = None
+    resume: str | None = None
+    parallel_local: bool = False
+    judge: str | None = None
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace | AppOptions) -> AppOptions:
+        return args if isinstance(args, AppOptions) else options_from(cls, args)
+
+
 def build_context(
-    args: argparse.Namespace,
+    args: argparse.Namespace | AppOptions,
     *,
     store: Store | None = None,
     backend_factory: BackendFactory = create_backend,
@@ -118,13 +139,14 @@ def build_context(
     from personas.loader import load_personas
     from scenarios.loader import load_scenarios
 
-    profiles = load_profiles(getattr(args, "models_file", None))
+    options = AppOptions.from_args(args)
+    profiles = load_profiles(options.models_file)
     personas = load_personas()
     scenarios = load_scenarios(personas=personas)
     warnings = [f"skipped {problem}" for problem in [*personas.problems, *scenarios.problems]]
     score_labels = dict(SCORE_LABELS_JA)
     tags: tuple[str, ...] = ()
-    judge_name: str | None = getattr(args, "judge", None)
+    judge_name = options.judge
     judge_badge = "after-rating"
     try:
         config = load_rating_config()
@@ -141,16 +163,16 @@ def build_context(
             raise KurabeError(f"unknown judge profile '{judge_name}'; known profiles: {known}")
         judge_profile = profiles[judge_name]
     if store is None:
-        store = Store.open_default(getattr(args, "db", None))
+        store = Store.open_default(options.db)
     return AppContext(
         store=store,
         profiles=profiles,
         personas=personas,
         scenarios=scenarios,
         backend_factory=backend_factory,
-        blind=bool(getattr(args, "blind", False)),
-        rater=getattr(args, "rater", None) or "",
-        parallel_local=bool(getattr(args, "parallel_local", False)),
+        blind=options.blind,
+        rater=options.rater or "",
+        parallel_local=options.parallel_local,
         score_labels=score_labels,
         tags=tags,
         judge_profile=judge_profile,
@@ -159,9 +181,10 @@ def build_context(
     )
 
 
-def plan_start(args: argparse.Namespace, context: AppContext) -> StartPlan:
+def plan_start(args: argparse.Namespace | AppOptions, context: AppContext) -> StartPlan:
     """Which persona, scenario and panes ``kurabe`` opens with, from the command line."""
-    resume = getattr(args, "resume", None)
+    options = AppOptions.from_args(args)
+    resume = options.resume
     if resume:
         session_id = resolve_session_id(resume, context.store, "--resume")
         row = context.store.session(session_id)
@@ -172,12 +195,11 @@ def plan_start(args: argparse.Namespace, context: AppContext) -> StartPlan:
             resume_id=session_id,
         )
     scenario = None
-    scenario_id = getattr(args, "scenario", None)
-    if scenario_id:
-        scenario = context.scenarios.get(scenario_id)
-    persona_id = getattr(args, "persona", None) or (scenario.persona if scenario else None)
+    if options.scenario:
+        scenario = context.scenarios.get(options.scenario)
+    persona_id = options.persona or (scenario.persona if scenario else None)
     persona = context.personas.get(persona_id or DEFAULT_PERSONA)
-    models = getattr(args, "models", None)
+    models = options.models
     if models:
         profiles = parse_models_option(models, context.profiles)
     else:

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from foundation.options import options_from
 
 FORMAT_CHOICES = ("md", "jsonl", "csv", "html", "battles")
 
@@ -39,24 +42,37 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
+@dataclass(frozen=True)
+class ExportOptions:
+    """``kurabe export``'s options."""
+
+    session: str
+    format: str = "md"
+    out: str | None = None
+    db: str | None = None
+    no_bom: bool = False
+    reveal_names: bool = False
+
+
 def run(args: argparse.Namespace) -> int:
     from kurabe.export import export_session, write_export
     from kurabe.session_number import resolve_session_id
     from kurabe.store import Store
 
-    with Store.open_default(getattr(args, "db", None)) as store:
+    options = options_from(ExportOptions, args)
+    with Store.open_default(options.db) as store:
         database = Path(store.path)
-        session_id = resolve_session_id(args.session, store)
+        session_id = resolve_session_id(options.session, store)
         text = export_session(
             store,
             session_id,
-            args.format,
-            reveal_names=args.reveal_names,
-            bom=not args.no_bom,
+            options.format,
+            reveal_names=options.reveal_names,
+            bom=not options.no_bom,
         )
-    if args.out:
-        out = write_export(Path(args.out), text, database=database)
-        print(f"wrote {out} (session {session_id}, {args.format})", file=sys.stderr)
+    if options.out:
+        out = write_export(Path(options.out), text, database=database)
+        print(f"wrote {out} (session {session_id}, {options.format})", file=sys.stderr)
     else:
         stream = sys.stdout
         if hasattr(stream, "buffer"):

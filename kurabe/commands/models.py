@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from typing import Any
 
 from backends.profiles import load_profiles
 from backends.readiness import describe_profile
 from foundation.errors import ConfigError
+from foundation.options import options_from
 
 
 def register(subparsers: Any) -> None:
@@ -19,9 +21,17 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
+@dataclass(frozen=True)
+class ModelsOptions:
+    """``kurabe models``' options."""
+
+    models_file: str | None = None
+
+
 def run(args: argparse.Namespace) -> int:
+    options = options_from(ModelsOptions, args)
     try:
-        profiles = load_profiles(args.models_file)
+        profiles = load_profiles(options.models_file)
     except ConfigError as exc:
         print(f"kurabe: {exc}", file=sys.stderr)
         return 2
