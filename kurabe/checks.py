@@ -201,10 +201,23 @@ class CheckReport:
             repeats_previous=bool(data.get("repeats_previous", False)),
             persona_breaks=tuple(str(item) for item in data.get("persona_breaks", ())),
             flags=tuple(
-                CheckFlag(code=str(f["code"]), label=str(f["label"]), detail=str(f["detail"]))
+                CheckFlag(
+                    code=str(f.get("code", "")),
+                    label=str(f.get("label") or f.get("code", "")),
+                    detail=str(f.get("detail", "")),
+                )
                 for f in data.get("flags", ())
+                if isinstance(f, Mapping)
             ),
         )
+
+
+def load_check_report(stored: Mapping[str, Any] | None) -> CheckReport | None:
+    """The report as stored with a reply (:meth:`CheckReport.to_dict`, JSON in the database and
+    on :class:`~kurabe.events.PaneFinished`); None when no checks ran (an empty mapping)."""
+    if not stored:
+        return None
+    return CheckReport.from_dict(stored)
 
 
 # --- character classes -------------------------------------------------------------------------

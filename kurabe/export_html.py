@@ -149,24 +149,19 @@ def to_html(view: ExportView) -> str:
                 if rating.note:
                     bits.append(esc(rating.note))
                 parts.append(f'<div class="meta">{" ".join(bits)}</div>')
-            flags = reply.checks.get("flags", [])
-            if flags:
+            report = reply.check_report
+            if report is not None and report.flags:
                 badges = " ".join(
-                    f'<span class="flag" title="{esc(str(f.get("detail", "")))}">'
-                    f"{esc(str(f.get('label', f.get('code', ''))))}</span>"
-                    for f in flags
+                    f'<span class="flag" title="{esc(flag.detail)}">{esc(flag.label)}</span>'
+                    for flag in report.flags
                 )
                 parts.append(f'<div class="meta">{badges}</div>')
-            checks = reply.checks
+            japanese_share = report.japanese_share if report is not None else None
             parts.append(
                 f'<div class="meta">{reply.chars} chars · {fmt(reply.chars_per_s)} chars/s · '
                 f"{fmt(reply.tokens_per_s)} tok/s · TTFT {fmt(reply.ttft_s, 2)} s"
                 + "".join(f" · {esc(note)}" for note in reply.figures.engine_notes())
-                + (
-                    f" · 日本語 {checks['japanese_share'] * 100:.0f}%"
-                    if checks.get("japanese_share") is not None
-                    else ""
-                )
+                + (f" · 日本語 {japanese_share * 100:.0f}%" if japanese_share is not None else "")
                 + "</div>"
             )
             parts.append("</div>")

@@ -192,7 +192,8 @@ def _reply_table(
             score = f"{rating.score} {labels.get(rating.score, '')}".strip()
         tags = ", ".join(rating.tags) if rating else ""
         note = _md_cell(rating.note) if rating else ""
-        flags = ", ".join(f.get("code", "") for f in reply.checks.get("flags", []))
+        report = reply.check_report
+        flags = ", ".join(report.flag_codes) if report is not None else ""
         rows.append(
             f"| {turn.idx + 1} | {_md_cell(state_words(reply))} | {score} | {tags} | {note} | "
             f"{flags} | {fmt(reply.tokens_per_s)} | {fmt(reply.chars_per_s)} | "

@@ -8,6 +8,7 @@ import io
 import json
 from typing import Any
 
+from kurabe.checks import load_check_report
 from kurabe.csvsafe import spreadsheet_safe
 from kurabe.export_sent import sent_record
 from kurabe.export_view import (
@@ -190,7 +191,7 @@ def csv_rows(view: ExportView) -> list[dict[str, Any]]:
         sent = item["sent"] or {}
         rating = item["latest_rating"] or {}
         verdict = item["verdict"] or {}
-        checks = item["checks"]
+        report = load_check_report(item["checks"])
         figures = item["figures"]
         pick = item["pick"]
         pick_word = ""
@@ -243,11 +244,11 @@ def csv_rows(view: ExportView) -> list[dict[str, Any]]:
                 "pick": pick_word,
                 "verdict": verdict.get("label", ""),
                 "verdict_note": verdict.get("note", ""),
-                "japanese_share": _blank(round_to(checks.get("japanese_share"))),
-                "polite_share": _blank(round_to(checks.get("polite_share"))),
-                "register": checks.get("register", ""),
-                "chars_per_token": _blank(round_to(checks.get("chars_per_token"))),
-                "check_flags": " ".join(f.get("code", "") for f in checks.get("flags", [])),
+                "japanese_share": _blank(round_to(report.japanese_share if report else None)),
+                "polite_share": _blank(round_to(report.polite_share if report else None)),
+                "register": report.register if report else "",
+                "chars_per_token": _blank(round_to(report.chars_per_token if report else None)),
+                "check_flags": " ".join(report.flag_codes) if report else "",
             }
         )
     return rows

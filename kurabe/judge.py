@@ -196,13 +196,12 @@ def expectations_text(persona: Persona) -> str:
 
 
 def checks_text(reply: ReplyRow) -> str:
-    flags = reply.checks.get("flags") or []
+    report = reply.check_report
     lines = []
-    for flag in flags:
-        if isinstance(flag, dict):
-            label = str(flag.get("label") or flag.get("code") or "").strip()
-            detail = str(flag.get("detail") or "").strip()
-            lines.append(f"- {label}: {detail}" if detail else f"- {label}")
+    for flag in report.flags if report is not None else ():
+        label = flag.label.strip()
+        detail = flag.detail.strip()
+        lines.append(f"- {label}: {detail}" if detail else f"- {label}")
     return "\n".join(lines) or NO_FINDINGS
 
 

@@ -403,18 +403,16 @@ def build_leaderboard(
         item.replies = len(done)
         item.tokens_per_s = _mean(r.tokens_per_s for r in done)
         item.chars_per_s = _mean(r.chars_per_s for r in done)
-        item.japanese_share = _mean(r.checks.get("japanese_share") for r in done)
-        item.polite_share = _mean(r.checks.get("polite_share") for r in done)
-        item.chars_per_token = _mean(r.checks.get("chars_per_token") for r in done)
-        with_checks = [r for r in done if r.checks]
-        if with_checks:
-            item.flagged_share = sum(1 for r in with_checks if r.checks.get("flags")) / len(
-                with_checks
-            )
+        reports = [report for r in done if (report := r.check_report) is not None]
+        item.japanese_share = _mean(report.japanese_share for report in reports)
+        item.polite_share = _mean(report.polite_share for report in reports)
+        item.chars_per_token = _mean(report.chars_per_token for report in reports)
+        if reports:
+            item.flagged_share = sum(1 for report in reports if report.flags) / len(reports)
             flag_counts: dict[str, int] = defaultdict(int)
-            for reply in with_checks:
-                for flag in reply.checks.get("flags", []):
-                    flag_counts[str(flag.get("code"))] += 1
+            for report in reports:
+                for code in report.flag_codes:
+                    flag_counts[code] += 1
             item.flag_counts = dict(sorted(flag_counts.items()))
 
     matches: list[Match] = [(b.model_a, b.model_b, battle_score(b.winner)) for b in battles]

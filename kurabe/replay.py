@@ -106,7 +106,8 @@ class PlainProgress:
         elif isinstance(event, PaneFinished):
             turn = self.reply_turn.get(event.reply_id, 0) + 1
             figures = event.figures
-            flags = [f.get("code", "") for f in event.checks.get("flags", [])]
+            report = event.check_report
+            flags = list(report.flag_codes) if report is not None else []
             self._print(
                 f"turn {turn}/{self.turns} [{self._name(event.pane)}] {figures.chars} chars "
                 f"{_rate(figures.tokens_per_s, 'tok/s')} {_rate(figures.chars_per_s, 'chars/s')}"

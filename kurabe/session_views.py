@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from kurabe.checks import CheckReport, load_check_report
 from kurabe.events import ReplyFigures
 from kurabe.store_records import SessionRecord
 
@@ -37,6 +38,11 @@ class ReplyView:
     figures: ReplyFigures
     checks: dict[str, Any]
     rating: RatingView
+
+    @property
+    def check_report(self) -> CheckReport | None:
+        """:attr:`checks`, typed; None when the checks did not run."""
+        return load_check_report(self.checks)
 
     @property
     def incomplete(self) -> bool:

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, TypeVar
 
+from kurabe.checks import CheckReport, load_check_report
 from kurabe.events import ReplyFigures
 from personas import Persona
 from scenarios import Scenario, Turn
@@ -157,6 +158,11 @@ class ReplyRow:
     @property
     def completed(self) -> bool:
         return self.status == "complete"
+
+    @property
+    def check_report(self) -> CheckReport | None:
+        """:attr:`checks` (the stored JSON), typed; None when the checks did not run."""
+        return load_check_report(self.checks)
 
 
 class _Recorded(Protocol):

@@ -38,6 +38,7 @@ from backends.api_errors import url_host
 from backends.base import Backend, one_line
 from backends.profiles import ModelProfile
 from foundation.errors import KurabeError
+from kurabe.checks import CheckFlag
 from kurabe.events import (
     PaneDelta,
     PaneFailed,
@@ -87,7 +88,7 @@ class ReplyInfo:
     pane: int
     turn: int
     status: str = "streaming"
-    flags: list[dict[str, Any]] = field(default_factory=list)
+    flags: list[CheckFlag] = field(default_factory=list)
     finish_reason: str | None = None
 
 
@@ -367,7 +368,7 @@ class MainScreen(Screen[None]):
         )
         info.status = "complete"
         info.finish_reason = event.finish_reason
-        info.flags = list(event.checks.get("flags", ()) or ())
+        info.flags = list(event.check_report.flags) if event.check_report else []
         status = format_figures(event.figures)
         short = format_figures(event.figures, compact=True)
         if event.finish_reason == "length":
@@ -490,7 +491,7 @@ class MainScreen(Screen[None]):
         elif pick == "bothbad":
             spans.append(("✗ all bad", "transcript--flag"))
         for flag in info.flags:
-            label = str(flag.get("label") or flag.get("code") or "")
+            label = flag.label or flag.code
             if label:
                 spans.append((f"⚑ {label}", "transcript--flag"))
         return spans
@@ -575,7 +576,7 @@ class MainScreen(Screen[None]):
                     pane=pane_index,
                     turn=turn.index,
                     status=reply.status,
-                    flags=list((reply.checks or {}).get("flags", ()) or ()),
+                    flags=list(reply.check_report.flags) if reply.check_report else [],
                     finish_reason=reply.finish_reason,
                 )
                 self.replies[reply.reply_id] = info
