@@ -21,9 +21,9 @@ server drives its slots:
   prefixes are evicted (least recently used first) when an active pane needs room, and a pane
   that cannot fit gets a one-line reason.
 
-Sampling matches llama.cpp's ``llama-cli`` and server, which the seed page's figures came from:
-repeat penalty over the last N tokens (prompt included) → top-k → top-p → min-p → temperature →
-a seeded draw (greedy at temperature 0).
+Sampling matches llama.cpp's ``llama-cli`` and server, where the hand-written comparison's
+figures came from: repeat penalty over the last N tokens (prompt included) → top-k → top-p →
+min-p → temperature → a seeded draw (greedy at temperature 0).
 
 Everything that touches the context runs on the engine's own thread. Backends never import the UI.
 """

@@ -29,8 +29,8 @@ leaderboard can set the two side by side. The persona-break check reports ``out-
 ``empty``, ``cut-off`` and ``repeats-previous`` have no rating tag.
 
 Everything is plain ``re`` and string methods, tuned so that a 2,000-character reply takes a
-couple of milliseconds (``bench/bench_checks.py``); the accuracy against the seed page's replies
-is tested in ``tests/test_checks.py``.
+couple of milliseconds (``bench/bench_checks.py``); the accuracy against the replies of the
+hand-written comparison (README, glossary) is tested in ``tests/test_checks.py``.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ SAMPLING_LABELS: dict[str, str] = {
     "seed": "Seed",
     "stop": "Stop",
 }
-"""The sampling settings in the seed page's order, with its words."""
+"""The sampling settings in the hand-written comparison's order, with its words."""
 NOT_RECORDED = "not recorded"
 HIDDEN_SETTINGS = "hidden until the names are revealed"
 

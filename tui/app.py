@@ -39,7 +39,7 @@ from tui.models_dialog import ModelsDialog
 log = logging.getLogger(__name__)
 
 EXPORT_FORMATS: tuple[tuple[str, str, str], ...] = (
-    ("md", "Markdown", "laid out like the seed page: per model verdict, settings, transcript"),
+    ("md", "Markdown", "per model: verdict, settings, transcript, ratings"),
     ("jsonl", "JSONL", "one record per reply, with ratings"),
     ("csv", "CSV", "one row per reply"),
     ("html", "HTML", "a page to share"),

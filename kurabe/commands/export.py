@@ -1,8 +1,8 @@
 """``kurabe export SESSION --format md|jsonl|csv|html|battles [--out FILE]``: one stored session
-as Markdown (like the seed page), JSON lines, CSV, a self-contained HTML page, or pairwise
-battles for Chatbot-Arena-style tooling. Writes to standard output unless ``--out``, whose file
-is replaced in one step once the whole export is written (:func:`kurabe.export.write_export`),
-never the database itself."""
+as Markdown (laid out like the hand-written comparison), JSON lines, CSV, a self-contained HTML
+page, or pairwise battles for Chatbot-Arena-style tooling. Writes to standard output unless
+``--out``, whose file is replaced in one step once the whole export is written
+(:func:`kurabe.export.write_export`), never the database itself."""
 
 from __future__ import annotations
 
