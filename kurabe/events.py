@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from kurabe.checks import CheckReport, load_check_report
+from kurabe.check_report import CheckReport, load_check_report
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ import io
 import json
 from typing import Any
 
-from kurabe.checks import load_check_report
+from kurabe.check_report import load_check_report
 from kurabe.csvsafe import spreadsheet_safe
 from kurabe.export_sent import sent_record
 from kurabe.export_view import (

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from kurabe.checks import CheckReport, load_check_report
+from kurabe.check_report import CheckReport, load_check_report
 from kurabe.events import ReplyFigures
 from kurabe.store_records import SessionRecord
 

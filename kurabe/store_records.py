@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, TypeVar
 
-from kurabe.checks import CheckReport, load_check_report
+from kurabe.check_report import CheckReport, load_check_report
 from kurabe.events import ReplyFigures
 from personas import Persona
 from scenarios import Scenario, Turn

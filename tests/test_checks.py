@@ -21,9 +21,8 @@ from typing import Any
 import pytest
 
 from foundation.errors import KurabeError
+from kurabe.check_report import FLAG_CODES, CheckReport
 from kurabe.checks import (
-    FLAG_CODES,
-    CheckReport,
     canonical_first_person,
     copies_previous,
     find_leaks,

@@ -38,7 +38,7 @@ from backends.api_errors import url_host
 from backends.base import Backend, one_line
 from backends.profiles import ModelProfile
 from foundation.errors import KurabeError
-from kurabe.checks import CheckFlag
+from kurabe.check_report import CheckFlag
 from kurabe.events import (
     PaneDelta,
     PaneFailed,

@@ -4,7 +4,7 @@
 (``kurabe --persona ID check TEXT`` works too); without one only the persona-free checks flag.
 ``TEXT`` of ``-`` reads standard input. On a terminal the report is a rich table; otherwise one
 ``key: value`` line per measure and one ``flag:`` line per flag, for scripts; ``--json`` prints
-:meth:`kurabe.checks.CheckReport.to_dict`. The exit status is 0 whatever the checks find.
+:meth:`kurabe.check_report.CheckReport.to_dict`. The exit status is 0 whatever the checks find.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from foundation.errors import KurabeError
 from foundation.options import options_from
 
 if TYPE_CHECKING:
-    from kurabe.checks import CheckReport, PersonaExpectations
+    from kurabe.check_report import CheckReport
+    from kurabe.checks import PersonaExpectations
 
     SubParsers = argparse._SubParsersAction[argparse.ArgumentParser]
 
