@@ -42,7 +42,6 @@ from backends.llama_engine import (
     LlamaEngine,
     Request,
     SamplingSettings,
-    TextPipe,
 )
 from backends.profiles import EMBEDDED_MODEL, ModelProfile
 from backends.sent import llama_cpp_request
@@ -53,6 +52,7 @@ from backends.templates import (
     jinja_formatter,
     render_prompt,
 )
+from backends.text_pipe import TextPipe
 from foundation.paths import llama_log_path
 
 GGUF_MAGIC = b"GGUF"

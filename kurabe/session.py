@@ -32,6 +32,14 @@ Persistence
     database, marked incomplete.
 
 This module never imports Textual.
+
+Why one module of about a thousand lines: :class:`ComparisonSession` is one object around one
+event loop and one store, and creating or resuming it, scheduling the panes, a reply's stream
+from its start to its end and the ratings all work on that shared state. What does not lives
+beside it: the rating configuration and the rater (:mod:`kurabe.rating_config`), verdict words
+(:mod:`kurabe.verdicts`), speed figures (:mod:`kurabe.reply_figures`), CPU sharing
+(:mod:`kurabe.compute_sharing`), profile snapshots (:mod:`kurabe.profile_snapshot`) and the views
+read back for redraw and resume (:mod:`kurabe.session_views`).
 """
 
 from __future__ import annotations
