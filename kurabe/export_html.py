@@ -11,12 +11,12 @@ from kurabe.export_view import (
     ExportView,
     agreement_html,
     fmt,
-    pane_summary,
     reply_state,
     score_labels,
     state_words,
     verdict_text,
 )
+from kurabe.pane_summary import pane_summaries
 from kurabe.store_records import PaneRecord
 
 _CSS = """
@@ -102,9 +102,8 @@ def to_html(view: ExportView) -> str:
         '<table class="summary"><tr><th>Pane</th><th>Model</th><th>Quality</th><th>Note</th>'
         "<th>Mean score</th><th>tokens/s</th><th>chars/s</th><th>Sent</th></tr>"
     )
-    for pane in record.panes:
-        verdict = record.latest_verdict(pane.position)
-        summary = pane_summary(record, pane.position)
+    for pane, summary in zip(record.panes, pane_summaries(record), strict=True):
+        verdict = summary.verdict
         parts.append(
             f"<tr><td>{esc(pane.label)}</td><td>{esc(view.name(pane))}</td>"
             f"<td>{esc(verdict_text(verdict.verdict) if verdict else '')}</td>"

@@ -16,6 +16,7 @@ from kurabe.export_view import (
     state_words,
     verdict_text,
 )
+from kurabe.pane_summary import pane_summaries
 from kurabe.store_records import PaneRecord, ReplyRow
 
 
@@ -67,9 +68,8 @@ def to_markdown(view: ExportView) -> str:
         "| Pane | Model | Quality | Rated replies | Mean score | Best picks | tokens/s | chars/s |"
     )
     out.append("|---|---|---|---:|---:|---:|---:|---:|")
-    for pane in record.panes:
-        verdict = record.latest_verdict(pane.position)
-        summary = pane_summary(record, pane.position)
+    for pane, summary in zip(record.panes, pane_summaries(record), strict=True):
+        verdict = summary.verdict
         out.append(
             f"| {pane.label} | {_md_cell(view.name(pane))} | "
             f"{verdict_text(verdict.verdict) if verdict else '-'} | {len(summary.scores)} | "

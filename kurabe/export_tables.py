@@ -8,6 +8,7 @@ import io
 import json
 from typing import Any
 
+from backends.sent import SAMPLING_FIELDS
 from kurabe.check_report import load_check_report
 from kurabe.csvsafe import spreadsheet_safe
 from kurabe.export_sent import sent_record
@@ -109,6 +110,8 @@ def to_jsonl(view: ExportView) -> str:
 
 # -- CSV ----------------------------------------------------------------------------------
 
+CSV_SAMPLING_COLUMNS = tuple(name for name in SAMPLING_FIELDS if name != "stop")
+"""The sampling sent, one column each (the stop strings are left to the jsonl)."""
 CSV_COLUMNS = (
     "session_id",
     "created_at",
@@ -122,14 +125,7 @@ CSV_COLUMNS = (
     "model",
     "backend",
     "prompt_format",
-    "temperature",
-    "top_k",
-    "top_p",
-    "min_p",
-    "repeat_penalty",
-    "repeat_last_n",
-    "max_tokens",
-    "seed",
+    *CSV_SAMPLING_COLUMNS,
     "reply_id",
     "version",
     "status",
@@ -167,16 +163,6 @@ CSV_COLUMNS = (
 )
 
 
-CSV_SAMPLING_COLUMNS = (
-    "temperature",
-    "top_k",
-    "top_p",
-    "min_p",
-    "repeat_penalty",
-    "repeat_last_n",
-    "max_tokens",
-    "seed",
-)
 """The value sent, "model default" when none was, empty when nothing was recorded or the names
 are hidden."""
 
