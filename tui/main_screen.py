@@ -368,7 +368,7 @@ class MainScreen(Screen[None]):
         )
         info.status = "complete"
         info.finish_reason = event.finish_reason
-        info.flags = list(event.check_report.flags) if event.check_report else []
+        info.flags = list(report.flags) if (report := event.check_report) else []
         status = format_figures(event.figures)
         short = format_figures(event.figures, compact=True)
         if event.finish_reason == "length":
@@ -576,7 +576,7 @@ class MainScreen(Screen[None]):
                     pane=pane_index,
                     turn=turn.index,
                     status=reply.status,
-                    flags=list(reply.check_report.flags) if reply.check_report else [],
+                    flags=list(report.flags) if (report := reply.check_report) else [],
                     finish_reason=reply.finish_reason,
                 )
                 self.replies[reply.reply_id] = info
