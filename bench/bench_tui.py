@@ -141,13 +141,13 @@ async def run(
     latency_tokens: int,
 ) -> Probe:
     os.environ.setdefault("KURABE_HOME", tempfile.mkdtemp(prefix="kurabe-bench-"))
+    from kurabe.app_launch import AppContext
     from kurabe.session import ComparisonSession
     from kurabe.store import Store
     from personas.loader import load_personas
     from scenarios.loader import load_scenarios
     from tui.app import KurabeApp
     from tui.main_screen import MainScreen
-    from tui.startup import AppContext
 
     names = [f"pane-{index}" for index in range(panes)]
     profiles = {name: ModelProfile(name=name, backend="openai", model=name) for name in names}

@@ -37,7 +37,8 @@ from backends import create_backend
 from backends.api_errors import url_host
 from backends.base import Backend, one_line
 from backends.profiles import ModelProfile
-from kurabe.errors import KurabeError
+from foundation.errors import KurabeError
+from kurabe.check_report import CheckFlag
 from kurabe.events import (
     PaneDelta,
     PaneFailed,
@@ -50,15 +51,11 @@ from kurabe.events import (
     TurnStarted,
 )
 from kurabe.judge import ItemResult, Judge, JudgeSummary
-from kurabe.session import (
-    DEFAULT_TAGS,
-    SCORE_LABELS_JA,
-    VERDICTS,
-    ComparisonSession,
-    PickWinner,
-    RatingView,
-)
-from kurabe.store import SessionRecord
+from kurabe.rating_config import DEFAULT_TAGS, SCORE_LABELS_JA
+from kurabe.session import ComparisonSession
+from kurabe.session_views import PickWinner, RatingView
+from kurabe.store_records import SessionRecord
+from kurabe.verdicts import VERDICT_LABELS, VERDICTS
 from tui.confirm_dialog import ConfirmDialog
 from tui.help_screen import HelpScreen
 from tui.keymap import MAIN_BINDINGS, PANE_ACTIONS
@@ -71,7 +68,7 @@ from tui.quiet_footer import QuietFooter
 from tui.tag_picker import TagPicker
 from tui.textflow import make_visible
 from tui.transcript_view import Span
-from tui.verdict_dialog import VERDICT_LABELS, VerdictDialog
+from tui.verdict_dialog import VerdictDialog
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +88,7 @@ class ReplyInfo:
     pane: int
     turn: int
     status: str = "streaming"
-    flags: list[dict[str, Any]] = field(default_factory=list)
+    flags: list[CheckFlag] = field(default_factory=list)
     finish_reason: str | None = None
 
 
@@ -371,7 +368,7 @@ class MainScreen(Screen[None]):
         )
         info.status = "complete"
         info.finish_reason = event.finish_reason
-        info.flags = list(event.checks.get("flags", ()) or ())
+        info.flags = list(report.flags) if (report := event.check_report) else []
         status = format_figures(event.figures)
         short = format_figures(event.figures, compact=True)
         if event.finish_reason == "length":
@@ -494,7 +491,7 @@ class MainScreen(Screen[None]):
         elif pick == "bothbad":
             spans.append(("✗ all bad", "transcript--flag"))
         for flag in info.flags:
-            label = str(flag.get("label") or flag.get("code") or "")
+            label = flag.label or flag.code
             if label:
                 spans.append((f"⚑ {label}", "transcript--flag"))
         return spans
@@ -579,7 +576,7 @@ class MainScreen(Screen[None]):
                     pane=pane_index,
                     turn=turn.index,
                     status=reply.status,
-                    flags=list((reply.checks or {}).get("flags", ()) or ()),
+                    flags=list(report.flags) if (report := reply.check_report) else [],
                     finish_reason=reply.finish_reason,
                 )
                 self.replies[reply.reply_id] = info
