@@ -29,7 +29,6 @@ from personas import Persona
 from scenarios import Scenario
 from tui.choice_dialog import Choice, ChoiceDialog
 from tui.commands import KurabeCommands
-from tui.gc_pacing import GcPacer
 from tui.help_screen import HelpScreen
 from tui.main_screen import MainScreen
 from tui.models_dialog import ModelsDialog
@@ -41,6 +40,7 @@ from tui.startup import (
     plan_start,
     unusable_reason,
 )
+from tui.textual_internals import GcPacer
 
 log = logging.getLogger(__name__)
 

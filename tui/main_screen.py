@@ -70,6 +70,7 @@ from tui.prompt_input import PromptInput
 from tui.quiet_footer import QuietFooter
 from tui.tag_picker import TagPicker
 from tui.textflow import make_visible
+from tui.textual_internals import focused_without_repaint, paint_pending_changes
 from tui.transcript_view import Span
 from tui.verdict_dialog import VERDICT_LABELS, VerdictDialog
 
@@ -155,11 +156,9 @@ class MainScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = list(MAIN_BINDINGS)
     AUTO_FOCUS = "#prompt"
 
-    focused: Reactive[Widget | None] = Reactive(None, repaint=False)
-    """Textual's ``Screen.focused`` without its repaint of the whole screen: a change of focus
-    restyles (and so redraws) the widgets that lose and gain it, which is all that changes on
-    screen. Repainting the whole screen made a focus change while six panes stream cost one
-    full-screen update (tens of milliseconds) instead of two header lines."""
+    focused: Reactive[Widget | None] = focused_without_repaint()
+    """Textual's ``Screen.focused`` without its repaint of the whole screen
+    (:mod:`tui.textual_internals`, 1)."""
 
     def __init__(
         self,
@@ -271,18 +270,9 @@ class MainScreen(Screen[None]):
             self.paint_soon = lambda: None  # type: ignore[method-assign]
 
     def _paint_pending_changes(self) -> None:
-        """Run Textual's screen update now if anything is waiting for it (Textual internals)."""
-        if (
-            self.is_current
-            and not self.app._batch_count
-            and (
-                self._dirty_widgets
-                or self._layout_required
-                or self._scroll_required
-                or self._repaint_required
-            )
-        ):
-            self._on_timer_update()
+        """Run Textual's screen update now if anything is waiting for it
+        (:mod:`tui.textual_internals`, 2)."""
+        paint_pending_changes(self)
 
     def on_unmount(self) -> None:
         if self._unsubscribe is not None:
