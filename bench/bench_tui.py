@@ -147,6 +147,7 @@ async def run(
     from scenarios.loader import load_scenarios
     from tui.app import KurabeApp
     from tui.main_screen import MainScreen
+    from tui.pane_strip import PaneStrip
     from tui.startup import AppContext
 
     names = [f"pane-{index}" for index in range(panes)]
@@ -174,8 +175,8 @@ async def run(
 
     # Instrument: the panes' flush, Textual's screen updates, the key's action, painting.
     # (Class attributes, restored at the end: Textual's update timer holds bound methods.)
-    originals = (MainScreen._flush_pane, Screen._on_timer_update, MainScreen.action_move_focus)
-    MainScreen._flush_pane = timed(probe, "flush_s", MainScreen._flush_pane)  # type: ignore[method-assign]
+    originals = (PaneStrip._flush_pane, Screen._on_timer_update, MainScreen.action_move_focus)
+    PaneStrip._flush_pane = timed(probe, "flush_s", PaneStrip._flush_pane)  # type: ignore[method-assign]
     Screen._on_timer_update = timed(probe, "screen_s", Screen._on_timer_update)  # type: ignore[method-assign]
     original_move = MainScreen.action_move_focus
 
@@ -199,7 +200,7 @@ async def run(
     try:
         await drive(app, session, sources, probe, windows, size, latency_tokens)
     finally:
-        MainScreen._flush_pane, Screen._on_timer_update, MainScreen.action_move_focus = originals  # type: ignore[method-assign]
+        PaneStrip._flush_pane, Screen._on_timer_update, MainScreen.action_move_focus = originals  # type: ignore[method-assign]
         store.close()
     print_results(probe, tokens, rate, panes, size)
     return probe
