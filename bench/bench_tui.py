@@ -17,6 +17,8 @@ characters, paragraphs of ~150 characters), and measures:
 
     .venv/bin/python bench/bench_tui.py              # 6 panes, 300 tok/s, 4000 tokens
     .venv/bin/python bench/bench_tui.py --quick      # 1000 tokens (CI smoke run)
+    .venv/bin/python bench/bench_tui.py --without scroll   # one workaround of
+                                                           # tui/textual_internals.py turned off
 """
 
 from __future__ import annotations
@@ -330,6 +332,39 @@ def print_results(
         )
 
 
+WORKAROUNDS = ("focus", "paint", "footer", "scroll", "gc")
+"""The workarounds of :mod:`tui.textual_internals`, in its docstring's order."""
+
+
+def turn_off(workaround: str) -> None:
+    """Run the app as if ``workaround`` were not there (its fallback, or Textual's own way)."""
+    from textual.reactive import Reactive
+    from textual.widgets import Footer
+
+    import tui.transcript_view
+    from tui.main_screen import MainScreen
+    from tui.quiet_footer import QuietFooter
+    from tui.textual_internals import GcPacer
+
+    if workaround == "focus":
+        # Textual's own Screen.focused (repaint=True) in place of the redefined one.
+        focused: Reactive[Any] = Reactive(None, repaint=True)
+        focused.__set_name__(MainScreen, "focused")
+        MainScreen.focused = focused
+    elif workaround == "paint":
+        MainScreen.paint_soon = lambda self: None  # type: ignore[method-assign]
+    elif workaround == "footer":
+        QuietFooter.bindings_changed = Footer.bindings_changed  # type: ignore[method-assign]
+    elif workaround == "scroll":
+
+        def set_limits_with_layout(view: Any, size: Any, bar: Any, height: int) -> None:
+            view.virtual_size = size
+
+        vars(tui.transcript_view)["set_scroll_limits"] = set_limits_with_layout
+    elif workaround == "gc":
+        GcPacer.start = lambda self: None  # type: ignore[method-assign]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -343,7 +378,17 @@ def main() -> None:
         "--latency-tokens", type=int, default=3000, help="reply length while keys are pressed"
     )
     parser.add_argument("--quick", action="store_true", help="1000-token replies")
+    parser.add_argument(
+        "--without",
+        choices=WORKAROUNDS,
+        action="append",
+        default=[],
+        help="turn a workaround of tui/textual_internals.py off (to measure what it gains)",
+    )
     args = parser.parse_args()
+    for workaround in args.without:
+        turn_off(workaround)
+        print(f"without: {workaround}")
     longest = 1000 if args.quick else args.tokens
     windows = [edge for edge in (100, 1000, 2000, 3000, 4000) if edge <= longest]
     # Replies run a little past the last window so that its cost is not the end of the reply.

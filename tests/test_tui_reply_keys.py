@@ -119,3 +119,22 @@ async def test_w_keeps_a_blind_panes_prompt_hidden_until_the_reveal() -> None:
         assert isinstance(screen, SentPromptScreen)
         assert not screen.query("#sent-prompt-text")
         assert "ctrl+r" in screen.prompt.note
+
+
+async def test_the_prompt_can_be_selected_with_the_mouse() -> None:
+    backend = RenderingBackend("alpha", ["はい"])
+    harness = make_harness({"alpha": backend})
+    async with harness.app.run_test(size=(120, 40)) as pilot:
+        await wait_until(pilot, lambda: harness.session.panes[0].status == "ready")
+        await send(pilot, harness, "ねえ")
+        await pilot.press("tab", "w")
+        await settle(pilot)
+        screen = harness.app.screen
+        assert isinstance(screen, SentPromptScreen)
+        text = screen.query_one("#sent-prompt-text", Static)
+        await pilot.mouse_down(text, offset=(1, 0))
+        await pilot.hover(text, offset=(6, 0))
+        await pilot.mouse_up(text, offset=(6, 0))
+        await settle(pilot)
+        selected = screen.get_selected_text()
+        assert selected and screen.prompt.text.startswith(selected)
