@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import random
 import sys
@@ -105,6 +106,17 @@ class Probe:
     handled_latencies: list[float] = field(default_factory=list)
     painted_latencies: list[float] = field(default_factory=list)
     loop_lags: list[float] = field(default_factory=list)
+    full_collections: list[float] = field(default_factory=list)
+    """How long each full (generation 2) garbage collection of the run took."""
+    _collect_started: float = 0.0
+
+    def on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if info.get("generation") != 2:
+            return
+        if phase == "start":
+            self._collect_started = time.perf_counter()
+        else:
+            self.full_collections.append(time.perf_counter() - self._collect_started)
 
     def current(self) -> Costs | None:
         return None if self.window is None else self.costs.setdefault(self.window, Costs())
@@ -199,9 +211,11 @@ async def run(
 
     app._display = display  # type: ignore[method-assign]
 
+    gc.callbacks.append(probe.on_gc)
     try:
         await drive(app, session, sources, probe, windows, size, latency_tokens)
     finally:
+        gc.callbacks.remove(probe.on_gc)
         PaneStrip._flush_pane, Screen._on_timer_update, MainScreen.action_move_focus = originals  # type: ignore[method-assign]
         store.close()
     print_results(probe, tokens, rate, panes, size)
@@ -307,6 +321,9 @@ def print_results(
     verdict = "PASS" if percentile(painted, 95) <= 50 else "FAIL"
     print(f"key → action  : {spread(handled)}   (n={len(handled)})")
     print(f"key → painted : {spread(painted)}   target p95 ≤ 50 ms: {verdict}")
+    pauses = [v * 1000 for v in probe.full_collections]
+    longest = max(pauses, default=0.0)
+    print(f"full gc       : {len(pauses)} collections, longest {longest:.1f} ms")
     print(f"loop lag      : {spread(lags)}")
     print("reply length   UI µs/token (flush + screen)   process CPU µs/token   tokens/s")
     rows = {}
