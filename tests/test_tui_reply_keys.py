@@ -138,3 +138,15 @@ async def test_the_prompt_can_be_selected_with_the_mouse() -> None:
         await settle(pilot)
         selected = screen.get_selected_text()
         assert selected and screen.prompt.text.startswith(selected)
+
+
+async def test_y_and_w_type_into_the_input_and_the_help_lists_them() -> None:
+    harness = make_harness({"alpha": FakeBackend("alpha")})
+    async with harness.app.run_test(size=(100, 40)) as pilot:
+        await pilot.press("y", "w")
+        assert harness.screen.prompt.text == "yw"  # single-letter keys never steal typing
+        await pilot.press("f1")
+        await settle(pilot)
+        shown = "\n".join(str(line.render()) for line in harness.app.screen.query(".help-line"))
+        assert "copy the focused pane's latest reply" in shown
+        assert "the exact prompt" in shown
