@@ -12,8 +12,8 @@ Sampling, decided in :func:`backends.sent.anthropic_request`: for Anthropic's ow
 (2.x) sends ``anthropic-version: 2026-10-21`` and has no ``temperature``, ``top_p`` or ``top_k``
 parameters; that API version answers 400 to any of them, even at their defaults, and some current
 models reject them under any version, so a profile's llama.cpp-style sampling would turn every
-request into a 400. A profile that wants them for a model that still honours them (the seed page
-compared at temperature 0.7) says ``send_sampling = ["temperature"]``: the values then travel in
+request into a 400. A profile that wants them for a model that still honours them (the hand-written
+comparison used temperature 0.7) says ``send_sampling = ["temperature"]``: the values then travel in
 the body (the SDK's ``extra_body``) with ``anthropic-version: 2023-06-01`` (``extra_headers``),
 the API version that still takes them. For an Anthropic-compatible server (``base_url`` set, e.g.
 llama.cpp's ``/v1/messages``) ``temperature`` and ``top_k`` are sent by default, ``top_p``

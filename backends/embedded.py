@@ -14,8 +14,8 @@ import threading
 from pathlib import Path
 
 from backends.base import ProgressCallback
-from kurabe.errors import KurabeError
-from kurabe.paths import cache_dir
+from foundation.errors import KurabeError
+from foundation.paths import cache_dir
 
 EMBEDDED_FILE_NAME = "gemma-3-270m-q4_k_m.gguf"
 _assemble_lock = threading.Lock()

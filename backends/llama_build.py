@@ -426,7 +426,7 @@ def build_fingerprint() -> str:
 
 def engine_state_dir() -> Path:
     """Where probe answers are remembered: the cache directory (``KURABE_CACHE_DIR`` moves it)."""
-    from kurabe.paths import cache_dir
+    from foundation.paths import cache_dir
 
     return cache_dir() / "engine-check"
 

@@ -42,7 +42,6 @@ from backends.llama_engine import (
     LlamaEngine,
     Request,
     SamplingSettings,
-    TextPipe,
 )
 from backends.profiles import EMBEDDED_MODEL, ModelProfile
 from backends.sent import llama_cpp_request
@@ -53,7 +52,8 @@ from backends.templates import (
     jinja_formatter,
     render_prompt,
 )
-from kurabe.paths import llama_log_path
+from backends.text_pipe import TextPipe
+from foundation.paths import llama_log_path
 
 GGUF_MAGIC = b"GGUF"
 FILE_TYPES = {
@@ -435,14 +435,9 @@ class LlamaCppBackend(Backend):
         return self.profile.model
 
     def unusable_reason(self) -> str | None:
-        if self.profile.model == EMBEDDED_MODEL:
-            from backends.embedded import embedded_model_state
+        from backends.readiness import unusable_reason
 
-            return embedded_model_state()
-        path = self.profile.model_path
-        if path is None or not path.exists():
-            return f"model file not found: {path}"
-        return None
+        return unusable_reason(self.profile)
 
     def load_blocking(self, progress: ProgressCallback | None = None) -> LoadedModel:
         if self.loaded is not None:

@@ -21,9 +21,9 @@ server drives its slots:
   prefixes are evicted (least recently used first) when an active pane needs room, and a pane
   that cannot fit gets a one-line reason.
 
-Sampling matches llama.cpp's ``llama-cli`` and server, which the seed page's figures came from:
-repeat penalty over the last N tokens (prompt included) → top-k → top-p → min-p → temperature →
-a seeded draw (greedy at temperature 0).
+Sampling matches llama.cpp's ``llama-cli`` and server, where the hand-written comparison's
+figures came from: repeat penalty over the last N tokens (prompt included) → top-k → top-p →
+min-p → temperature → a seeded draw (greedy at temperature 0).
 
 Everything that touches the context runs on the engine's own thread. Backends never import the UI.
 """
@@ -38,10 +38,12 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from backends.text_pipe import TextPipe
 
 log = logging.getLogger(__name__)
 
@@ -94,75 +96,6 @@ class GenerationResult:
     error: str | None = None
     error_kind: str = "other"
     emitted_chars: int = 0
-
-
-WAKE_INTERVAL_S = 0.008
-"""Text waits at most this long (or one decode step) before the event loop is woken for it."""
-
-
-class TextPipe:
-    """Engine thread → event loop: text in coalesced pieces, then one final result.
-
-    The engine never blocks on the consumer. Waking the event loop from another thread costs
-    a system call and a fight for the GIL, so it happens for the first text at once and then at
-    most every :data:`WAKE_INTERVAL_S` (the TUI paints every 50 ms anyway): a fast model pays
-    one wake-up per batch of tokens, not per token. :meth:`flush_due` catches text that would
-    otherwise wait for the next token.
-    """
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self._lock = threading.Lock()
-        self._parts: list[str] = []
-        self._final: GenerationResult | None = None
-        self._scheduled = False
-        self._last_wake = float("-inf")
-        self._ready = asyncio.Event()
-
-    def _wake(self) -> None:
-        self._last_wake = time.perf_counter()
-        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is listening
-            self._loop.call_soon_threadsafe(self._ready.set)
-
-    def push(self, text: str) -> None:
-        with self._lock:
-            self._parts.append(text)
-            if self._scheduled or time.perf_counter() - self._last_wake < WAKE_INTERVAL_S:
-                return
-            self._scheduled = True
-        self._wake()
-
-    def flush_due(self) -> None:
-        """Wake the consumer for text held back by the interval, once the interval is over."""
-        with self._lock:
-            if self._scheduled or not self._parts:
-                return
-            if time.perf_counter() - self._last_wake < WAKE_INTERVAL_S:
-                return
-            self._scheduled = True
-        self._wake()
-
-    def finish(self, result: GenerationResult) -> None:
-        with self._lock:
-            self._final = result
-            if self._scheduled:
-                return
-            self._scheduled = True
-        self._wake()
-
-    async def items(self) -> AsyncIterator[str | GenerationResult]:
-        while True:
-            await self._ready.wait()
-            self._ready.clear()
-            with self._lock:
-                parts, self._parts = self._parts, []
-                final = self._final
-                self._scheduled = False
-            if parts:
-                yield "".join(parts)
-            if final is not None:
-                yield final
-                return
 
 
 @dataclass(eq=False)

@@ -36,8 +36,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from backends.sent import ANTHROPIC_SAMPLING
-from kurabe.errors import ConfigError
-from kurabe.tomlfile import KeyPath, TomlDocument
+from foundation.errors import ConfigError
+from foundation.tomlfile import KeyPath, TomlDocument
 
 BackendName = Literal["llama_cpp", "openai", "anthropic"]
 BACKENDS: tuple[str, ...] = ("llama_cpp", "openai", "anthropic")
@@ -48,7 +48,8 @@ EMBEDDED_MODEL = "embedded:gemma-3-270m-q4_k_m"
 
 @dataclass(frozen=True, slots=True)
 class Sampling:
-    """Sampling settings. Defaults are the seed page's: 0.7, 1.18 over 256 tokens, 40, 0.95."""
+    """Sampling settings. Defaults are the hand-written comparison's: 0.7, 1.18 over 256 tokens,
+    40, 0.95."""
 
     temperature: float = 0.7
     top_k: int = 40
@@ -138,8 +139,8 @@ class ModelProfile:
 
 
 EMBEDDED_N_CTX = 2048
-"""The embedded profiles' context: the seed's scripts fit, the history is trimmed past it, and
-six panes' KV cache on the one file takes 216 MiB (4096 would take twice that)."""
+"""The embedded profiles' context: the hand-written comparison's scripts fit, the history is
+trimmed past it, and six panes' KV cache on the one file takes 216 MiB (4096: twice that)."""
 
 BUILTIN_PROFILES: tuple[ModelProfile, ...] = (
     ModelProfile(
@@ -160,7 +161,8 @@ BUILTIN_PROFILES: tuple[ModelProfile, ...] = (
         n_ctx=EMBEDDED_N_CTX,
         sampling=Sampling(max_tokens=160),
         default=True,
-        description="The same model in the seed page's Llama-2 <<SYS>> completion format",
+        description="The same model in the Llama-2 <<SYS>> completion format of the "
+        "hand-written comparison",
     ),
     ModelProfile(
         name="gemma-270m-alpaca",
@@ -315,7 +317,7 @@ def parse_models_file(path: Path | str) -> list[ModelProfile]:
 
 
 def user_models_file() -> Path:
-    from kurabe.paths import config_dir
+    from foundation.paths import config_dir
 
     return config_dir() / "models.toml"
 

@@ -3,7 +3,7 @@
 Four kinds, chosen per profile by ``prompt_format``:
 
 * ``gguf`` — the model's own chat template from its GGUF metadata (Jinja2, as llama.cpp ships it);
-* ``llama2-sys`` — the seed page's completion format for ELYZA::
+* ``llama2-sys`` — the hand-written comparison's completion format for ELYZA::
 
       <<SYS>>
       {{prompt}}

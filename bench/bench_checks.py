@@ -1,10 +1,10 @@
 """How long all the Japanese checks take on a 2,000-character reply, against the 5 ms budget.
 
-The reply is built from the seed page's real replies (``tests/data/seed_replies.toml``), joined
-in page order and cut at 2,000 characters; the previous reply is the rest of them (about 800
-characters), so the repeats-previous check does its full work. Two harder shapes run beside it:
-a reply that falls into a loop, and one full of leaked markers and English. Afterwards the
-precision and recall of each check on the labelled set are printed.
+The reply is built from the hand-written comparison's real replies
+(``tests/data/seed_replies.toml``), joined in page order and cut at 2,000 characters; the previous
+reply is the rest of them (about 800 characters), so the repeats-previous check does its full work.
+Two harder shapes run beside it: a reply that falls into a loop, and one full of leaked markers and
+English. Afterwards the precision and recall of each check on the labelled set are printed.
 
     .venv/bin/python bench/bench_checks.py [--runs N]
 """

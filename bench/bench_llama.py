@@ -51,8 +51,8 @@ from backends.llama_cpp_backend import (
     route_native_logs,
     unload_all_models,
 )
-from backends.llama_engine import TextPipe
 from backends.profiles import BUILTIN_PROFILES, ModelProfile, Sampling
+from backends.text_pipe import TextPipe
 
 PERSONA = (
     "あなたは大のアニメファンで、友達と会話しています。 "

@@ -155,6 +155,7 @@ async def run(
     latency_tokens: int,
 ) -> Probe:
     os.environ.setdefault("KURABE_HOME", tempfile.mkdtemp(prefix="kurabe-bench-"))
+    from kurabe.app_launch import AppContext
     from kurabe.session import ComparisonSession
     from kurabe.store import Store
     from personas.loader import load_personas
@@ -162,7 +163,6 @@ async def run(
     from tui.app import KurabeApp
     from tui.main_screen import MainScreen
     from tui.pane_strip import PaneStrip
-    from tui.startup import AppContext
 
     names = [f"pane-{index}" for index in range(panes)]
     profiles = {name: ModelProfile(name=name, backend="openai", model=name) for name in names}

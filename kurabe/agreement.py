@@ -13,7 +13,7 @@ scored it:
 
 **Human vs judge, picks.** A person's pick of the best pane of a turn gives, for each pair of
 panes, "first wins", "second wins" or "tie" (a tie and "all bad" both count as a tie), as
-:func:`kurabe.export.derive_battles` derives battles; the judge's pairwise judgement of the same
+:func:`kurabe.battles.derive_battles` derives battles; the judge's pairwise judgement of the same
 turn and pair gives the same three outcomes (its two orders already reconciled). The
 **agreement rate** is the share of equal outcomes; MT-Bench also reports it **without ties**
 (pairs where neither side said tie), given here too.
@@ -41,8 +41,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from kurabe.export import derive_battles
-from kurabe.store import SessionRecord, Store, newest_by
+from kurabe.battles import derive_battles
+from kurabe.store import Store
+from kurabe.store_records import SessionRecord, newest_by
 
 BOOTSTRAP_ROUNDS = 1000
 BOOTSTRAP_SEED = 0

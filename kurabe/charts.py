@@ -109,12 +109,12 @@ def session_strength_bars(
 ) -> list[StrengthBar]:
     """Bradley–Terry strength of one session's models from its per-turn picks.
 
-    The same battles and fit as the leaderboard (:func:`kurabe.export.derive_battles`,
+    The same battles and fit as the leaderboard (:func:`kurabe.battles.derive_battles`,
     :func:`kurabe.leaderboard.fit_ratings`, bootstrap intervals), over this session only and the
     picks of ``rater`` (every rater when None). Labels are the pane letters followed by the model
     name, or the letters alone when names are hidden.
     """
-    from kurabe.export import derive_battles
+    from kurabe.battles import derive_battles
     from kurabe.leaderboard import (
         BOOTSTRAP_ROUNDS,
         BOOTSTRAP_SEED,

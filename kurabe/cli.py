@@ -2,8 +2,9 @@
 
 ``kurabe`` alone opens the Textual app; subcommands work headless. Each subcommand lives in its
 own module under :mod:`kurabe.commands` with ``register(subparsers)``; the module sets
-``func=`` on its parser to a function ``(argparse.Namespace) -> int``. Modules import nothing
-heavy at the top so ``kurabe --help`` answers fast.
+``func=`` on its parser to a function ``(argparse.Namespace) -> int``, which reads the namespace
+once into the command's typed options (:func:`foundation.options.options_from`). Modules
+import nothing heavy at the top so ``kurabe --help`` answers fast.
 """
 
 from __future__ import annotations
@@ -11,10 +12,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
+from foundation.errors import KurabeError
 from kurabe import __version__
-from kurabe.errors import KurabeError
 
 COMMAND_MODULES: tuple[str, ...] = (
     "models",
@@ -55,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--judge", metavar="PROFILE", help="the LLM judge the j key asks (default: from config)"
     )
+    # No subcommand: no func, and ``kurabe`` opens the app.
+    parser.set_defaults(func=None)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         module = importlib.import_module(f"kurabe.commands.{name}")
@@ -65,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    func = getattr(args, "func", None)
+    func: Callable[[argparse.Namespace], int] | None = args.func
     try:
         if func is None:
             from tui.app import run_app

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from kurabe.check_report import CheckReport, load_check_report
+
 
 @dataclass(frozen=True, slots=True)
 class PaneLoading:
@@ -86,7 +88,12 @@ class PaneFinished:
     finish_reason: str
     figures: ReplyFigures
     checks: dict[str, Any] = field(default_factory=dict)
-    """The automatic Japanese checks' report for this reply (see kurabe.checks)."""
+    """The automatic Japanese checks' report for this reply as stored (see kurabe.checks)."""
+
+    @property
+    def check_report(self) -> CheckReport | None:
+        """:attr:`checks`, typed; None when the checks did not run."""
+        return load_check_report(self.checks)
 
 
 @dataclass(frozen=True, slots=True)

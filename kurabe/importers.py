@@ -23,7 +23,7 @@ Nothing is downloaded: the user brings the file. Three formats:
   errors (typos must not pass), as in the TOML files; the two standard formats ignore keys they
   do not use, since other tools add their own.
 
-Every problem in the brought file is one :class:`~kurabe.errors.ConfigError` line,
+Every problem in the brought file is one :class:`~foundation.errors.ConfigError` line,
 ``file:line: field: reason``, as for TOML: the line is the record's line (a JSONL line; a CSV
 row's first line, since a quoted field may span several). The whole file is checked before
 anything is written. The persona is ``--persona`` or :data:`DEFAULT_PERSONA` (a neutral
@@ -43,8 +43,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kurabe.catalog import ID_PATTERN, toml_files
-from kurabe.errors import ConfigError, KurabeError
+from foundation.catalog import ID_PATTERN, toml_files
+from foundation.errors import ConfigError, KurabeError
 from scenarios import Scenario, Turn
 
 FORMATS: tuple[str, ...] = ("mt-bench", "elyza-tasks", "jsonl")
@@ -571,7 +571,7 @@ def read_scenarios(
 
 def _ids_in(directory: Path) -> dict[str, Path]:
     """Scenario id -> file, of the TOML files already in ``directory`` (unreadable ones skipped)."""
-    from kurabe.tomlfile import TomlDocument
+    from foundation.tomlfile import TomlDocument
 
     found: dict[str, Path] = {}
     if not directory.is_dir():

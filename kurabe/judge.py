@@ -59,9 +59,11 @@ from backends.base import (
     one_line,
 )
 from backends.profiles import ModelProfile
-from kurabe.errors import KurabeError
+from foundation.errors import KurabeError
 from kurabe.rubric import Rubric, render
-from kurabe.store import ReplyRow, SessionRecord, Store, TurnRow, env_secrets
+from kurabe.secret_scrub import env_secrets
+from kurabe.store import Store
+from kurabe.store_records import ReplyRow, SessionRecord, TurnRow
 from personas import Persona
 
 JUDGE_PREFIX = "judge:"
@@ -194,13 +196,12 @@ def expectations_text(persona: Persona) -> str:
 
 
 def checks_text(reply: ReplyRow) -> str:
-    flags = reply.checks.get("flags") or []
+    report = reply.check_report
     lines = []
-    for flag in flags:
-        if isinstance(flag, dict):
-            label = str(flag.get("label") or flag.get("code") or "").strip()
-            detail = str(flag.get("detail") or "").strip()
-            lines.append(f"- {label}: {detail}" if detail else f"- {label}")
+    for flag in report.flags if report is not None else ():
+        label = flag.label.strip()
+        detail = flag.detail.strip()
+        lines.append(f"- {label}: {detail}" if detail else f"- {label}")
     return "\n".join(lines) or NO_FINDINGS
 
 
@@ -360,7 +361,7 @@ class Judge:
     def settings(self) -> dict[str, Any]:
         """What a judge run stores: the profile, the backend's record of what it sends, and how
         the judge was asked (its temperature override, attempts allowed)."""
-        from kurabe.session import profile_snapshot
+        from kurabe.profile_snapshot import profile_snapshot
 
         try:
             backend = dict(self.backend.settings_snapshot())

@@ -16,7 +16,7 @@ from typing import Any, TextIO
 
 from backends.base import one_line
 from kurabe.judge import ItemResult, Judge, JudgeSummary
-from kurabe.store import SessionRecord
+from kurabe.store_records import SessionRecord
 
 
 def pane_name(record: SessionRecord, position: int) -> str:

@@ -6,7 +6,7 @@ Across every stored session (or those of one scenario, or the ratings of one rat
   of a reply is a real output of that model, so regenerated ones count too);
 - **verdicts**: each rater's newest verdict per pane, counted per kind;
 - **Bradley–Terry strength** from the pairwise battles derived from the per-turn picks
-  (:func:`kurabe.export.derive_battles`): maximum likelihood by the MM algorithm (Hunter 2004),
+  (:func:`kurabe.battles.derive_battles`): maximum likelihood by the MM algorithm (Hunter 2004),
   a tie counting half a win to each side, strengths normalised to a geometric mean of 1 and shown
   on the familiar Elo-like scale ``1000 + 400·log10(strength)``; 95% intervals from a bootstrap
   over battles (200 resamples, fixed seed) taking the 2.5th and 97.5th percentiles;
@@ -42,10 +42,12 @@ from dataclasses import asdict, dataclass, field
 from statistics import fmean
 from typing import Any
 
+from foundation.errors import KurabeError
+from kurabe.battles import Battle, derive_battles
 from kurabe.csvsafe import spreadsheet_safe
-from kurabe.errors import KurabeError
-from kurabe.export import Battle, derive_battles
-from kurabe.store import SessionRecord, Store, newest_by
+from kurabe.store import Store
+from kurabe.store_records import SessionRecord, newest_by
+from kurabe.verdicts import VERDICTS
 
 BOOTSTRAP_ROUNDS = 200
 BOOTSTRAP_SEED = 0
@@ -53,7 +55,6 @@ FALLBACK_PRIOR = 0.5
 """Weight of the virtual tie given to every pair that played when the MLE does not exist."""
 SCALE = 400.0
 BASE = 1000.0
-VERDICT_KINDS = ("great", "ok", "subpar", "out-of-character")
 
 Match = tuple[str, str, float]
 """(model a, model b, a's score): 1 a won, 0 b won, 0.5 a tie."""
@@ -202,7 +203,7 @@ class ModelStats:
     mean_score: float | None = None
     scores: int = 0
     """Score ratings counted (one per reply and rater)."""
-    verdicts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(VERDICT_KINDS, 0))
+    verdicts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(VERDICTS, 0))
     battles: int = 0
     win_share: float | None = None
     """Share of its battles won, ties counting half."""
@@ -260,7 +261,7 @@ class Leaderboard:
             "win_share",
             "rated_replies",
             "mean_score",
-            *(f"verdict_{k}" for k in VERDICT_KINDS),
+            *(f"verdict_{k}" for k in VERDICTS),
             "replies",
             "tokens_per_s",
             "chars_per_s",
@@ -283,7 +284,7 @@ class Leaderboard:
                 _r(m.win_share),
                 m.rated_replies,
                 _r(m.mean_score),
-                *(m.verdicts.get(k, 0) for k in VERDICT_KINDS),
+                *(m.verdicts.get(k, 0) for k in VERDICTS),
                 m.replies,
                 _r(m.tokens_per_s, 2),
                 _r(m.chars_per_s, 2),
@@ -402,18 +403,16 @@ def build_leaderboard(
         item.replies = len(done)
         item.tokens_per_s = _mean(r.tokens_per_s for r in done)
         item.chars_per_s = _mean(r.chars_per_s for r in done)
-        item.japanese_share = _mean(r.checks.get("japanese_share") for r in done)
-        item.polite_share = _mean(r.checks.get("polite_share") for r in done)
-        item.chars_per_token = _mean(r.checks.get("chars_per_token") for r in done)
-        with_checks = [r for r in done if r.checks]
-        if with_checks:
-            item.flagged_share = sum(1 for r in with_checks if r.checks.get("flags")) / len(
-                with_checks
-            )
+        reports = [report for r in done if (report := r.check_report) is not None]
+        item.japanese_share = _mean(report.japanese_share for report in reports)
+        item.polite_share = _mean(report.polite_share for report in reports)
+        item.chars_per_token = _mean(report.chars_per_token for report in reports)
+        if reports:
+            item.flagged_share = sum(1 for report in reports if report.flags) / len(reports)
             flag_counts: dict[str, int] = defaultdict(int)
-            for reply in with_checks:
-                for flag in reply.checks.get("flags", []):
-                    flag_counts[str(flag.get("code"))] += 1
+            for report in reports:
+                for code in report.flag_codes:
+                    flag_counts[code] += 1
             item.flag_counts = dict(sorted(flag_counts.items()))
 
     matches: list[Match] = [(b.model_a, b.model_b, battle_score(b.winner)) for b in battles]

@@ -24,9 +24,9 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, TextIO
 
 from backends import create_backend
-from backends.base import Backend
+from backends.base import Backend, one_line
 from backends.profiles import ModelProfile
-from kurabe.errors import KurabeError
+from foundation.errors import KurabeError
 from kurabe.events import (
     PaneDelta,
     PaneFailed,
@@ -67,11 +67,6 @@ class NullProgress:
         pass
 
 
-def _short(text: str, limit: int = 40) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
-
-
 def _rate(value: float | None, unit: str) -> str:
     return f"{value:.1f} {unit}" if value is not None else f"- {unit}"
 
@@ -105,13 +100,14 @@ class PlainProgress:
         if isinstance(event, PaneStarted):
             self.reply_turn[event.reply_id] = event.turn
         elif isinstance(event, TurnStarted):
-            self._print(f"turn {event.turn + 1}/{self.turns} > {_short(event.text)}")
+            self._print(f"turn {event.turn + 1}/{self.turns} > {one_line(event.text, 40)}")
         elif isinstance(event, PaneReady):
             self._print(f"[{self._name(event.pane)}] ready: {event.header}")
         elif isinstance(event, PaneFinished):
             turn = self.reply_turn.get(event.reply_id, 0) + 1
             figures = event.figures
-            flags = [f.get("code", "") for f in event.checks.get("flags", [])]
+            report = event.check_report
+            flags = list(report.flag_codes) if report is not None else []
             self._print(
                 f"turn {turn}/{self.turns} [{self._name(event.pane)}] {figures.chars} chars "
                 f"{_rate(figures.tokens_per_s, 'tok/s')} {_rate(figures.chars_per_s, 'chars/s')}"
@@ -174,9 +170,9 @@ class RichProgress:
 
     def event(self, event: SessionEvent) -> None:
         if isinstance(event, PaneLoading):
-            self._status(event.pane, _short(event.message, 50))
+            self._status(event.pane, one_line(event.message, 50))
         elif isinstance(event, PaneReady):
-            self._status(event.pane, _short(event.header, 50))
+            self._status(event.pane, one_line(event.header, 50))
         elif isinstance(event, TurnStarted):
             if self.progress is not None:
                 self.progress.console.print(f"turn {event.turn + 1}/{self.turns} > {event.text}")
@@ -207,9 +203,9 @@ class RichProgress:
             )
         elif isinstance(event, PaneFailed):
             if event.reply_id is None:
-                self._status(event.pane, f"[red]unusable: {_short(event.reason, 60)}[/red]")
+                self._status(event.pane, f"[red]unusable: {one_line(event.reason, 60)}[/red]")
             else:
-                word = "cancelled" if event.cancelled else f"failed: {_short(event.reason, 50)}"
+                word = "cancelled" if event.cancelled else f"failed: {one_line(event.reason, 50)}"
                 self._status(event.pane, f"[red]{word}[/red]", advance=1)
 
     def end(self, session: ComparisonSession) -> None:

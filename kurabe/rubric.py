@@ -4,12 +4,12 @@ The bundled rubric is ``kurabe/rubrics/persona_ja.toml``; ``--rubric FILE`` repl
 has a ``[single]`` and a ``[pairwise]`` table (each a ``system`` and a ``prompt``) and a
 ``[retry]`` table whose ``prompt`` is sent after an answer that could not be parsed.
 
-Placeholders are written ``{{name}}`` (as in the seed page's prompt formats) rather than
-``str.format``'s ``{name}``: the rubric shows the judge a JSON answer, whose braces would
+Placeholders are written ``{{name}}`` (as in the hand-written comparison's prompt formats) rather
+than ``str.format``'s ``{name}``: the rubric shows the judge a JSON answer, whose braces would
 otherwise all need doubling. Each table may use only the placeholders listed in
-:data:`PLACEHOLDERS`; an unknown one is an error naming the file, the line and the key, and a
-prompt without the reply (or replies) it is meant to judge is one too. Substitution is one pass:
-a ``{{…}}`` inside a model's reply is left as it is.
+:data:`PLACEHOLDERS`; an unknown one is an error naming the file, the line and the key, and a prompt
+without the reply (or replies) it is meant to judge is one too. Substitution is one pass: a
+``{{…}}`` inside a model's reply is left as it is.
 
 The rubric's identity is the sha256 of its file's bytes as text (:attr:`Rubric.hash`): judge runs
 store it with the text, and a run is resumed only over judgements made with the same hash.
@@ -25,7 +25,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from kurabe.tomlfile import TomlDocument
+from foundation.tomlfile import TomlDocument
 
 BUNDLED_RUBRIC = "persona_ja.toml"
 PLACEHOLDER = re.compile(r"\{\{([^{}]*)\}\}")
@@ -116,7 +116,7 @@ def _part(doc: TomlDocument, table_name: str, *, with_system: bool) -> tuple[str
 
 
 def parse_rubric(doc: TomlDocument, source: str) -> Rubric:
-    """Validate a parsed rubric file; raise :class:`~kurabe.errors.ConfigError` at the first
+    """Validate a parsed rubric file; raise :class:`~foundation.errors.ConfigError` at the first
     problem."""
     doc.reject_unknown(doc.data, (), TOP_KEYS)
     name: str = doc.take(doc.data, (), "name", str, non_empty=True)

@@ -13,8 +13,9 @@ Scheduling
     panes are done, so tokens/s is not split between two models competing for the same cores.
     The order of files is rotated every turn so no model always goes first. A local pane runs
     beside everything instead when the session was created with ``parallel_local=True``
-    (``--parallel-local``) or when its model is wholly on a GPU (:func:`runs_on_gpu`); a partly
-    offloaded model still competes for the CPU.
+    (``--parallel-local``) or when its model is wholly on a GPU
+    (:func:`~kurabe.compute_sharing.runs_on_gpu`); a partly offloaded model still competes for
+    the CPU (:class:`~kurabe.compute_sharing.ComputeTurnstile` keeps the order).
 
 Failure is per pane
     A backend error, a cancelled stream or a stall (no output for ``stall_timeout_s``) ends only
@@ -31,6 +32,14 @@ Persistence
     database, marked incomplete.
 
 This module never imports Textual.
+
+Why one module of about a thousand lines: :class:`ComparisonSession` is one object around one
+event loop and one store, and creating or resuming it, scheduling the panes, a reply's stream
+from its start to its end and the ratings all work on that shared state. What does not lives
+beside it: the rating configuration and the rater (:mod:`kurabe.rating_config`), verdict words
+(:mod:`kurabe.verdicts`), speed figures (:mod:`kurabe.reply_figures`), CPU sharing
+(:mod:`kurabe.compute_sharing`), profile snapshots (:mod:`kurabe.profile_snapshot`) and the views
+read back for redraw and resume (:mod:`kurabe.session_views`).
 """
 
 from __future__ import annotations
@@ -38,18 +47,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import getpass
 import logging
 import random
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 from backends import create_backend
-from backends.api_errors import public_url
 from backends.base import (
     Backend,
     ChatMessage,
@@ -59,8 +65,9 @@ from backends.base import (
     TextDelta,
     one_line,
 )
-from backends.profiles import ModelProfile, Sampling
-from kurabe.errors import ConfigError, KurabeError
+from backends.profiles import ModelProfile
+from foundation.errors import KurabeError
+from kurabe.compute_sharing import ComputeTurnstile, runs_on_gpu
 from kurabe.events import (
     PaneDelta,
     PaneFailed,
@@ -68,255 +75,28 @@ from kurabe.events import (
     PaneLoading,
     PaneReady,
     PaneStarted,
-    ReplyFigures,
     SessionEvent,
     TurnFinished,
     TurnStarted,
 )
-from kurabe.store import SessionRecord, Store, env_secrets
+from kurabe.pane_labels import MAX_PANES, PANE_LABELS
+from kurabe.profile_snapshot import profile_from_snapshot, profile_snapshot
+from kurabe.rating_config import resolve_rater
+from kurabe.reply_figures import compute_figures
+from kurabe.secret_scrub import env_secrets
+from kurabe.session_views import PickWinner, RatingView, TurnView, turn_views
+from kurabe.store import Store
+from kurabe.store_records import SessionRecord, newest, newest_by
+from kurabe.verdicts import normalize_verdict
 from personas import Persona
 from scenarios import Scenario
 
 log = logging.getLogger(__name__)
 
-VERDICTS = ("great", "ok", "subpar", "out-of-character")
-"""Per-pane verdicts for the whole conversation, as on the seed page."""
-VERDICT_LABELS = {
-    "great": "Great",
-    "ok": "OK",
-    "subpar": "subpar",
-    "out-of-character": "Can't stay in character",
-}
-SCORE_LABELS_JA = {1: "破綻", 2: "不自然", 3: "OK", 4: "良い", 5: "素晴らしい"}
-SCORE_LABELS_EN = {1: "broken", 2: "unnatural", 3: "OK", 4: "good", 5: "excellent"}
-DEFAULT_TAGS = (
-    "too-long",
-    "out-of-character",
-    "wrong-fact",
-    "not-japanese",
-    "wrong-register",
-    "template-leak",
-    "repetitive",
-)
-JUDGE_BADGE_MODES = ("after-rating", "always")
-PANE_LABELS = "ABCDEF"
-MAX_PANES = len(PANE_LABELS)
 PARTIAL_FLUSH_S = 0.5
 """How often a streaming reply's partial text is written to the database."""
 
-PickWinner = int | Literal["tie", "bothbad"]
 PaneStatus = Literal["loading", "ready", "busy", "failed", "unusable"]
-
-
-# -- configuration: rater, score labels, tags ----------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class RatingConfig:
-    """What ``config.toml`` in the config directory says about rating (all keys optional)::
-
-    rater = "hana"
-    score_labels = "en"            # "ja" (default), "en", or a table {1 = "…", …, 5 = "…"}
-    tags = ["kawaii", "too-formal"]  # added to the default tags
-    judge = "gpt-4.1-mini"         # the profile the app's judge key (j) asks
-    judge_badge = "after-rating"   # or "always": show the judge's score before you rate
-    """
-
-    rater: str | None = None
-    score_labels: Mapping[int, str] = field(default_factory=lambda: dict(SCORE_LABELS_JA))
-    tags: tuple[str, ...] = DEFAULT_TAGS
-    judge: str | None = None
-    judge_badge: str = "after-rating"
-    """``after-rating``: a judge's score stays hidden until the rater has scored that reply (no
-    anchoring); ``always``: shown as soon as the judge answers."""
-
-
-def config_file() -> Path:
-    from kurabe.paths import config_dir
-
-    return config_dir() / "config.toml"
-
-
-def load_rating_config(path: Path | str | None = None) -> RatingConfig:
-    """Read the rating keys of ``config.toml`` (missing file: defaults). Other keys are ignored."""
-    from kurabe.tomlfile import TomlDocument
-
-    file = Path(path) if path is not None else config_file()
-    if not file.exists():
-        return RatingConfig()
-    doc = TomlDocument.load(file)
-    rater = doc.take(doc.data, (), "rater", str, required=False)
-    labels: dict[int, str] = dict(SCORE_LABELS_JA)
-    raw_labels = doc.take(doc.data, (), "score_labels", (str, dict), required=False)
-    if isinstance(raw_labels, str):
-        if raw_labels not in ("ja", "en"):
-            raise doc.error(("score_labels",), 'must be "ja", "en" or a table of 1 to 5')
-        labels = dict(SCORE_LABELS_JA if raw_labels == "ja" else SCORE_LABELS_EN)
-    elif isinstance(raw_labels, dict):
-        for key, value in raw_labels.items():
-            if key not in {"1", "2", "3", "4", "5"}:
-                raise doc.error(("score_labels", key), "keys are the scores 1 to 5")
-            if not isinstance(value, str) or not value.strip():
-                raise doc.error(("score_labels", key), "expected a non-empty string")
-            labels[int(key)] = value
-    extra = doc.take(doc.data, (), "tags", list, required=False) or []
-    tags = list(DEFAULT_TAGS)
-    for index, tag in enumerate(extra):
-        if not isinstance(tag, str) or not tag.strip():
-            raise doc.error(("tags", index), "tags are non-empty strings")
-        if tag.strip() not in tags:
-            tags.append(tag.strip())
-    judge = doc.take(doc.data, (), "judge", str, required=False, non_empty=True)
-    badge = doc.take(doc.data, (), "judge_badge", str, required=False) or "after-rating"
-    if badge not in JUDGE_BADGE_MODES:
-        raise doc.error(("judge_badge",), 'must be "after-rating" or "always"')
-    return RatingConfig(
-        rater=(rater or "").strip() or None,
-        score_labels=labels,
-        tags=tuple(tags),
-        judge=judge.strip() if judge else None,
-        judge_badge=badge,
-    )
-
-
-def resolve_rater(cli_value: str | None = None) -> str:
-    """``--rater``, else ``rater`` in config.toml, else the OS user name."""
-    if cli_value and cli_value.strip():
-        return cli_value.strip()
-    try:
-        configured = load_rating_config().rater
-    except ConfigError:
-        configured = None
-    if configured:
-        return configured
-    try:
-        return getpass.getuser() or "rater"
-    except Exception:  # getuser raises OSError/KeyError where no user name can be found
-        return "rater"
-
-
-def normalize_verdict(verdict: str) -> str:
-    """Accept the stored words and the seed page's labels ("Great", "Can't stay in character")."""
-    word = verdict.strip().lower().replace("’", "'")
-    for key, label in VERDICT_LABELS.items():
-        if word in (key, label.lower()):
-            return key
-    if word in ("cant-stay-in-character", "can't stay in character", "ooc"):
-        return "out-of-character"
-    raise KurabeError(f"verdict must be one of {', '.join(VERDICTS)}, got {verdict!r}")
-
-
-# -- figures --------------------------------------------------------------------------------
-
-
-def compute_figures(
-    chars: int,
-    *,
-    prompt_tokens: int | None = None,
-    completion_tokens: int | None = None,
-    ttft_s: float | None = None,
-    total_s: float | None = None,
-    context_size: int | None = None,
-) -> ReplyFigures:
-    """tokens/s = completion tokens / (total − ttft); chars/s = characters / (total − ttft).
-
-    Without a time to first token the whole duration is used. When the generation time is too
-    short to measure (a one-chunk reply), chars/s falls back to characters / total so that it can
-    always be shown; tokens/s is then left unknown.
-    """
-    generation = None
-    if total_s is not None:
-        generation = total_s - ttft_s if ttft_s is not None else total_s
-    tokens_per_s = None
-    chars_per_s = None
-    if generation is not None and generation > 1e-3:
-        if completion_tokens:
-            tokens_per_s = completion_tokens / generation
-        chars_per_s = chars / generation
-    elif total_s is not None and total_s > 1e-3:
-        chars_per_s = chars / total_s
-    return ReplyFigures(
-        prompt_tokens=prompt_tokens,
-        completion_tokens=completion_tokens,
-        ttft_s=ttft_s,
-        total_s=total_s,
-        chars=chars,
-        tokens_per_s=tokens_per_s,
-        chars_per_s=chars_per_s,
-        context_size=context_size,
-    )
-
-
-def runs_on_gpu(backend: Backend) -> bool:
-    """True when the backend's model runs on a GPU and leaves the CPU to others.
-
-    A backend that says whether it ``shares_compute`` (the llama.cpp backend: False only when
-    every layer is offloaded) is taken at its word; otherwise more than zero
-    ``offloaded_layers`` (an int, or a method returning one) counts as "on the GPU".
-    """
-    shares = getattr(backend, "shares_compute", None)
-    if isinstance(shares, bool):
-        return not shares
-    value: Any = getattr(backend, "offloaded_layers", None)
-    if callable(value):
-        try:
-            value = value()
-        except Exception:
-            return False
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
-
-
-class ComputeTurnstile:
-    """Local panes on the CPU: those on the file being decoded go in together, others wait.
-
-    Holders of the current key enter at once (the engine batches them); a pane on another file
-    waits until every holder has left. Waiters enter in the order they asked.
-    """
-
-    def __init__(self) -> None:
-        self._key: str | None = None
-        self._holders = 0
-        self._changed = asyncio.Condition()
-
-    @contextlib.asynccontextmanager
-    async def hold(self, key: str) -> AsyncIterator[None]:
-        async with self._changed:
-            await self._changed.wait_for(lambda: self._holders == 0 or self._key == key)
-            self._key = key
-            self._holders += 1
-        try:
-            yield
-        finally:
-            async with self._changed:
-                self._holders -= 1
-                if self._holders == 0:
-                    self._key = None
-                self._changed.notify_all()
-
-
-def profile_snapshot(profile: ModelProfile) -> dict[str, Any]:
-    """The profile's fields as plain JSON values (the *name* of the key variable, never a key;
-    the ``base_url`` without the credentials it may carry)."""
-    data = dataclasses.asdict(profile)
-    if profile.base_url is not None:
-        data["base_url"] = public_url(profile.base_url)
-    data["sampling"]["stop"] = list(profile.sampling.stop)
-    if profile.send_sampling is not None:
-        data["send_sampling"] = list(profile.send_sampling)
-    return data
-
-
-def profile_from_snapshot(data: Mapping[str, Any]) -> ModelProfile:
-    """Rebuild a profile from :func:`profile_snapshot` (to resume when the profile is gone)."""
-    known = {f.name for f in dataclasses.fields(ModelProfile)}
-    values = {k: v for k, v in data.items() if k in known}
-    sampling_known = {f.name for f in dataclasses.fields(Sampling)}
-    sampling = {k: v for k, v in dict(values.get("sampling") or {}).items() if k in sampling_known}
-    sampling["stop"] = tuple(sampling.get("stop") or ())
-    values["sampling"] = Sampling(**sampling)
-    if values.get("send_sampling") is not None:
-        values["send_sampling"] = tuple(values["send_sampling"])
-    return ModelProfile(**values)
 
 
 class _UnusableBackend(Backend):
@@ -362,51 +142,6 @@ class Pane:
     @property
     def busy(self) -> bool:
         return self._task is not None and not self._task.done()
-
-
-@dataclass(frozen=True, slots=True)
-class RatingView:
-    score: int | None = None
-    tags: tuple[str, ...] = ()
-    note: str = ""
-    rater: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class ReplyView:
-    reply_id: int
-    pane: int
-    turn: int
-    version: int
-    versions: int
-    """How many versions this pane has for this turn (regenerations and retries)."""
-    text: str
-    status: str
-    """``streaming`` | ``complete`` | ``failed`` | ``cancelled`` | ``interrupted``."""
-    finish_reason: str | None
-    error: str | None
-    figures: ReplyFigures
-    checks: dict[str, Any]
-    rating: RatingView
-
-    @property
-    def incomplete(self) -> bool:
-        return self.status != "complete"
-
-    @property
-    def ratings(self) -> RatingView:
-        """Alias of :attr:`rating` (the latest score, tags and note of the session's rater)."""
-        return self.rating
-
-
-@dataclass(frozen=True, slots=True)
-class TurnView:
-    index: int
-    text: str
-    replies: dict[int, ReplyView]
-    """Pane index → the latest version of that pane's reply (panes without a reply are absent)."""
-    pick: PickWinner | None
-    scenario_turn: int | None = None
 
 
 @dataclass
@@ -1233,7 +968,6 @@ class ComparisonSession:
 
     def ratings(self) -> dict[int, RatingView]:
         """Reply id → this rater's newest rating of it, for every reply this rater rated."""
-        from kurabe.store import newest_by
 
         mine = (
             r for r in self.store.ratings(self.id) if r.rater == self.rater and r.kind == "human"
@@ -1289,7 +1023,6 @@ class ComparisonSession:
 
     def picks(self) -> dict[int, PickWinner]:
         """Turn → this rater's newest pick for it, for every turn this rater picked."""
-        from kurabe.store import newest_by
 
         mine = (p for p in self.store.picks(self.id) if p.rater == self.rater)
         found: dict[int, PickWinner] = {}
@@ -1309,7 +1042,6 @@ class ComparisonSession:
 
     def verdict_of(self, pane: int) -> tuple[str, str] | None:
         """This rater's latest (verdict, note) for a pane, or None."""
-        from kurabe.store import newest
 
         target = self._pane(pane)
         row = newest(
@@ -1339,59 +1071,7 @@ class ComparisonSession:
     def transcript(self) -> list[TurnView]:
         """Per turn: the user's text, each pane's latest reply (with figures, checks and this
         rater's latest rating) and this rater's pick. For redraw and resume."""
-        record = self.store.load_record(self.id)
-        latest = record.latest_replies()
-        counts: dict[tuple[int, int], int] = {}
-        for row in record.replies:
-            counts[(row.pane, row.turn)] = counts.get((row.pane, row.turn), 0) + 1
-        views = []
-        for turn in record.turns:
-            replies: dict[int, ReplyView] = {}
-            for pane in record.panes:
-                reply = latest.get((pane.position, turn.idx))
-                if reply is None:
-                    continue
-                rating = record.latest_rating(reply.id, self.rater)
-                replies[pane.position] = ReplyView(
-                    reply_id=reply.id,
-                    pane=pane.position,
-                    turn=turn.idx,
-                    version=reply.version,
-                    versions=counts[(pane.position, turn.idx)],
-                    text=reply.text,
-                    status=reply.status,
-                    finish_reason=reply.finish_reason,
-                    error=reply.error,
-                    figures=reply.figures,
-                    checks=reply.checks,
-                    rating=RatingView(
-                        score=rating.score,
-                        tags=rating.tags,
-                        note=rating.note,
-                        rater=rating.rater,
-                    )
-                    if rating
-                    else RatingView(),
-                )
-            pick_row = record.latest_pick(turn.idx, self.rater)
-            pick: PickWinner | None = None
-            if pick_row is not None:
-                if pick_row.outcome == "pane":
-                    pick = pick_row.winner
-                elif pick_row.outcome == "tie":
-                    pick = "tie"
-                else:
-                    pick = "bothbad"
-            views.append(
-                TurnView(
-                    index=turn.idx,
-                    text=turn.text,
-                    replies=replies,
-                    pick=pick,
-                    scenario_turn=turn.scenario_turn,
-                )
-            )
-        return views
+        return turn_views(self.store.load_record(self.id), self.rater)
 
     # -- closing ----------------------------------------------------------------------------
 

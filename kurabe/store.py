@@ -2,7 +2,8 @@
 
 One database file (``kurabe.sqlite3`` in the data directory unless ``--db PATH``), opened in WAL
 mode with foreign keys on. The schema is versioned with ``PRAGMA user_version`` and upgraded by
-:data:`MIGRATIONS`, a list of numbered SQL scripts applied in order, each in one transaction.
+:data:`~kurabe.store_schema.MIGRATIONS`, numbered SQL scripts applied in order, each in one
+transaction. The rows it reads back are the dataclasses of :mod:`kurabe.store_records`.
 
 Everything is committed as it happens (the connection runs in autocommit mode; multi-statement
 writes are wrapped in one ``BEGIN IMMEDIATE`` transaction): a completed reply, a rating, a verdict,
@@ -27,275 +28,57 @@ answer the judge gave.
 Never an API key or a credential: pane settings, headers, event data and error reasons pass
 through :func:`scrub_secrets` before they are written, which also drops the user info and secret
 query values of every URL in them (``https://user:pass@host/v1?api-key=…``).
+
+Why one module of some 900 lines: :class:`Store` is the database's one interface, one connection
+behind one lock, and each write method sits beside the read that returns its rows; the schema,
+the row dataclasses and the secret scrubbing live in their own modules.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any
 
 from backends.api_errors import scrub_urls
+from foundation.errors import KurabeError
 from kurabe import __version__
-from kurabe.errors import KurabeError
 from kurabe.events import ReplyFigures
-from personas import Persona
-from scenarios import Scenario, Turn
-
-MIGRATIONS: tuple[str, ...] = (
-    # 1: the first schema.
-    """
-    CREATE TABLE sessions (
-        id INTEGER PRIMARY KEY,
-        created_at TEXT NOT NULL,
-        updated_at TEXT NOT NULL,
-        kind TEXT NOT NULL DEFAULT 'interactive',
-        persona_id TEXT NOT NULL,
-        persona_json TEXT NOT NULL,
-        scenario_id TEXT,
-        scenario_json TEXT,
-        blind INTEGER NOT NULL DEFAULT 0,
-        revealed INTEGER NOT NULL DEFAULT 0,
-        rater TEXT NOT NULL DEFAULT '',
-        status TEXT NOT NULL DEFAULT 'open',
-        kurabe_version TEXT NOT NULL DEFAULT ''
-    );
-    CREATE TABLE panes (
-        id INTEGER PRIMARY KEY,
-        session_id INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
-        position INTEGER NOT NULL,
-        label TEXT NOT NULL,
-        profile_name TEXT NOT NULL,
-        backend TEXT NOT NULL,
-        model TEXT NOT NULL,
-        settings_json TEXT NOT NULL DEFAULT '{}',
-        header TEXT NOT NULL DEFAULT '',
-        UNIQUE (session_id, position)
-    );
-    CREATE TABLE turns (
-        id INTEGER PRIMARY KEY,
-        session_id INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
-        idx INTEGER NOT NULL,
-        text TEXT NOT NULL,
-        scenario_turn INTEGER,
-        created_at TEXT NOT NULL,
-        UNIQUE (session_id, idx)
-    );
-    CREATE TABLE replies (
-        id INTEGER PRIMARY KEY,
-        turn_id INTEGER NOT NULL REFERENCES turns(id) ON DELETE CASCADE,
-        pane_id INTEGER NOT NULL REFERENCES panes(id) ON DELETE CASCADE,
-        version INTEGER NOT NULL DEFAULT 1,
-        status TEXT NOT NULL DEFAULT 'streaming',
-        incomplete INTEGER NOT NULL DEFAULT 1,
-        text TEXT NOT NULL DEFAULT '',
-        finish_reason TEXT,
-        error TEXT,
-        retryable INTEGER,
-        prompt_tokens INTEGER,
-        completion_tokens INTEGER,
-        ttft_s REAL,
-        total_s REAL,
-        chars INTEGER NOT NULL DEFAULT 0,
-        chars_per_s REAL,
-        tokens_per_s REAL,
-        started_at TEXT NOT NULL,
-        finished_at TEXT,
-        UNIQUE (turn_id, pane_id, version)
-    );
-    CREATE TABLE ratings (
-        id INTEGER PRIMARY KEY,
-        reply_id INTEGER NOT NULL REFERENCES replies(id) ON DELETE CASCADE,
-        score INTEGER CHECK (score IS NULL OR score BETWEEN 1 AND 5),
-        tags_json TEXT NOT NULL DEFAULT '[]',
-        note TEXT NOT NULL DEFAULT '',
-        rater TEXT NOT NULL,
-        blind INTEGER NOT NULL DEFAULT 0,
-        created_at TEXT NOT NULL
-    );
-    CREATE TABLE verdicts (
-        id INTEGER PRIMARY KEY,
-        pane_id INTEGER NOT NULL REFERENCES panes(id) ON DELETE CASCADE,
-        verdict TEXT NOT NULL,
-        note TEXT NOT NULL DEFAULT '',
-        rater TEXT NOT NULL,
-        blind INTEGER NOT NULL DEFAULT 0,
-        created_at TEXT NOT NULL
-    );
-    CREATE TABLE picks (
-        id INTEGER PRIMARY KEY,
-        turn_id INTEGER NOT NULL REFERENCES turns(id) ON DELETE CASCADE,
-        winner_pane_id INTEGER REFERENCES panes(id) ON DELETE CASCADE,
-        outcome TEXT NOT NULL CHECK (outcome IN ('pane', 'tie', 'bothbad')),
-        rater TEXT NOT NULL,
-        blind INTEGER NOT NULL DEFAULT 0,
-        created_at TEXT NOT NULL
-    );
-    CREATE TABLE events (
-        id INTEGER PRIMARY KEY,
-        session_id INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
-        created_at TEXT NOT NULL,
-        kind TEXT NOT NULL,
-        data_json TEXT NOT NULL DEFAULT '{}'
-    );
-    CREATE INDEX panes_session ON panes (session_id);
-    CREATE INDEX turns_session ON turns (session_id);
-    CREATE INDEX replies_turn ON replies (turn_id);
-    CREATE INDEX replies_pane ON replies (pane_id);
-    CREATE INDEX ratings_reply ON ratings (reply_id);
-    CREATE INDEX verdicts_pane ON verdicts (pane_id);
-    CREATE INDEX picks_turn ON picks (turn_id);
-    CREATE INDEX events_session ON events (session_id);
-    """,
-    # 2: the automatic Japanese checks stored with each reply; error kinds; context size; seeds.
-    """
-    ALTER TABLE replies ADD COLUMN checks_json TEXT NOT NULL DEFAULT '{}';
-    ALTER TABLE replies ADD COLUMN error_kind TEXT;
-    ALTER TABLE replies ADD COLUMN context_size INTEGER;
-    ALTER TABLE sessions ADD COLUMN seed INTEGER;
-    CREATE INDEX replies_status ON replies (status);
-    """,
-    # 3: what the local engine did to a reply: prefix reused, batching, context fitting.
-    """
-    ALTER TABLE replies ADD COLUMN cached_prompt_tokens INTEGER;
-    ALTER TABLE replies ADD COLUMN decoded_alongside INTEGER;
-    ALTER TABLE replies ADD COLUMN history_trimmed_turns INTEGER NOT NULL DEFAULT 0;
-    ALTER TABLE replies ADD COLUMN max_tokens_clamped INTEGER;
-    """,
-    # 4: the LLM judge. A rating's kind (human or judge); each judge run with the judge's exact
-    # request settings and the rubric it used (text and hash); each judgement asked of it, the
-    # failed ones too, with every raw answer.
-    """
-    ALTER TABLE ratings ADD COLUMN kind TEXT NOT NULL DEFAULT 'human';
-    CREATE TABLE judge_runs (
-        id INTEGER PRIMARY KEY,
-        session_id INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
-        judge TEXT NOT NULL,
-        profile_name TEXT NOT NULL,
-        mode TEXT NOT NULL CHECK (mode IN ('single', 'pairwise')),
-        rubric_name TEXT NOT NULL,
-        rubric_hash TEXT NOT NULL,
-        rubric_text TEXT NOT NULL,
-        settings_json TEXT NOT NULL DEFAULT '{}',
-        created_at TEXT NOT NULL
-    );
-    CREATE TABLE judgements (
-        id INTEGER PRIMARY KEY,
-        run_id INTEGER NOT NULL REFERENCES judge_runs(id) ON DELETE CASCADE,
-        turn_id INTEGER NOT NULL REFERENCES turns(id) ON DELETE CASCADE,
-        reply_id INTEGER NOT NULL REFERENCES replies(id) ON DELETE CASCADE,
-        other_reply_id INTEGER REFERENCES replies(id) ON DELETE CASCADE,
-        status TEXT NOT NULL CHECK (status IN ('ok', 'unparseable', 'error')),
-        score INTEGER CHECK (score IS NULL OR score BETWEEN 1 AND 5),
-        winner_reply_id INTEGER REFERENCES replies(id) ON DELETE CASCADE,
-        reason TEXT NOT NULL DEFAULT '',
-        attempts_json TEXT NOT NULL DEFAULT '[]',
-        rating_id INTEGER REFERENCES ratings(id) ON DELETE SET NULL,
-        created_at TEXT NOT NULL
-    );
-    CREATE INDEX ratings_kind ON ratings (kind);
-    CREATE INDEX judge_runs_session ON judge_runs (session_id);
-    CREATE INDEX judgements_run ON judgements (run_id);
-    CREATE INDEX judgements_reply ON judgements (reply_id);
-    """,
+from kurabe.secret_scrub import scrub_secrets
+from kurabe.store_records import (
+    JUDGE_MODES,
+    JUDGEMENT_STATUSES,
+    PICK_OUTCOMES,
+    RATING_KINDS,
+    EventRow,
+    JudgementRow,
+    JudgeRunRow,
+    PaneRecord,
+    PickRow,
+    RatingRow,
+    ReplyRow,
+    SessionRecord,
+    SessionRow,
+    SessionSummary,
+    TurnRow,
+    VerdictRow,
+    persona_to_dict,
+    scenario_to_dict,
 )
-SCHEMA_VERSION = len(MIGRATIONS)
-
-REPLY_STATUSES = ("streaming", "complete", "failed", "cancelled", "interrupted")
-PICK_OUTCOMES = ("pane", "tie", "bothbad")
-RATING_KINDS = ("human", "judge")
-"""Who gave a rating: a person, or an LLM judge (rater ``judge:<profile>``)."""
-JUDGE_MODES = ("single", "pairwise")
-JUDGEMENT_STATUSES = ("ok", "unparseable", "error")
-"""``ok``: parsed and stored (single: with its rating row); ``unparseable``: the judge answered,
-never in the required format, within the allowed attempts (its raw answers are kept, no score is
-stored); ``error``: the judge's backend failed (connection, timeout …)."""
-_SECRET_KEY_WORDS = ("api_key", "apikey", "secret", "password", "token_value", "authorization")
+from kurabe.store_schema import MIGRATIONS, SCHEMA_VERSION
+from personas import Persona
+from scenarios import Scenario
 
 
 def now_iso() -> str:
     """The current time in UTC, ISO 8601 with milliseconds (sorts as text)."""
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-
-
-def scrub_secrets(value: Any, secrets: Iterable[str] = (), *, urls: bool = True) -> Any:
-    """Return ``value`` (JSON-like) with keys that look like credentials dropped and every
-    occurrence of one of ``secrets`` replaced by ``***``. Applied to every settings snapshot.
-
-    ``urls``: also drop URL credentials from every string (:func:`scrub_urls`); off only for
-    text that must stay exact (a model's reply may quote a URL)."""
-    secret_list = [s for s in secrets if s and len(s) >= 4]
-
-    def clean(item: Any) -> Any:
-        if isinstance(item, Mapping):
-            out: dict[str, Any] = {}
-            for key, sub in item.items():
-                lowered = str(key).lower()
-                if any(word in lowered for word in _SECRET_KEY_WORDS) and not lowered.endswith(
-                    "_env"
-                ):
-                    continue
-                out[str(key)] = clean(sub)
-            return out
-        if isinstance(item, (list, tuple)):
-            return [clean(sub) for sub in item]
-        if isinstance(item, str):
-            for secret in secret_list:
-                if secret in item:
-                    item = item.replace(secret, "***")
-            return scrub_urls(item) if urls else item
-        if item is None or isinstance(item, (bool, int, float)):
-            return item
-        if isinstance(item, Path):
-            return clean(str(item))
-        return clean(str(item))
-
-    return clean(value)
-
-
-def env_secrets(names: Iterable[str | None]) -> list[str]:
-    """The current values of the environment variables ``names`` (the keys never to store)."""
-    values = []
-    for name in names:
-        if name:
-            value = os.environ.get(name, "").strip()
-            if value:
-                values.append(value)
-    return values
-
-
-def persona_to_dict(persona: Persona) -> dict[str, Any]:
-    return asdict(persona)
-
-
-def persona_from_dict(data: Mapping[str, Any]) -> Persona:
-    known = set(Persona.__dataclass_fields__)
-    values = {k: v for k, v in data.items() if k in known}
-    values["first_person"] = tuple(values.get("first_person") or ())
-    return Persona(**values)
-
-
-def scenario_to_dict(scenario: Scenario) -> dict[str, Any]:
-    return asdict(scenario)
-
-
-def scenario_from_dict(data: Mapping[str, Any]) -> Scenario:
-    known = set(Scenario.__dataclass_fields__)
-    values = {k: v for k, v in data.items() if k in known}
-    turn_fields = set(Turn.__dataclass_fields__)
-    values["turns"] = tuple(
-        Turn(**{k: v for k, v in t.items() if k in turn_fields}) for t in values.get("turns", ())
-    )
-    values["tags"] = tuple(values.get("tags") or ())
-    return Scenario(**values)
 
 
 def _loads(text: str | None, default: Any) -> Any:
@@ -309,329 +92,6 @@ def _loads(text: str | None, default: Any) -> Any:
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
-
-
-@dataclass(frozen=True, slots=True)
-class SessionRow:
-    id: int
-    created_at: str
-    updated_at: str
-    kind: str
-    persona_id: str
-    persona: dict[str, Any]
-    scenario_id: str | None
-    scenario: dict[str, Any] | None
-    blind: bool
-    revealed: bool
-    rater: str
-    status: str
-    seed: int | None
-    kurabe_version: str
-
-    @property
-    def hidden(self) -> bool:
-        """Blind and not yet revealed: model names must not be shown."""
-        return self.blind and not self.revealed
-
-    def persona_obj(self) -> Persona:
-        return persona_from_dict(self.persona)
-
-    def scenario_obj(self) -> Scenario | None:
-        return None if self.scenario is None else scenario_from_dict(self.scenario)
-
-
-@dataclass(frozen=True, slots=True)
-class PaneRow:
-    id: int
-    session_id: int
-    position: int
-    label: str
-    profile_name: str
-    backend: str
-    model: str
-    settings: dict[str, Any]
-    header: str
-
-
-@dataclass(frozen=True, slots=True)
-class TurnRow:
-    id: int
-    session_id: int
-    idx: int
-    text: str
-    scenario_turn: int | None
-    created_at: str
-
-
-@dataclass(frozen=True, slots=True)
-class ReplyRow:
-    id: int
-    turn_id: int
-    pane_id: int
-    turn: int
-    """The turn's 0-based index in its session."""
-    pane: int
-    """The pane's position in its session."""
-    version: int
-    status: str
-    incomplete: bool
-    text: str
-    finish_reason: str | None
-    error: str | None
-    error_kind: str | None
-    retryable: bool | None
-    prompt_tokens: int | None
-    completion_tokens: int | None
-    ttft_s: float | None
-    total_s: float | None
-    chars: int
-    chars_per_s: float | None
-    tokens_per_s: float | None
-    context_size: int | None
-    checks: dict[str, Any]
-    started_at: str
-    finished_at: str | None
-    cached_prompt_tokens: int | None = None
-    decoded_alongside: int | None = None
-    history_trimmed_turns: int = 0
-    max_tokens_clamped: int | None = None
-
-    @property
-    def figures(self) -> ReplyFigures:
-        return ReplyFigures(
-            prompt_tokens=self.prompt_tokens,
-            completion_tokens=self.completion_tokens,
-            ttft_s=self.ttft_s,
-            total_s=self.total_s,
-            chars=self.chars,
-            tokens_per_s=self.tokens_per_s,
-            chars_per_s=self.chars_per_s,
-            context_size=self.context_size,
-            cached_prompt_tokens=self.cached_prompt_tokens,
-            decoded_alongside=self.decoded_alongside,
-            history_trimmed_turns=self.history_trimmed_turns,
-            max_tokens_clamped=self.max_tokens_clamped,
-        )
-
-    @property
-    def completed(self) -> bool:
-        return self.status == "complete"
-
-
-class _Recorded(Protocol):
-    @property
-    def id(self) -> int: ...
-
-
-RecordedT = TypeVar("RecordedT", bound=_Recorded)
-KeyT = TypeVar("KeyT")
-
-
-def newest(rows: Iterable[RecordedT]) -> RecordedT | None:
-    """The row written last: ratings, verdicts and picks keep their history; the newest counts."""
-    return max(rows, key=lambda row: row.id, default=None)
-
-
-def newest_by(rows: Iterable[RecordedT], key: Callable[[RecordedT], KeyT]) -> dict[KeyT, RecordedT]:
-    """The newest row for each ``key(row)``."""
-    found: dict[KeyT, RecordedT] = {}
-    for row in rows:
-        slot = key(row)
-        if slot not in found or row.id > found[slot].id:
-            found[slot] = row
-    return found
-
-
-@dataclass(frozen=True, slots=True)
-class RatingRow:
-    id: int
-    reply_id: int
-    score: int | None
-    tags: tuple[str, ...]
-    note: str
-    rater: str
-    blind: bool
-    created_at: str
-    kind: str = "human"
-    """``human`` or ``judge`` (:data:`RATING_KINDS`)."""
-
-
-@dataclass(frozen=True, slots=True)
-class JudgeRunRow:
-    """One ``kurabe judge`` run (or one TUI judge request) over a session."""
-
-    id: int
-    session_id: int
-    judge: str
-    """The rater name of its ratings: ``judge:<profile>``."""
-    profile_name: str
-    mode: str
-    rubric_name: str
-    rubric_hash: str
-    rubric_text: str
-    settings: dict[str, Any]
-    """The judge's profile snapshot and what its backend recorded as sent (``backends.sent``)."""
-    created_at: str
-
-
-@dataclass(frozen=True, slots=True)
-class JudgementRow:
-    """One question put to a judge: a reply (single) or a pair of replies (pairwise)."""
-
-    id: int
-    run_id: int
-    judge: str
-    mode: str
-    rubric_hash: str
-    turn_id: int
-    turn: int
-    """The turn's 0-based index in its session."""
-    reply_id: int
-    other_reply_id: int | None
-    """Pairwise: the second reply (of the pane with the higher position)."""
-    status: str
-    score: int | None
-    winner_reply_id: int | None
-    """Pairwise and ``ok``: the reply that won in both orders; None for a tie."""
-    reason: str
-    attempts: list[dict[str, Any]]
-    """Every answer asked for, in order: the raw text and why it was refused, or the error."""
-    rating_id: int | None
-    created_at: str
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "ok"
-
-
-@dataclass(frozen=True, slots=True)
-class VerdictRow:
-    id: int
-    pane_id: int
-    pane: int
-    verdict: str
-    note: str
-    rater: str
-    blind: bool
-    created_at: str
-
-
-@dataclass(frozen=True, slots=True)
-class PickRow:
-    id: int
-    turn_id: int
-    turn: int
-    winner_pane_id: int | None
-    winner: int | None
-    """The winning pane's position, or None for a tie / all bad."""
-    outcome: str
-    rater: str
-    blind: bool
-    created_at: str
-
-
-@dataclass(frozen=True, slots=True)
-class EventRow:
-    id: int
-    created_at: str
-    kind: str
-    data: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class SessionSummary:
-    """One line of ``kurabe sessions``."""
-
-    id: int
-    created_at: str
-    kind: str
-    status: str
-    persona_id: str
-    scenario_id: str | None
-    models: tuple[str, ...]
-    """Profile names in pane order, or the labels for a blind session not yet revealed."""
-    blind: bool
-    revealed: bool
-    turns: int
-    replies: int
-    """Completed replies (latest or not)."""
-    ratings: int
-    """Rating rows given by people: reply ratings, verdicts and picks (a judge's are not)."""
-
-
-@dataclass
-class SessionRecord:
-    """Everything stored about one session, read in one go (for export, resume and redraw)."""
-
-    session: SessionRow
-    panes: list[PaneRow]
-    turns: list[TurnRow]
-    replies: list[ReplyRow]
-    ratings: list[RatingRow]
-    verdicts: list[VerdictRow]
-    picks: list[PickRow]
-    events: list[EventRow] = field(default_factory=list)
-    judgements: list[JudgementRow] = field(default_factory=list)
-    judge_runs: list[JudgeRunRow] = field(default_factory=list)
-
-    def pane_by_id(self, pane_id: int) -> PaneRow:
-        for pane in self.panes:
-            if pane.id == pane_id:
-                return pane
-        raise KeyError(pane_id)
-
-    def latest_replies(self) -> dict[tuple[int, int], ReplyRow]:
-        """(pane position, turn index) → the newest version of that reply."""
-        latest: dict[tuple[int, int], ReplyRow] = {}
-        for reply in self.replies:
-            key = (reply.pane, reply.turn)
-            current = latest.get(key)
-            if current is None or reply.version > current.version:
-                latest[key] = reply
-        return latest
-
-    def versions(self, pane: int, turn: int) -> list[ReplyRow]:
-        return sorted(
-            (r for r in self.replies if r.pane == pane and r.turn == turn), key=lambda r: r.version
-        )
-
-    def ratings_of(self, reply_id: int) -> list[RatingRow]:
-        return [r for r in self.ratings if r.reply_id == reply_id]
-
-    def latest_rating(
-        self, reply_id: int, rater: str | None = None, *, kind: str | None = "human"
-    ) -> RatingRow | None:
-        """The newest rating of a reply (by ``rater`` when given) of ``kind`` (people's, unless
-        asked otherwise: a judge's score never stands in for the human's; None: any kind)."""
-        return newest(
-            r
-            for r in self.ratings
-            if r.reply_id == reply_id and rater in (None, r.rater) and kind in (None, r.kind)
-        )
-
-    def human_ratings(self) -> list[RatingRow]:
-        return [r for r in self.ratings if r.kind == "human"]
-
-    def judgements_of(self, reply_id: int) -> list[JudgementRow]:
-        """Every judgement that looked at this reply (alone or in a pair), oldest first."""
-        return [j for j in self.judgements if reply_id in (j.reply_id, j.other_reply_id)]
-
-    def latest_verdict(self, pane: int, rater: str | None = None) -> VerdictRow | None:
-        return newest(v for v in self.verdicts if v.pane == pane and rater in (None, v.rater))
-
-    def latest_pick(self, turn: int, rater: str | None = None) -> PickRow | None:
-        return newest(p for p in self.picks if p.turn == turn and rater in (None, p.rater))
-
-    def latest_picks_by_rater(self) -> list[PickRow]:
-        """The newest pick per (turn, rater), in turn order."""
-        latest = newest_by(self.picks, lambda p: (p.turn, p.rater))
-        return sorted(latest.values(), key=lambda p: (p.turn, p.rater))
-
-    def raters(self) -> list[str]:
-        names = {r.rater for r in self.ratings}
-        names |= {v.rater for v in self.verdicts}
-        names |= {p.rater for p in self.picks}
-        return sorted(names)
 
 
 class Store:
@@ -672,7 +132,7 @@ class Store:
     @classmethod
     def open_default(cls, db: str | Path | None = None) -> Store:
         """The database at ``db`` (``--db``), else ``kurabe.sqlite3`` in the data directory."""
-        from kurabe.paths import default_db_path
+        from foundation.paths import default_db_path
 
         path = Path(db).expanduser() if db else default_db_path()
         return cls(path)
@@ -1134,12 +594,12 @@ class Store:
         value = rows[0][0] if rows else None
         return None if value is None else int(value)
 
-    def panes(self, session_id: int) -> list[PaneRow]:
+    def panes(self, session_id: int) -> list[PaneRecord]:
         rows = self._query(
             "SELECT * FROM panes WHERE session_id = ? ORDER BY position", (session_id,)
         )
         return [
-            PaneRow(
+            PaneRecord(
                 id=r["id"],
                 session_id=r["session_id"],
                 position=r["position"],

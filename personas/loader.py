@@ -14,7 +14,7 @@ A persona file::
     notes = "…"                   # optional, free text
 
 Text is kept exactly as written (full-width spaces, line breaks, emoji). Every problem is a
-:class:`~kurabe.errors.ConfigError` naming the file, the line and the key.
+:class:`~foundation.errors.ConfigError` naming the file, the line and the key.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any, cast
 
-from kurabe.catalog import (
+from foundation.catalog import (
     BUILT_IN,
     Catalog,
     bundled_files,
@@ -35,8 +35,8 @@ from kurabe.catalog import (
     take_one_line,
     take_one_line_list,
 )
-from kurabe.paths import config_dir
-from kurabe.tomlfile import TomlDocument
+from foundation.paths import config_dir
+from foundation.tomlfile import TomlDocument
 from personas import Persona, Register
 
 DEFAULT_PERSONA_ID = "anime-fan"

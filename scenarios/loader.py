@@ -15,7 +15,7 @@ A scenario file::
     [[turns]]
     text = "…"
 
-Every problem is a :class:`~kurabe.errors.ConfigError` naming the file, the line and the key,
+Every problem is a :class:`~foundation.errors.ConfigError` naming the file, the line and the key,
 including a persona id that no loaded persona has.
 """
 
@@ -26,7 +26,7 @@ from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from kurabe.catalog import (
+from foundation.catalog import (
     BUILT_IN,
     Catalog,
     bundled_files,
@@ -35,8 +35,8 @@ from kurabe.catalog import (
     take_one_line,
     take_one_line_list,
 )
-from kurabe.paths import config_dir
-from kurabe.tomlfile import TomlDocument
+from foundation.paths import config_dir
+from foundation.tomlfile import TomlDocument
 from personas import Persona
 from scenarios import Scenario, Turn
 

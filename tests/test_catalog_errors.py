@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kurabe.errors import ConfigError
+from foundation.errors import ConfigError
 from personas.loader import PERSONA_KEYS, load_personas, parse_persona_text, user_personas_dir
 from scenarios.loader import SCENARIO_KEYS, load_scenarios, parse_scenario_text, user_scenarios_dir
 

@@ -20,9 +20,9 @@ from typing import Any
 
 import pytest
 
+from foundation.errors import KurabeError
+from kurabe.check_report import FLAG_CODES, CheckReport
 from kurabe.checks import (
-    FLAG_CODES,
-    CheckReport,
     canonical_first_person,
     copies_previous,
     find_leaks,
@@ -36,7 +36,6 @@ from kurabe.checks import (
     strip_leaks,
 )
 from kurabe.commands import check as check_command
-from kurabe.errors import KurabeError
 from personas import Persona
 
 if sys.version_info >= (3, 11):

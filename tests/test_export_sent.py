@@ -20,7 +20,8 @@ import pytest
 
 from backends.profiles import ModelProfile, Sampling
 from backends.sent import SAMPLING_FIELDS, setting_of
-from kurabe.export import SAMPLING_LABELS, export_session, sent_value
+from kurabe.export import export_session
+from kurabe.export_sent import SAMPLING_LABELS, sent_value
 from kurabe.session import ComparisonSession
 from kurabe.store import Store
 from personas import Persona

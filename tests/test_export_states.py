@@ -17,7 +17,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 from backends.base import StreamError
-from kurabe.export import STILL_STREAMING, export_session
+from kurabe.export import export_session
+from kurabe.export_view import STILL_STREAMING
 from kurabe.session import ComparisonSession
 from kurabe.store import Store
 from personas import Persona

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from foundation.errors import ConfigError, KurabeError
 from kurabe.cli import main
-from kurabe.errors import ConfigError, KurabeError
 from kurabe.importers import (
     ELYZA_TAG,
     elyza_expect,

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from foundation.errors import ConfigError
 from kurabe.cli import main
-from kurabe.errors import ConfigError
 from kurabe.judge import (
     AnswerError,
     Judge,
@@ -410,7 +410,7 @@ async def test_kurabe_replay_with_a_judge_judges_the_session_right_after(
 
 
 def test_config_names_the_apps_judge_and_when_its_badge_shows(tmp_path: Path) -> None:
-    from kurabe.session import load_rating_config
+    from kurabe.rating_config import load_rating_config
 
     config = tmp_path / "config.toml"
     config.write_text('rater = "hana"\njudge = "local-server"\njudge_badge = "always"\n', "utf-8")

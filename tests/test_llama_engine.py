@@ -12,8 +12,9 @@ import pytest
 
 from backends.base import Conversation, StreamDone, StreamError, TextDelta
 from backends.llama_cpp_backend import LlamaCppBackend, unload_all_models
-from backends.llama_engine import Request, SamplingSettings, TextPipe
+from backends.llama_engine import Request, SamplingSettings
 from backends.profiles import ModelProfile, Sampling
+from backends.text_pipe import TextPipe
 from tests.test_llama_backend import collect, conv, tiny_profile
 
 CLERK = "あなたは丁寧な店員です。敬語で短く答えてください。"

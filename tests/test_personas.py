@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from kurabe.catalog import BUILT_IN, bundled_files
+from foundation.catalog import BUILT_IN, bundled_files
+from foundation.errors import KurabeError
+from foundation.tomlfile import TomlDocument
 from kurabe.commands import personas as personas_command
-from kurabe.errors import KurabeError
-from kurabe.tomlfile import TomlDocument
 from personas import Persona
 from personas.loader import (
     DEFAULT_PERSONA_ID,

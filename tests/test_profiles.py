@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from backends.profiles import BUILTIN_PROFILES, load_profiles, parse_models_file
-from kurabe.errors import ConfigError
+from foundation.errors import ConfigError
 
 GOOD = """\
 [models.elyza-7b]

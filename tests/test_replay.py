@@ -172,7 +172,7 @@ async def test_an_interrupted_replay_is_saved_and_resumes(tmp_path: Path) -> Non
 
 
 async def test_replay_with_no_usable_pane_is_an_error(tmp_path: Path) -> None:
-    from kurabe.errors import KurabeError
+    from foundation.errors import KurabeError
 
     store = Store(tmp_path / "k.sqlite3")
     backends = {"claude": FakeBackend("claude", unusable="API key missing: set ANTHROPIC_API_KEY")}

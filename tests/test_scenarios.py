@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from kurabe.catalog import BUILT_IN, bundled_files
+from foundation.catalog import BUILT_IN, bundled_files
+from foundation.errors import KurabeError
+from foundation.tomlfile import TomlDocument
 from kurabe.commands import scenarios as scenarios_command
-from kurabe.errors import KurabeError
-from kurabe.tomlfile import TomlDocument
 from personas.loader import load_personas, user_personas_dir
 from scenarios import Scenario, Turn
 from scenarios.loader import (

@@ -152,7 +152,7 @@ def test_the_filter_redacts_tracebacks_too() -> None:
 
 
 def test_kurabe_models_and_the_pane_header_show_no_url_credential() -> None:
-    from kurabe.commands.models import describe_profile
+    from backends.readiness import describe_profile
     from tui.pane_strip import backend_label
 
     url = f"https://kurabe:{PASSWORD}@vllm.example:8000/v1?api-key={QUERY_SECRET}"

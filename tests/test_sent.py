@@ -14,7 +14,7 @@ from backends.sent import (
     request_for,
     sent_settings,
 )
-from kurabe.session import profile_from_snapshot, profile_snapshot
+from kurabe.profile_snapshot import profile_from_snapshot, profile_snapshot
 
 SEED_PAGE = Sampling(temperature=0.7, top_k=40, top_p=0.95, repeat_penalty=1.18)
 

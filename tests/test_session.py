@@ -13,7 +13,8 @@ from typing import Any, TypeVar
 import pytest
 
 from backends.base import StreamError
-from kurabe.errors import KurabeError
+from foundation.errors import KurabeError
+from kurabe.compute_sharing import runs_on_gpu
 from kurabe.events import (
     PaneDelta,
     PaneFailed,
@@ -25,15 +26,11 @@ from kurabe.events import (
     TurnFinished,
     TurnStarted,
 )
-from kurabe.session import (
-    ComparisonSession,
-    compute_figures,
-    load_rating_config,
-    normalize_verdict,
-    resolve_rater,
-    runs_on_gpu,
-)
+from kurabe.rating_config import load_rating_config, resolve_rater
+from kurabe.reply_figures import compute_figures
+from kurabe.session import ComparisonSession
 from kurabe.store import Store
+from kurabe.verdicts import normalize_verdict
 from personas import Persona
 from scenarios import Scenario, Turn
 from tests.fake_backends import ActivityLog, FakeBackend, Script, fake_factory, fake_profile

@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from kurabe.errors import KurabeError
+from foundation.errors import KurabeError
 from kurabe.events import ReplyFigures
-from kurabe.store import MIGRATIONS, SCHEMA_VERSION, Store, scrub_secrets
+from kurabe.secret_scrub import scrub_secrets
+from kurabe.store import Store
+from kurabe.store_schema import MIGRATIONS, SCHEMA_VERSION
 from personas import Persona
 from scenarios import Scenario, Turn
 

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kurabe.errors import ConfigError
-from kurabe.tomlfile import TomlDocument, format_path
+from foundation.errors import ConfigError
+from foundation.tomlfile import TomlDocument, format_path
 from tests.tomlwriter import dumps_with_lines
 
 NESTED = """\

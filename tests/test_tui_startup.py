@@ -8,17 +8,17 @@ from pathlib import Path
 import pytest
 
 from backends.profiles import BUILTIN_PROFILES, ModelProfile
-from kurabe.errors import KurabeError
-from kurabe.store import Store
-from tests.fake_backends import FakeBackend, fake_factory
-from tui.startup import (
+from backends.readiness import unusable_reason
+from foundation.errors import KurabeError
+from kurabe.app_launch import (
     build_context,
     default_profiles,
     open_session,
     parse_models_option,
     plan_start,
-    unusable_reason,
 )
+from kurabe.store import Store
+from tests.fake_backends import FakeBackend, fake_factory
 
 
 def args(**values: object) -> argparse.Namespace:

@@ -2,7 +2,7 @@
 
 It covers what personas and scenarios use (strings, integers, booleans, arrays of those, tables,
 arrays of tables) so that tests can round-trip bundled files and check
-:meth:`kurabe.tomlfile.TomlDocument.line_of` against the lines a writer really used.
+:meth:`foundation.tomlfile.TomlDocument.line_of` against the lines a writer really used.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ from textual.pilot import Pilot
 
 from backends.base import Backend, Conversation, StreamDone, StreamEvent, TextDelta
 from backends.profiles import ModelProfile
+from kurabe.app_launch import AppContext
 from kurabe.session import ComparisonSession
 from kurabe.store import Store
 from personas.loader import load_personas
@@ -21,7 +22,6 @@ from scenarios.loader import load_scenarios
 from tests.fake_backends import fake_factory, fake_profile
 from tui.app import KurabeApp
 from tui.main_screen import MainScreen
-from tui.startup import AppContext
 
 
 class FixedBackend(Backend):

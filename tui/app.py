@@ -22,9 +22,11 @@ from textual.command import Provider
 from backends import create_backend
 from backends.base import one_line
 from backends.profiles import ModelProfile
-from kurabe.errors import KurabeError
+from backends.readiness import unusable_reason
+from foundation.errors import KurabeError
+from kurabe.app_launch import AppContext, BackendFactory, build_context, open_session, plan_start
+from kurabe.secret_scrub import env_secrets
 from kurabe.session import ComparisonSession
-from kurabe.store import env_secrets
 from personas import Persona
 from scenarios import Scenario
 from tui.choice_dialog import Choice, ChoiceDialog
@@ -32,20 +34,12 @@ from tui.help_screen import HelpScreen
 from tui.main_screen import MainScreen
 from tui.models_dialog import ModelsDialog
 from tui.palette import PaletteCommands
-from tui.startup import (
-    AppContext,
-    BackendFactory,
-    build_context,
-    open_session,
-    plan_start,
-    unusable_reason,
-)
 from tui.textual_internals import GcPacer
 
 log = logging.getLogger(__name__)
 
 EXPORT_FORMATS: tuple[tuple[str, str, str], ...] = (
-    ("md", "Markdown", "laid out like the seed page: per model verdict, settings, transcript"),
+    ("md", "Markdown", "per model: verdict, settings, transcript, ratings"),
     ("jsonl", "JSONL", "one record per reply, with ratings"),
     ("csv", "CSV", "one row per reply"),
     ("html", "HTML", "a page to share"),
@@ -298,7 +292,7 @@ def profile_choices(profiles: Iterable[ModelProfile]) -> list[Choice]:
     offload = False
     try:
         from backends.llama_cpp_backend import gpu_offload_supported
-        from kurabe.commands.models import describe_profile
+        from backends.readiness import describe_profile
 
         describe = describe_profile
         offload = gpu_offload_supported()
@@ -328,7 +322,7 @@ def _log_to_file(secrets: Iterable[str] = ()) -> logging.Handler:
     wrote it (the SDKs log request URLs at debug level): no key in ``secrets``, nothing shaped
     like a key and no URL credential reaches the file."""
     from backends.api_errors import RedactingFilter
-    from kurabe.paths import data_dir, ensure_dir
+    from foundation.paths import data_dir, ensure_dir
 
     try:
         path = ensure_dir(data_dir()) / "kurabe.log"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from kurabe.errors import KurabeError
+from foundation.errors import KurabeError
 from kurabe.store import Store
 
 EXTENSIONS = {"md": "md", "jsonl": "jsonl", "csv": "csv", "html": "html", "battles": "jsonl"}
@@ -23,7 +23,7 @@ def export_directory(directory: Path | None = None) -> Path:
     cwd = Path.cwd()
     if os.access(cwd, os.W_OK):
         return cwd
-    from kurabe.paths import data_dir, ensure_dir
+    from foundation.paths import data_dir, ensure_dir
 
     return ensure_dir(data_dir() / "exports")
 

@@ -32,10 +32,11 @@ from textual.worker import Worker
 
 from backends.base import Backend, one_line
 from backends.profiles import ModelProfile
-from kurabe.errors import KurabeError
+from foundation.errors import KurabeError
 from kurabe.events import PaneDelta, SessionEvent, TurnStarted
 from kurabe.events import TurnFinished as SessionTurnFinished
-from kurabe.session import DEFAULT_TAGS, SCORE_LABELS_JA, ComparisonSession
+from kurabe.rating_config import DEFAULT_TAGS, SCORE_LABELS_JA
+from kurabe.session import ComparisonSession
 from tui.help_screen import HelpScreen
 from tui.keymap import MAIN_BINDINGS, PANE_ACTIONS
 from tui.model_pane import ModelPane

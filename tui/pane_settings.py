@@ -18,12 +18,12 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from backends.sent import sent_settings
-from kurabe.export import HIDDEN_SETTINGS, NOT_RECORDED, sent_lines
+from kurabe.export_sent import HIDDEN_SETTINGS, NOT_RECORDED, sent_lines
 from kurabe.session import ComparisonSession
-from kurabe.store import PaneRow
+from kurabe.store_records import PaneRecord
 
 
-def pane_settings_lines(pane: PaneRow, hidden: bool) -> list[str]:
+def pane_settings_lines(pane: PaneRecord, hidden: bool) -> list[str]:
     """The view's text: the title line, then one line per setting."""
     if hidden:
         return [f"Pane {pane.label}", "", f"Settings {HIDDEN_SETTINGS} (ctrl+r)."]

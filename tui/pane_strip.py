@@ -20,7 +20,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from textual.app import ComposeResult
 from textual.containers import HorizontalScroll
@@ -28,6 +27,7 @@ from textual.events import Resize
 
 from backends.api_errors import url_host
 from backends.profiles import ModelProfile
+from kurabe.check_report import CheckFlag
 from kurabe.events import (
     PaneDelta,
     PaneFailed,
@@ -71,7 +71,7 @@ class ReplyInfo:
     pane: int
     turn: int
     status: str = "streaming"
-    flags: list[dict[str, Any]] = field(default_factory=list)
+    flags: list[CheckFlag] = field(default_factory=list)
     finish_reason: str | None = None
 
 
@@ -238,7 +238,7 @@ class PaneStrip(HorizontalScroll, can_focus=False, inherit_bindings=False):
         )
         info.status = "complete"
         info.finish_reason = event.finish_reason
-        info.flags = list(event.checks.get("flags", ()) or ())
+        info.flags = list(report.flags) if (report := event.check_report) else []
         status = format_figures(event.figures)
         short = format_figures(event.figures, compact=True)
         if event.finish_reason == "length":
@@ -367,7 +367,7 @@ class PaneStrip(HorizontalScroll, can_focus=False, inherit_bindings=False):
                     pane=pane_index,
                     turn=turn.index,
                     status=reply.status,
-                    flags=list((reply.checks or {}).get("flags", ()) or ()),
+                    flags=list(report.flags) if (report := reply.check_report) else [],
                     finish_reason=reply.finish_reason,
                 )
                 if reply.status != "complete":

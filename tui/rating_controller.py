@@ -25,17 +25,19 @@ from textual.message import Message
 from backends import create_backend
 from backends.base import Backend, one_line
 from backends.profiles import ModelProfile
-from kurabe.errors import KurabeError
+from foundation.errors import KurabeError
 from kurabe.judge import ItemResult, Judge, JudgeSummary
-from kurabe.session import VERDICTS, ComparisonSession, PickWinner, RatingView
-from kurabe.store import SessionRecord
+from kurabe.session import ComparisonSession
+from kurabe.session_views import PickWinner, RatingView
+from kurabe.store_records import SessionRecord
+from kurabe.verdicts import VERDICTS, verdict_label
 from tui.confirm_dialog import ConfirmDialog
 from tui.note_dialog import NoteDialog
 from tui.pane_strip import PaneStrip, ReplyInfo
 from tui.pick_dialog import PickDialog
 from tui.tag_picker import TagPicker
 from tui.transcript_view import Span
-from tui.verdict_dialog import VERDICT_LABELS, VerdictDialog
+from tui.verdict_dialog import VerdictDialog
 
 if TYPE_CHECKING:
     from tui.main_screen import MainScreen
@@ -112,7 +114,7 @@ def reply_spans(info: ReplyInfo, pick: PickWinner | None) -> tuple[list[Span], l
     elif pick == "bothbad":
         after.append(("✗ all bad", "transcript--flag"))
     for flag in info.flags:
-        label = str(flag.get("label") or flag.get("code") or "")
+        label = flag.label or flag.code
         if label:
             after.append((f"⚑ {label}", "transcript--flag"))
     return ended, after
@@ -192,7 +194,7 @@ class RatingController:
                 self._show_verdict(pane.index, verdict[0])
 
     def _show_verdict(self, pane: int, verdict: str) -> None:
-        self.strip.pane_widget(pane).set_verdict(VERDICT_LABELS.get(verdict, verdict))
+        self.strip.pane_widget(pane).set_verdict(verdict_label(verdict))
 
     # -- storing -------------------------------------------------------------------------------
 

@@ -11,7 +11,6 @@ Esc goes back.
 
 from __future__ import annotations
 
-from collections import Counter
 from pathlib import Path
 from typing import ClassVar
 
@@ -35,10 +34,11 @@ from kurabe.charts import (
     strength_bars,
     strength_lines,
 )
+from kurabe.pane_summary import pane_summaries
 from kurabe.session import ComparisonSession
-from kurabe.store import SessionRecord
+from kurabe.store_records import SessionRecord
+from kurabe.verdicts import verdict_label
 from tui.bar_chart import BarChart
-from tui.verdict_dialog import VERDICT_LABELS
 
 STRENGTH_TITLE = "Bradley–Terry strength (1000 = average) · 95% interval · {scope}"
 SPEED_TITLE = "Speed: tok/s and 字/s, mean of completed replies · {scope}"
@@ -50,36 +50,22 @@ def _computing(width: int) -> list[Line]:
 
 def pane_rows(record: SessionRecord, hidden: bool, rater: str) -> list[list[str]]:
     """One row per pane: letter, model, replies, rated, mean score, wins, tok/s, verdict."""
-    latest = record.latest_replies()
-    wins: Counter[int] = Counter()
-    for pick in record.latest_picks_by_rater():
-        if pick.rater == rater and pick.outcome == "pane" and pick.winner is not None:
-            wins[pick.winner] += 1
     rows = []
-    for pane in record.panes:
-        replies = [r for (position, _turn), r in latest.items() if position == pane.position]
-        complete = [r for r in replies if r.completed]
-        scores = []
-        for reply in replies:
-            rating = record.latest_rating(reply.id, rater)
-            if rating is not None and rating.score is not None:
-                scores.append(rating.score)
-        speeds = [r.tokens_per_s for r in complete if r.tokens_per_s]
-        verdict = record.latest_verdict(pane.position, rater)
+    for summary in pane_summaries(record, rater):
         verdict_text = ""
-        if verdict is not None:
-            verdict_text = VERDICT_LABELS.get(verdict.verdict, verdict.verdict)
-            if verdict.note:
-                verdict_text += f" — {verdict.note}"
+        if summary.verdict is not None:
+            verdict_text = verdict_label(summary.verdict.verdict)
+            if summary.verdict.note:
+                verdict_text += f" — {summary.verdict.note}"
         rows.append(
             [
-                pane.label,
-                "?" if hidden else pane.profile_name,
-                f"{len(complete)}/{len(replies)}",
-                str(len(scores)),
-                f"{sum(scores) / len(scores):.2f}" if scores else "–",
-                str(wins[pane.position]),
-                f"{sum(speeds) / len(speeds):.1f}" if speeds else "–",
+                summary.label,
+                "?" if hidden else summary.profile_name,
+                f"{summary.completed}/{summary.replies}",
+                str(len(summary.scores)),
+                f"{summary.mean_score:.2f}" if summary.mean_score is not None else "–",
+                str(summary.wins),
+                f"{summary.tokens_per_s:.1f}" if summary.tokens_per_s else "–",
                 verdict_text or "–",
             ]
         )

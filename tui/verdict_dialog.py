@@ -1,7 +1,7 @@
-"""The conversation verdict for one pane: Great / OK / subpar / can't stay in character, a note.
+"""The conversation verdict for one pane: Great / OK / subpar / Can't stay in character, a note.
 
 Keys 1–4 choose; the note field is optional; Enter saves. Dismisses with ``(verdict, note)``
-(the verdict is one of ``kurabe.session.VERDICTS``) or ``None`` when cancelled.
+(the verdict is one of ``kurabe.verdicts.VERDICTS``) or ``None`` when cancelled.
 """
 
 from __future__ import annotations
@@ -15,14 +15,8 @@ from textual.containers import Vertical
 from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
+from kurabe.verdicts import verdict_label
 from tui.dialog_base import Dialog
-
-VERDICT_LABELS = {
-    "great": "Great",
-    "ok": "OK",
-    "subpar": "subpar",
-    "out-of-character": "can't stay in character",
-}
 
 
 class VerdictDialog(Dialog[tuple[str, str]]):
@@ -49,7 +43,7 @@ class VerdictDialog(Dialog[tuple[str, str]]):
             yield Static(self._title, classes="dialog-title", markup=False)
             yield OptionList(
                 *[
-                    Option(f"{number}  {VERDICT_LABELS.get(verdict, verdict)}", id=verdict)
+                    Option(f"{number}  {verdict_label(verdict)}", id=verdict)
                     for number, verdict in enumerate(self._verdicts, start=1)
                 ],
                 id="verdicts",

@@ -8,7 +8,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import dataclass
 from typing import Any
+
+from foundation.options import options_from
 
 
 def register(subparsers: Any) -> None:
@@ -27,22 +30,43 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
+@dataclass(frozen=True)
+class AgreementOptions:
+    """``kurabe agreement``'s options."""
+
+    scenario: str | None = None
+    session: str | None = None
+    db: str | None = None
+    format: str = "table"
+    bootstrap: int = 1000
+    seed: int = 0
+
+
 def run(args: argparse.Namespace) -> int:
     from kurabe.agreement import build_agreement, report_lines
-    from kurabe.commands.export import resolve_session_id
+    from kurabe.session_number import resolve_session_id
     from kurabe.store import Store
 
-    with Store.open_default(getattr(args, "db", None)) as store:
-        session = None if args.session is None else resolve_session_id(store, args.session)
-        report = build_agreement(
-            store, scenario=args.scenario, session=session, rounds=args.bootstrap, seed=args.seed
+    options = options_from(AgreementOptions, args)
+    with Store.open_default(options.db) as store:
+        session = (
+            None
+            if options.session is None
+            else resolve_session_id(options.session, store, "--session")
         )
-    if args.format == "json":
+        report = build_agreement(
+            store,
+            scenario=options.scenario,
+            session=session,
+            rounds=options.bootstrap,
+            seed=options.seed,
+        )
+    if options.format == "json":
         sys.stdout.write(json.dumps(report.to_dict(), ensure_ascii=False, indent=2) + "\n")
         return 0
     scope = []
-    if args.scenario:
-        scope.append(f"scenario {args.scenario}")
+    if options.scenario:
+        scope.append(f"scenario {options.scenario}")
     if session is not None:
         scope.append(f"session {session}")
     title = f"kurabe agreement — {report.sessions} sessions"

@@ -4,7 +4,7 @@
 (``kurabe --persona ID check TEXT`` works too); without one only the persona-free checks flag.
 ``TEXT`` of ``-`` reads standard input. On a terminal the report is a rich table; otherwise one
 ``key: value`` line per measure and one ``flag:`` line per flag, for scripts; ``--json`` prints
-:meth:`kurabe.checks.CheckReport.to_dict`. The exit status is 0 whatever the checks find.
+:meth:`kurabe.check_report.CheckReport.to_dict`. The exit status is 0 whatever the checks find.
 """
 
 from __future__ import annotations
@@ -12,12 +12,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, TextIO
 
-from kurabe.errors import KurabeError
+from foundation.errors import KurabeError
+from foundation.options import options_from
 
 if TYPE_CHECKING:
-    from kurabe.checks import CheckReport, PersonaExpectations
+    from kurabe.check_report import CheckReport
+    from kurabe.checks import PersonaExpectations
 
     SubParsers = argparse._SubParsersAction[argparse.ArgumentParser]
 
@@ -51,22 +54,37 @@ def _load_persona(persona_id: str) -> PersonaExpectations:
     return load_personas().get(persona_id)
 
 
+@dataclass(frozen=True)
+class CheckOptions:
+    """``kurabe check``'s options."""
+
+    text: str
+    check_persona: str | None = None
+    persona: str | None = None
+    """The top-level ``kurabe --persona ID check``."""
+    previous: str | None = None
+    finish_reason: str | None = None
+    tokens: int | None = None
+    json: bool = False
+
+
 def run(args: argparse.Namespace) -> int:
     from kurabe.checks import run_checks
 
-    text: str = sys.stdin.read() if args.text == "-" else args.text
-    persona_id: str | None = args.check_persona or getattr(args, "persona", None)
+    options = options_from(CheckOptions, args)
+    text: str = sys.stdin.read() if options.text == "-" else options.text
+    persona_id: str | None = options.check_persona or options.persona
     persona = _load_persona(persona_id) if persona_id else None
-    if args.tokens is not None and args.tokens < 0:
+    if options.tokens is not None and options.tokens < 0:
         raise KurabeError("--tokens must be 0 or more")
     report = run_checks(
         text,
         persona,
-        previous_reply=args.previous,
-        finish_reason=args.finish_reason,
-        completion_tokens=args.tokens,
+        previous_reply=options.previous,
+        finish_reason=options.finish_reason,
+        completion_tokens=options.tokens,
     )
-    if args.json:
+    if options.json:
         print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
     elif sys.stdout.isatty():
         print_table(report, persona, persona_id)

@@ -1,17 +1,18 @@
 """``kurabe export SESSION --format md|jsonl|csv|html|battles [--out FILE]``: one stored session
-as Markdown (like the seed page), JSON lines, CSV, a self-contained HTML page, or pairwise
-battles for Chatbot-Arena-style tooling. Writes to standard output unless ``--out``, whose file
-is replaced in one step once the whole export is written (:func:`kurabe.export.write_export`),
-never the database itself."""
+as Markdown (laid out like the hand-written comparison), JSON lines, CSV, a self-contained HTML
+page, or pairwise battles for Chatbot-Arena-style tooling. Writes to standard output unless
+``--out``, whose file is replaced in one step once the whole export is written
+(:func:`kurabe.export.write_export`), never the database itself."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kurabe.errors import KurabeError
+from foundation.options import options_from
 
 FORMAT_CHOICES = ("md", "jsonl", "csv", "html", "battles")
 
@@ -41,39 +42,37 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
-def resolve_session_id(store: Any, value: str) -> int:
-    """An id, or ``last`` / ``latest`` for the newest session."""
-    if value in ("last", "latest"):
-        latest = store.latest_session_id()
-        if latest is None:
-            raise KurabeError(f"no sessions in {store.path}")
-        return int(latest)
-    try:
-        session_id = int(value)
-    except ValueError:
-        raise KurabeError(f"SESSION must be a number or 'last', not {value!r}") from None
-    if not store.session_exists(session_id):
-        raise KurabeError(f"no session {session_id} in {store.path}")
-    return session_id
+@dataclass(frozen=True)
+class ExportOptions:
+    """``kurabe export``'s options."""
+
+    session: str
+    format: str = "md"
+    out: str | None = None
+    db: str | None = None
+    no_bom: bool = False
+    reveal_names: bool = False
 
 
 def run(args: argparse.Namespace) -> int:
     from kurabe.export import export_session, write_export
+    from kurabe.session_number import resolve_session_id
     from kurabe.store import Store
 
-    with Store.open_default(getattr(args, "db", None)) as store:
+    options = options_from(ExportOptions, args)
+    with Store.open_default(options.db) as store:
         database = Path(store.path)
-        session_id = resolve_session_id(store, args.session)
+        session_id = resolve_session_id(options.session, store)
         text = export_session(
             store,
             session_id,
-            args.format,
-            reveal_names=args.reveal_names,
-            bom=not args.no_bom,
+            options.format,
+            reveal_names=options.reveal_names,
+            bom=not options.no_bom,
         )
-    if args.out:
-        out = write_export(Path(args.out), text, database=database)
-        print(f"wrote {out} (session {session_id}, {args.format})", file=sys.stderr)
+    if options.out:
+        out = write_export(Path(options.out), text, database=database)
+        print(f"wrote {out} (session {session_id}, {options.format})", file=sys.stderr)
     else:
         stream = sys.stdout
         if hasattr(stream, "buffer"):

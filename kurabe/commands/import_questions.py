@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
+
+from foundation.options import options_from
 
 if TYPE_CHECKING:
     SubParsers = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -49,22 +52,35 @@ def register(subparsers: SubParsers) -> None:
     parser.set_defaults(func=run)
 
 
+@dataclass(frozen=True)
+class ImportOptions:
+    """``kurabe import``'s options."""
+
+    file: Path
+    format: str
+    persona: str | None = None
+    out: Path | None = None
+    id_prefix: str | None = None
+    force: bool = False
+
+
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     from kurabe.importers import DEFAULT_PERSONA, import_file
     from personas.loader import load_personas
     from scenarios.loader import user_scenarios_dir
 
+    options = options_from(ImportOptions, args)
     out = out or sys.stdout
     personas = load_personas()
-    out_dir: Path = (args.out or user_scenarios_dir()).expanduser()
+    out_dir: Path = (options.out or user_scenarios_dir()).expanduser()
     result = import_file(
-        args.file.expanduser(),
-        args.format,
+        options.file.expanduser(),
+        options.format,
         out_dir=out_dir,
-        persona=args.persona or DEFAULT_PERSONA,
+        persona=options.persona or DEFAULT_PERSONA,
         known_personas=personas.ids(),
-        prefix=args.id_prefix,
-        force=args.force,
+        prefix=options.id_prefix,
+        force=options.force,
     )
     for path, scenario in result.written:
         turns = len(scenario.turns)
@@ -76,7 +92,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out.write(summary + "\n")
     first = result.written[0][1].id
     hint = f"replay one: kurabe replay {first} --models A,B"
-    if args.out is not None and out_dir.resolve() != user_scenarios_dir().resolve():
+    if options.out is not None and out_dir.resolve() != user_scenarios_dir().resolve():
         hint += f" (after moving the files to {user_scenarios_dir()})"
     elif result.tag and count > 1:
         hint += f"; all of them: kurabe replay --tag {result.tag} --models A,B"

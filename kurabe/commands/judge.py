@@ -13,9 +13,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from kurabe.errors import KurabeError
+from foundation.errors import KurabeError
+from foundation.options import options_from
+
+if TYPE_CHECKING:
+    from kurabe.judge import JudgeMode
 
 
 def add_judge_options(parser: Any, *, prefix: str = "") -> None:
@@ -72,11 +77,18 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
-def make_judge(
-    profile_name: str, models_file: str | None, args: argparse.Namespace, *, prefix: str = ""
-) -> Any:
-    """A :class:`kurabe.judge.Judge` from the options of :func:`add_judge_options` (``prefix``:
-    ``judge_`` for ``replay``'s)."""
+@dataclass(frozen=True)
+class JudgeSettings:
+    """The options of :func:`add_judge_options` (``replay`` reads them prefixed ``judge_``)."""
+
+    mode: JudgeMode = "single"
+    rubric: str | None = None
+    temperature: float = 0.0
+    attempts: int = 3
+
+
+def make_judge(profile_name: str, models_file: str | None, settings: JudgeSettings) -> Any:
+    """A :class:`kurabe.judge.Judge` asking ``profile_name`` with ``settings``."""
     from backends.profiles import load_profiles
     from kurabe.judge import Judge
     from kurabe.rubric import load_rubric
@@ -87,38 +99,51 @@ def make_judge(
         raise KurabeError(f"unknown judge profile {profile_name!r} (known: {known})")
     return Judge(
         profiles[profile_name],
-        rubric=load_rubric(getattr(args, f"{prefix}rubric")),
-        mode=getattr(args, f"{prefix}mode"),
-        max_attempts=getattr(args, f"{prefix}attempts"),
-        temperature=getattr(args, f"{prefix}temperature"),
+        rubric=load_rubric(settings.rubric),
+        mode=settings.mode,
+        max_attempts=settings.attempts,
+        temperature=settings.temperature,
     )
+
+
+@dataclass(frozen=True)
+class JudgeOptions:
+    """``kurabe judge``'s options (the judge's settings are :class:`JudgeSettings`)."""
+
+    session: str
+    judge: str
+    retry_failed: bool = False
+    models_file: str | None = None
+    db: str | None = None
+    plain: bool = False
 
 
 def run(args: argparse.Namespace) -> int:
     import asyncio
 
-    from kurabe.commands.export import resolve_session_id
     from kurabe.judge import judge_sessions
     from kurabe.judge_progress import make_progress
+    from kurabe.session_number import resolve_session_id
     from kurabe.store import Store
 
-    judge = make_judge(args.judge, getattr(args, "models_file", None), args)
-    with Store.open_default(getattr(args, "db", None)) as store:
-        session_id = resolve_session_id(store, args.session)
+    options = options_from(JudgeOptions, args)
+    judge = make_judge(options.judge, options.models_file, options_from(JudgeSettings, args))
+    with Store.open_default(options.db) as store:
+        session_id = resolve_session_id(options.session, store)
         try:
             summaries = asyncio.run(
                 judge_sessions(
                     store,
                     [session_id],
                     judge,
-                    retry_failed=args.retry_failed,
-                    progress=make_progress(args.plain),
+                    retry_failed=options.retry_failed,
+                    progress=make_progress(options.plain),
                 )
             )
         except KeyboardInterrupt:
             print(
                 f"kurabe: interrupted; every judgement so far is saved (resume with: kurabe judge "
-                f"{session_id} --judge {args.judge})",
+                f"{session_id} --judge {options.judge})",
                 file=sys.stderr,
             )
             return 130

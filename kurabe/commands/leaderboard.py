@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from typing import Any
+
+from foundation.options import options_from
 
 
 def register(subparsers: Any) -> None:
@@ -49,38 +52,52 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value * 100:.0f}%"
 
 
+@dataclass(frozen=True)
+class LeaderboardOptions:
+    """``kurabe leaderboard``'s options."""
+
+    scenario: str | None = None
+    rater: str | None = None
+    kind: str | None = None
+    db: str | None = None
+    format: str = "table"
+    bootstrap: int = 200
+    seed: int = 0
+
+
 def run(args: argparse.Namespace) -> int:
     from kurabe.agreement import report_lines
     from kurabe.leaderboard import build_leaderboard
     from kurabe.store import Store
 
-    with Store.open_default(getattr(args, "db", None)) as store:
+    options = options_from(LeaderboardOptions, args)
+    with Store.open_default(options.db) as store:
         board = build_leaderboard(
             store,
-            scenario=getattr(args, "scenario", None),
-            rater=getattr(args, "rater", None),
-            kind=args.kind,
-            rounds=args.bootstrap,
-            seed=args.seed,
+            scenario=options.scenario,
+            rater=options.rater,
+            kind=options.kind,
+            rounds=options.bootstrap,
+            seed=options.seed,
         )
         agreement = None
-        if args.format != "csv":
+        if options.format != "csv":
             from kurabe.agreement import build_agreement
 
             agreement = build_agreement(
                 store,
-                scenario=getattr(args, "scenario", None),
-                rounds=args.bootstrap,
-                seed=args.seed,
+                scenario=options.scenario,
+                rounds=options.bootstrap,
+                seed=options.seed,
             )
             board.agreement = agreement.to_dict()
-    if args.format == "json":
+    if options.format == "json":
         sys.stdout.write(board.to_json())
         return 0
-    if args.format == "csv":
+    if options.format == "csv":
         sys.stdout.write(board.to_csv())
         return 0
-    if args.format == "html":
+    if options.format == "html":
         from kurabe.charts import leaderboard_page
 
         sys.stdout.write(leaderboard_page(board))

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from typing import Any
 
-from backends.profiles import ModelProfile, load_profiles
-from kurabe.errors import ConfigError
+from backends.profiles import load_profiles
+from backends.readiness import describe_profile
+from foundation.errors import ConfigError
+from foundation.options import options_from
 
 
 def register(subparsers: Any) -> None:
@@ -18,56 +21,17 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
-def describe_profile(profile: ModelProfile, offload_supported: bool) -> tuple[str, str]:
-    """(state, detail) for one profile, without loading any weights."""
-    if not profile.is_local:
-        missing = profile.missing_key_reason()
-        from backends.api_errors import public_url
+@dataclass(frozen=True)
+class ModelsOptions:
+    """``kurabe models``' options."""
 
-        host = (
-            public_url(profile.base_url)
-            if profile.base_url
-            else ("api.openai.com" if profile.backend == "openai" else "api.anthropic.com")
-        )
-        if missing:
-            return "key unset", f"set {profile.api_key_env} · {host}"
-        if profile.base_url:
-            return "usable", f"{host} (server not contacted)"
-        return "usable", host
-    from backends.embedded import embedded_model_path, embedded_model_state
-    from backends.gguf_meta import GGUFMetadataError, block_count, read_gguf_metadata
-    from backends.llama_cpp_backend import offloaded_layer_count, quantization_name
-
-    if profile.model_path is None:
-        problem = embedded_model_state()
-        if problem:
-            return "unusable", problem
-        path = embedded_model_path()
-        if not path.exists():
-            return "usable", "embedded (assembled on first use)"
-    else:
-        path = profile.model_path
-        if not path.exists():
-            return "file missing", str(path)
-    try:
-        metadata = read_gguf_metadata(path)
-    except (GGUFMetadataError, OSError) as exc:
-        return "unusable", f"{path.name}: {exc}"
-    layers = block_count(metadata)
-    quant = quantization_name(metadata.get("general.file_type"))
-    if layers is None:
-        gpu = "GPU ?"
-    elif not offload_supported:
-        gpu = f"CPU only (0/{layers + 1} layers offloaded)"
-    else:
-        wanted = offloaded_layer_count(layers, profile.n_gpu_layers, offload_supported)
-        gpu = f"GPU {wanted}/{layers + 1} layers"
-    return "usable", f"{path.name} · {quant} · {gpu}"
+    models_file: str | None = None
 
 
 def run(args: argparse.Namespace) -> int:
+    options = options_from(ModelsOptions, args)
     try:
-        profiles = load_profiles(args.models_file)
+        profiles = load_profiles(options.models_file)
     except ConfigError as exc:
         print(f"kurabe: {exc}", file=sys.stderr)
         return 2

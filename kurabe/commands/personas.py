@@ -14,13 +14,15 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from kurabe.errors import ConfigError
+from foundation.errors import ConfigError
+from foundation.options import options_from
 
 if TYPE_CHECKING:
-    from kurabe.catalog import Catalog
+    from foundation.catalog import Catalog
     from personas import Persona
 
     SubParsers = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -57,15 +59,19 @@ def add_path_option(
     )
 
 
-def paths_from(args: argparse.Namespace, name: str) -> list[Path]:
-    value: Sequence[Path] | None = getattr(args, name, None)
-    return list(value or ())
+@dataclass(frozen=True)
+class PersonasOptions:
+    """``kurabe personas [show ID]``'s options."""
+
+    path: list[Path] | None = None
+    """Extra persona files or directories (``--path``, repeatable)."""
+    persona_id: str = ""
 
 
-def load_from_args(args: argparse.Namespace) -> Catalog[Persona]:
+def _load(options: PersonasOptions) -> Catalog[Persona]:
     from personas.loader import load_personas
 
-    return load_personas(paths_from(args, "path"))
+    return load_personas(options.path or ())
 
 
 def list_personas(
@@ -73,7 +79,7 @@ def list_personas(
 ) -> int:
     out = out or sys.stdout
     err = err or sys.stderr
-    catalog = load_from_args(args)
+    catalog = _load(options_from(PersonasOptions, args))
     rows = [
         [
             persona.id,
@@ -93,10 +99,11 @@ def show_persona(
 ) -> int:
     out = out or sys.stdout
     err = err or sys.stderr
-    catalog = load_from_args(args)
-    if args.persona_id not in catalog:
+    options = options_from(PersonasOptions, args)
+    catalog = _load(options)
+    if options.persona_id not in catalog:
         write_problems(catalog.problems, err)
-    persona = catalog.get(args.persona_id)
+    persona = catalog.get(options.persona_id)
     limit = persona.max_reply_chars if persona.max_reply_chars is not None else "none"
     lines = [
         f"{persona.id} — {persona.title}",

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from typing import Any
 
 from backends.base import ChatMessage, Conversation
-from kurabe.errors import KurabeError
+from foundation.errors import KurabeError
+from foundation.options import options_from
 
 
 class _AppendTurn(argparse.Action):
@@ -39,21 +41,33 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run, turns=None)
 
 
+@dataclass(frozen=True)
+class PromptOptions:
+    """``kurabe prompt``'s options."""
+
+    model: str
+    persona: str = "anime-fan"
+    turns: list[ChatMessage] | None = None
+    """The ``--user`` and ``--assistant`` turns, in the order given."""
+    models_file: str | None = None
+
+
 def run(args: argparse.Namespace) -> int:
     from backends.profiles import load_profiles
     from personas.loader import load_personas
 
-    profiles = load_profiles(args.models_file)
-    if args.model not in profiles:
-        raise KurabeError(f"unknown model {args.model!r}; known: {', '.join(profiles)}")
-    profile = profiles[args.model]
+    options = options_from(PromptOptions, args)
+    profiles = load_profiles(options.models_file)
+    if options.model not in profiles:
+        raise KurabeError(f"unknown model {options.model!r}; known: {', '.join(profiles)}")
+    profile = profiles[options.model]
     if not profile.is_local:
         raise KurabeError(
             f"{profile.name} is an API model: its server applies the template (the persona goes "
             "in the system message)"
         )
-    persona = load_personas().get(args.persona)
-    turns = tuple(args.turns or [ChatMessage("user", "ねえ、アニメ好きなの？")])
+    persona = load_personas().get(options.persona)
+    turns = tuple(options.turns or [ChatMessage("user", "ねえ、アニメ好きなの？")])
     conversation = Conversation(persona.system, turns, persona.char_name, persona.user_name)
     from backends.llama_cpp_backend import LlamaCppBackend, ModelFileError
     from backends.templates import TemplateError

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from typing import Any
 
+from foundation.errors import KurabeError
+from foundation.options import options_from
 from kurabe.commands.judge import add_judge_options
-from kurabe.errors import KurabeError
-
-MAX_PANES = 6
+from kurabe.pane_labels import MAX_PANES
 
 
 def register(subparsers: Any) -> None:
@@ -129,41 +130,62 @@ async def _then_judge(replay: Any, store: Any, started: list[int], judge: Any, p
     await judge_sessions(store, list(started), judge, progress=make_progress(plain))
 
 
+@dataclass(frozen=True)
+class ReplayOptions:
+    """``kurabe replay``'s options (the judge's settings, ``--judge-…``, are read apart)."""
+
+    scenario: str | None = None
+    tag: str | None = None
+    models: str | None = None
+    models_file: str | None = None
+    db: str | None = None
+    seed: int | None = None
+    repeat: int = 1
+    resume: str | None = None
+    rater: str | None = None
+    persona: str | None = None
+    parallel_local: bool = False
+    stall_timeout: float = 300.0
+    plain: bool = False
+    judge: str | None = None
+
+
 def run(args: argparse.Namespace) -> int:
     import asyncio
 
+    from kurabe.rating_config import resolve_rater
     from kurabe.replay import resume_replay, run_replay
-    from kurabe.session import resolve_rater
+    from kurabe.session_number import resolve_session_id
     from kurabe.store import Store
 
-    models_file = getattr(args, "models_file", None)
-    rater = resolve_rater(getattr(args, "rater", None))
-    parallel_local = bool(getattr(args, "parallel_local", False))
-    stall = args.stall_timeout if args.stall_timeout and args.stall_timeout > 0 else None
-    resume = getattr(args, "resume", None)
-    progress = _progress(args.plain)
+    options = options_from(ReplayOptions, args)
+    models_file = options.models_file
+    rater = resolve_rater(options.rater)
+    parallel_local = options.parallel_local
+    stall = options.stall_timeout if options.stall_timeout and options.stall_timeout > 0 else None
+    resume = options.resume
+    progress = _progress(options.plain)
     started: list[int] = []
     judge = None
-    if args.judge:
-        from kurabe.commands.judge import make_judge
+    if options.judge:
+        from kurabe.commands.judge import JudgeSettings, make_judge
 
-        judge = make_judge(args.judge, models_file, args, prefix="judge_")
+        judge = make_judge(
+            options.judge, models_file, options_from(JudgeSettings, args, prefix="judge_")
+        )
 
-    with Store.open_default(getattr(args, "db", None)) as store:
+    with Store.open_default(options.db) as store:
         if resume is not None:
             from backends.profiles import load_profiles
 
-            try:
-                session_id = int(resume)
-            except ValueError:
-                raise KurabeError(f"--resume takes a session id, not {resume!r}") from None
+            session_id = resolve_session_id(resume, store, "--resume")
             profiles = load_profiles(models_file)
             started.append(session_id)
             coroutine: Any = resume_replay(
                 store,
                 session_id,
                 profiles=profiles,
-                rater=getattr(args, "rater", None),
+                rater=options.rater,
                 parallel_local=parallel_local,
                 progress=progress,
                 stall_timeout_s=stall,
@@ -173,12 +195,14 @@ def run(args: argparse.Namespace) -> int:
             from scenarios.loader import load_scenarios
 
             personas = load_personas()
-            scenarios = chosen_scenarios(load_scenarios(personas=personas), args.scenario, args.tag)
+            scenarios = chosen_scenarios(
+                load_scenarios(personas=personas), options.scenario, options.tag
+            )
             pairs = [
-                (scenario, personas.get(getattr(args, "persona", None) or scenario.persona))
+                (scenario, personas.get(options.persona or scenario.persona))
                 for scenario in scenarios
             ]
-            profiles_chosen = choose_profiles(getattr(args, "models", None), models_file)
+            profiles_chosen = choose_profiles(options.models, models_file)
 
             async def replay_each() -> None:
                 for scenario, persona in pairs:
@@ -187,8 +211,8 @@ def run(args: argparse.Namespace) -> int:
                         scenario,
                         persona,
                         profiles_chosen,
-                        repeat=args.repeat,
-                        seed=args.seed,
+                        repeat=options.repeat,
+                        seed=options.seed,
                         rater=rater,
                         parallel_local=parallel_local,
                         progress=progress,
@@ -198,7 +222,7 @@ def run(args: argparse.Namespace) -> int:
 
             coroutine = replay_each()
         if judge is not None:
-            coroutine = _then_judge(coroutine, store, started, judge, args.plain)
+            coroutine = _then_judge(coroutine, store, started, judge, options.plain)
         try:
             asyncio.run(coroutine)
         except KeyboardInterrupt:

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from kurabe.commands.personas import add_path_option, indent, paths_from, write_problems, write_rows
+from foundation.options import options_from
+from kurabe.commands.personas import add_path_option, indent, write_problems, write_rows
 
 if TYPE_CHECKING:
-    from kurabe.catalog import Catalog
+    from foundation.catalog import Catalog
     from personas import Persona
     from scenarios import Scenario
 
@@ -45,12 +48,23 @@ def _add_options(parser: argparse.ArgumentParser, *, suppress_default: bool) -> 
     add_path_option(parser, "--persona-path", "persona", suppress_default=suppress_default)
 
 
-def _load(args: argparse.Namespace) -> tuple[Catalog[Persona], Catalog[Scenario]]:
+@dataclass(frozen=True)
+class ScenariosOptions:
+    """``kurabe scenarios [show ID]``'s options."""
+
+    path: list[Path] | None = None
+    """Extra scenario files or directories (``--path``, repeatable)."""
+    persona_path: list[Path] | None = None
+    """Extra persona files or directories (``--persona-path``, repeatable)."""
+    scenario_id: str = ""
+
+
+def _load(options: ScenariosOptions) -> tuple[Catalog[Persona], Catalog[Scenario]]:
     from personas.loader import load_personas
     from scenarios.loader import load_scenarios
 
-    personas = load_personas(paths_from(args, "persona_path"))
-    return personas, load_scenarios(paths_from(args, "path"), personas=personas)
+    personas = load_personas(options.persona_path or ())
+    return personas, load_scenarios(options.path or (), personas=personas)
 
 
 def list_scenarios(
@@ -58,7 +72,7 @@ def list_scenarios(
 ) -> int:
     out = out or sys.stdout
     err = err or sys.stderr
-    personas, scenarios = _load(args)
+    personas, scenarios = _load(options_from(ScenariosOptions, args))
     rows = [
         [
             scenario.id,
@@ -104,9 +118,10 @@ def show_scenario(
 ) -> int:
     out = out or sys.stdout
     err = err or sys.stderr
-    personas, scenarios = _load(args)
-    if args.scenario_id not in scenarios:
+    options = options_from(ScenariosOptions, args)
+    personas, scenarios = _load(options)
+    if options.scenario_id not in scenarios:
         write_problems([*personas.problems, *scenarios.problems], err)
-    scenario = scenarios.get(args.scenario_id)
+    scenario = scenarios.get(options.scenario_id)
     out.write(format_script(scenario, personas, scenarios.source_label(scenario.id)))
     return 0

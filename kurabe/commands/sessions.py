@@ -6,8 +6,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any
+
+from foundation.options import options_from
 
 
 def register(subparsers: Any) -> None:
@@ -24,12 +26,22 @@ def _date(stamp: str) -> str:
     return stamp.replace("T", " ")[:16]
 
 
+@dataclass(frozen=True)
+class SessionsOptions:
+    """``kurabe sessions``' options."""
+
+    db: str | None = None
+    limit: int | None = None
+    format: str = "table"
+
+
 def run(args: argparse.Namespace) -> int:
     from kurabe.store import Store
 
-    with Store.open_default(getattr(args, "db", None)) as store:
-        sessions = store.list_sessions(limit=args.limit)
-    if args.format == "json":
+    options = options_from(SessionsOptions, args)
+    with Store.open_default(options.db) as store:
+        sessions = store.list_sessions(limit=options.limit)
+    if options.format == "json":
         for item in sessions:
             print(json.dumps(asdict(item), ensure_ascii=False))
         return 0

@@ -6,7 +6,7 @@ Personas and scenarios load the same way, in three layers, each overriding the o
 2. the user's directory (``config_dir()/personas`` and so on);
 3. paths given directly (a file, or a directory of ``*.toml`` files).
 
-A bad file never stops the others: its :class:`~kurabe.errors.ConfigError` goes to
+A bad file never stops the others: its :class:`~foundation.errors.ConfigError` goes to
 :attr:`Catalog.problems` and every good file is still offered. Two files of the same layer with
 the same id are a problem (the first, by file name, wins); a later layer replacing an earlier
 one is an override, recorded in :attr:`Catalog.overridden` so the command line can say which file
@@ -23,8 +23,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
-from kurabe.errors import ConfigError, KurabeError
-from kurabe.tomlfile import KeyPath, TomlDocument
+from foundation.errors import ConfigError, KurabeError
+from foundation.tomlfile import KeyPath, TomlDocument
 
 BUILT_IN = "built-in"
 """The ``source`` of everything bundled with kurabe."""

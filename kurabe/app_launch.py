@@ -1,6 +1,6 @@
 """What ``kurabe`` (no subcommand) needs before the app opens: profiles, personas, scenarios, the
 store, and the session to show. No Textual here, so config errors surface as one line (a
-:class:`~kurabe.errors.KurabeError` that the command line prints, exit code 2) before any screen
+:class:`~foundation.errors.KurabeError` that the command line prints, exit code 2) before any screen
 is drawn.
 """
 
@@ -14,8 +14,12 @@ from typing import TYPE_CHECKING
 from backends import create_backend
 from backends.base import Backend
 from backends.profiles import ModelProfile, load_profiles
-from kurabe.catalog import Catalog
-from kurabe.errors import ConfigError, KurabeError
+from backends.readiness import unusable_reason
+from foundation.catalog import Catalog
+from foundation.errors import ConfigError, KurabeError
+from foundation.options import options_from
+from kurabe.pane_labels import MAX_PANES
+from kurabe.session_number import resolve_session_id
 from personas import Persona
 from scenarios import Scenario
 
@@ -24,7 +28,6 @@ if TYPE_CHECKING:
     from kurabe.store import Store
 
 DEFAULT_PERSONA = "anime-fan"
-MAX_PANES = 6
 
 BackendFactory = Callable[[ModelProfile], Backend]
 
@@ -71,17 +74,6 @@ class AppContext:
         )
 
 
-def unusable_reason(profile: ModelProfile) -> str | None:
-    """Why a profile cannot run now, judged cheaply (no model is loaded): a key or file missing."""
-    missing = profile.missing_key_reason()
-    if missing:
-        return missing
-    path = profile.model_path
-    if path is not None and not path.exists():
-        return f"model file not found: {path}"
-    return None
-
-
 def default_profiles(profiles: dict[str, ModelProfile]) -> list[ModelProfile]:
     """The ``default = true`` profiles that can run now (API ones only with their key set)."""
     usable = [p for p in profiles.values() if p.default and unusable_reason(p) is None]
@@ -114,26 +106,47 @@ class StartPlan:
     resume_id: int | None = None
 
 
+@dataclass(frozen=True)
+class AppOptions:
+    """What ``kurabe`` (no subcommand) takes from the command line."""
+
+    persona: str | None = None
+    scenario: str | None = None
+    models: str | None = None
+    models_file: str | None = None
+    db: str | None = None
+    blind: bool = False
+    rater: str | None = None
+    resume: str | None = None
+    parallel_local: bool = False
+    judge: str | None = None
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace | AppOptions) -> AppOptions:
+        return args if isinstance(args, AppOptions) else options_from(cls, args)
+
+
 def build_context(
-    args: argparse.Namespace,
+    args: argparse.Namespace | AppOptions,
     *,
     store: Store | None = None,
     backend_factory: BackendFactory = create_backend,
 ) -> AppContext:
     """Load profiles, personas, scenarios, rating config and open the store. Raises
     :class:`KurabeError` (one line) for anything the user must fix first."""
-    from kurabe.session import SCORE_LABELS_JA, load_rating_config
+    from kurabe.rating_config import SCORE_LABELS_JA, load_rating_config
     from kurabe.store import Store
     from personas.loader import load_personas
     from scenarios.loader import load_scenarios
 
-    profiles = load_profiles(getattr(args, "models_file", None))
+    options = AppOptions.from_args(args)
+    profiles = load_profiles(options.models_file)
     personas = load_personas()
     scenarios = load_scenarios(personas=personas)
     warnings = [f"skipped {problem}" for problem in [*personas.problems, *scenarios.problems]]
     score_labels = dict(SCORE_LABELS_JA)
     tags: tuple[str, ...] = ()
-    judge_name: str | None = getattr(args, "judge", None)
+    judge_name = options.judge
     judge_badge = "after-rating"
     try:
         config = load_rating_config()
@@ -150,16 +163,16 @@ def build_context(
             raise KurabeError(f"unknown judge profile '{judge_name}'; known profiles: {known}")
         judge_profile = profiles[judge_name]
     if store is None:
-        store = Store.open_default(getattr(args, "db", None))
+        store = Store.open_default(options.db)
     return AppContext(
         store=store,
         profiles=profiles,
         personas=personas,
         scenarios=scenarios,
         backend_factory=backend_factory,
-        blind=bool(getattr(args, "blind", False)),
-        rater=getattr(args, "rater", None) or "",
-        parallel_local=bool(getattr(args, "parallel_local", False)),
+        blind=options.blind,
+        rater=options.rater or "",
+        parallel_local=options.parallel_local,
         score_labels=score_labels,
         tags=tags,
         judge_profile=judge_profile,
@@ -168,11 +181,12 @@ def build_context(
     )
 
 
-def plan_start(args: argparse.Namespace, context: AppContext) -> StartPlan:
+def plan_start(args: argparse.Namespace | AppOptions, context: AppContext) -> StartPlan:
     """Which persona, scenario and panes ``kurabe`` opens with, from the command line."""
-    resume = getattr(args, "resume", None)
+    options = AppOptions.from_args(args)
+    resume = options.resume
     if resume:
-        session_id = parse_session_id(resume, context.store)
+        session_id = resolve_session_id(resume, context.store, "--resume")
         row = context.store.session(session_id)
         return StartPlan(
             persona=row.persona_obj(),
@@ -181,12 +195,11 @@ def plan_start(args: argparse.Namespace, context: AppContext) -> StartPlan:
             resume_id=session_id,
         )
     scenario = None
-    scenario_id = getattr(args, "scenario", None)
-    if scenario_id:
-        scenario = context.scenarios.get(scenario_id)
-    persona_id = getattr(args, "persona", None) or (scenario.persona if scenario else None)
+    if options.scenario:
+        scenario = context.scenarios.get(options.scenario)
+    persona_id = options.persona or (scenario.persona if scenario else None)
     persona = context.personas.get(persona_id or DEFAULT_PERSONA)
-    models = getattr(args, "models", None)
+    models = options.models
     if models:
         profiles = parse_models_option(models, context.profiles)
     else:
@@ -194,22 +207,6 @@ def plan_start(args: argparse.Namespace, context: AppContext) -> StartPlan:
         if not profiles:
             raise KurabeError("no default model profile; pass --models a,b,c")
     return StartPlan(persona=persona, profiles=profiles, scenario=scenario)
-
-
-def parse_session_id(value: str, store: Store) -> int:
-    """``--resume 12`` or ``--resume last``."""
-    if value.strip().lower() in ("last", "latest"):
-        latest = store.latest_session_id()
-        if latest is None:
-            raise KurabeError("there is no saved session to resume")
-        return latest
-    try:
-        session_id = int(value.strip().lstrip("#"))
-    except ValueError:
-        raise KurabeError(f"--resume takes a session number, got {value!r}") from None
-    if not store.session_exists(session_id):
-        raise KurabeError(f"no session {session_id} in {store.path}")
-    return session_id
 
 
 def open_session(plan: StartPlan, context: AppContext) -> ComparisonSession:

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-from kurabe.errors import ConfigError
+from foundation.errors import ConfigError
 
 if sys.version_info >= (3, 11):
     import tomllib
