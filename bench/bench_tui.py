@@ -17,12 +17,15 @@ characters, paragraphs of ~150 characters), and measures:
 
     .venv/bin/python bench/bench_tui.py              # 6 panes, 300 tok/s, 4000 tokens
     .venv/bin/python bench/bench_tui.py --quick      # 1000 tokens (CI smoke run)
+    .venv/bin/python bench/bench_tui.py --without scroll   # one workaround of
+                                                           # tui/textual_internals.py turned off
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import random
 import sys
@@ -103,6 +106,17 @@ class Probe:
     handled_latencies: list[float] = field(default_factory=list)
     painted_latencies: list[float] = field(default_factory=list)
     loop_lags: list[float] = field(default_factory=list)
+    full_collections: list[float] = field(default_factory=list)
+    """How long each full (generation 2) garbage collection of the run took."""
+    _collect_started: float = 0.0
+
+    def on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if info.get("generation") != 2:
+            return
+        if phase == "start":
+            self._collect_started = time.perf_counter()
+        else:
+            self.full_collections.append(time.perf_counter() - self._collect_started)
 
     def current(self) -> Costs | None:
         return None if self.window is None else self.costs.setdefault(self.window, Costs())
@@ -148,6 +162,7 @@ async def run(
     from scenarios.loader import load_scenarios
     from tui.app import KurabeApp
     from tui.main_screen import MainScreen
+    from tui.pane_strip import PaneStrip
 
     names = [f"pane-{index}" for index in range(panes)]
     profiles = {name: ModelProfile(name=name, backend="openai", model=name) for name in names}
@@ -174,8 +189,8 @@ async def run(
 
     # Instrument: the panes' flush, Textual's screen updates, the key's action, painting.
     # (Class attributes, restored at the end: Textual's update timer holds bound methods.)
-    originals = (MainScreen._flush_pane, Screen._on_timer_update, MainScreen.action_move_focus)
-    MainScreen._flush_pane = timed(probe, "flush_s", MainScreen._flush_pane)  # type: ignore[method-assign]
+    originals = (PaneStrip._flush_pane, Screen._on_timer_update, MainScreen.action_move_focus)
+    PaneStrip._flush_pane = timed(probe, "flush_s", PaneStrip._flush_pane)  # type: ignore[method-assign]
     Screen._on_timer_update = timed(probe, "screen_s", Screen._on_timer_update)  # type: ignore[method-assign]
     original_move = MainScreen.action_move_focus
 
@@ -196,10 +211,12 @@ async def run(
 
     app._display = display  # type: ignore[method-assign]
 
+    gc.callbacks.append(probe.on_gc)
     try:
         await drive(app, session, sources, probe, windows, size, latency_tokens)
     finally:
-        MainScreen._flush_pane, Screen._on_timer_update, MainScreen.action_move_focus = originals  # type: ignore[method-assign]
+        gc.callbacks.remove(probe.on_gc)
+        PaneStrip._flush_pane, Screen._on_timer_update, MainScreen.action_move_focus = originals  # type: ignore[method-assign]
         store.close()
     print_results(probe, tokens, rate, panes, size)
     return probe
@@ -304,6 +321,9 @@ def print_results(
     verdict = "PASS" if percentile(painted, 95) <= 50 else "FAIL"
     print(f"key → action  : {spread(handled)}   (n={len(handled)})")
     print(f"key → painted : {spread(painted)}   target p95 ≤ 50 ms: {verdict}")
+    pauses = [v * 1000 for v in probe.full_collections]
+    longest = max(pauses, default=0.0)
+    print(f"full gc       : {len(pauses)} collections, longest {longest:.1f} ms")
     print(f"loop lag      : {spread(lags)}")
     print("reply length   UI µs/token (flush + screen)   process CPU µs/token   tokens/s")
     rows = {}
@@ -329,6 +349,39 @@ def print_results(
         )
 
 
+WORKAROUNDS = ("focus", "paint", "footer", "scroll", "gc")
+"""The workarounds of :mod:`tui.textual_internals`, in its docstring's order."""
+
+
+def turn_off(workaround: str) -> None:
+    """Run the app as if ``workaround`` were not there (its fallback, or Textual's own way)."""
+    from textual.reactive import Reactive
+    from textual.widgets import Footer
+
+    import tui.transcript_view
+    from tui.main_screen import MainScreen
+    from tui.quiet_footer import QuietFooter
+    from tui.textual_internals import GcPacer
+
+    if workaround == "focus":
+        # Textual's own Screen.focused (repaint=True) in place of the redefined one.
+        focused: Reactive[Any] = Reactive(None, repaint=True)
+        focused.__set_name__(MainScreen, "focused")
+        MainScreen.focused = focused
+    elif workaround == "paint":
+        MainScreen.paint_soon = lambda self: None  # type: ignore[method-assign]
+    elif workaround == "footer":
+        QuietFooter.bindings_changed = Footer.bindings_changed  # type: ignore[method-assign]
+    elif workaround == "scroll":
+
+        def set_limits_with_layout(view: Any, size: Any, bar: Any, height: int) -> None:
+            view.virtual_size = size
+
+        vars(tui.transcript_view)["set_scroll_limits"] = set_limits_with_layout
+    elif workaround == "gc":
+        GcPacer.start = lambda self: None  # type: ignore[method-assign]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -342,7 +395,17 @@ def main() -> None:
         "--latency-tokens", type=int, default=3000, help="reply length while keys are pressed"
     )
     parser.add_argument("--quick", action="store_true", help="1000-token replies")
+    parser.add_argument(
+        "--without",
+        choices=WORKAROUNDS,
+        action="append",
+        default=[],
+        help="turn a workaround of tui/textual_internals.py off (to measure what it gains)",
+    )
     args = parser.parse_args()
+    for workaround in args.without:
+        turn_off(workaround)
+        print(f"without: {workaround}")
     longest = 1000 if args.quick else args.tokens
     windows = [edge for edge in (100, 1000, 2000, 3000, 4000) if edge <= longest]
     # Replies run a little past the last window so that its cost is not the end of the reply.

@@ -84,9 +84,9 @@ from kurabe.profile_snapshot import profile_from_snapshot, profile_snapshot
 from kurabe.rating_config import resolve_rater
 from kurabe.reply_figures import compute_figures
 from kurabe.secret_scrub import env_secrets
-from kurabe.session_views import PickWinner, TurnView, turn_views
+from kurabe.session_views import PickWinner, RatingView, TurnView, turn_views
 from kurabe.store import Store
-from kurabe.store_records import SessionRecord
+from kurabe.store_records import SessionRecord, newest, newest_by
 from kurabe.verdicts import normalize_verdict
 from personas import Persona
 from scenarios import Scenario
@@ -125,8 +125,7 @@ class Pane:
     backend: Backend
     db_id: int
     history: list[ChatMessage] = field(default_factory=list)
-    status: str = "loading"
-    """``loading`` | ``ready`` | ``busy`` | ``failed`` | ``unusable``."""
+    status: PaneStatus = "loading"
     header: str = ""
     last_reply_id: int | None = None
     last_error: str | None = None
@@ -638,7 +637,7 @@ class ComparisonSession:
         self._bind_loop()
         if pane.status == "loading":
             await self._load_pane(pane)
-            if pane.status == "unusable":
+            if pane.status == "unusable":  # type: ignore[comparison-overlap]  # set by the load
                 return
         self.store.add_event(self.id, kind, {"pane": pane.index, "turn": turn})
         await self._run_panes([pane], turn, rotate=False)
@@ -936,46 +935,65 @@ class ComparisonSession:
         score: int | None = None,
         tags: Sequence[str] | None = None,
         note: str | None = None,
-    ) -> None:
-        """Rate a reply. Fields left ``None`` keep this rater's previous value, so pressing a
-        score and then adding a tag gives one rating with both; every press is a committed row
-        (the history is kept, the newest counts)."""
+    ) -> RatingView:
+        """Rate a reply; returns the rating as stored. Fields left ``None`` keep this rater's
+        previous value, so pressing a score and then adding a tag gives one rating with both;
+        every press is a committed row (the history is kept, the newest counts)."""
         if self.store.reply_session(reply_id) != self.id:
             raise KurabeError(f"reply {reply_id} is not in session {self.id}")
         if score is not None and (isinstance(score, bool) or not 1 <= int(score) <= 5):
             raise KurabeError(f"score must be 1 to 5, got {score!r}")
-        previous = None
-        for rating in self.store.ratings(self.id):
-            if rating.reply_id == reply_id and rating.rater == self.rater:
-                previous = rating
-        new_score = score if score is not None else (previous.score if previous else None)
-        if tags is not None:
-            new_tags: tuple[str, ...] = tuple(dict.fromkeys(t.strip() for t in tags if t.strip()))
-        else:
-            new_tags = previous.tags if previous else ()
-        new_note = note if note is not None else (previous.note if previous else "")
+        previous = self.rating_of(reply_id)
+        merged = RatingView(
+            score=previous.score if score is None else score,
+            tags=previous.tags
+            if tags is None
+            else tuple(dict.fromkeys(t.strip() for t in tags if t.strip())),
+            note=previous.note if note is None else note,
+            rater=self.rater,
+        )
         self.store.add_rating(
             reply_id,
-            score=new_score,
-            tags=new_tags,
-            note=new_note,
+            score=merged.score,
+            tags=merged.tags,
+            note=merged.note,
             rater=self.rater,
             blind=self.hidden,
         )
+        return merged
 
-    def set_verdict(self, pane: int, verdict: str, note: str = "") -> None:
-        """The verdict on a pane's whole conversation: great / ok / subpar / out-of-character."""
+    def rating_of(self, reply_id: int) -> RatingView:
+        """This rater's newest rating of a reply (an empty one when there is none)."""
+        return self.ratings().get(reply_id, RatingView(rater=self.rater))
+
+    def ratings(self) -> dict[int, RatingView]:
+        """Reply id → this rater's newest rating of it, for every reply this rater rated."""
+
+        mine = (
+            r for r in self.store.ratings(self.id) if r.rater == self.rater and r.kind == "human"
+        )
+        return {
+            reply_id: RatingView(score=row.score, tags=row.tags, note=row.note, rater=row.rater)
+            for reply_id, row in newest_by(mine, lambda r: r.reply_id).items()
+        }
+
+    def set_verdict(self, pane: int, verdict: str, note: str = "") -> tuple[str, str]:
+        """The verdict on a pane's whole conversation: great / ok / subpar / out-of-character.
+        Returns (verdict, note) as stored (the verdict normalised)."""
         target = self._pane(pane)
+        stored = normalize_verdict(verdict)
         self.store.add_verdict(
             target.db_id,
-            verdict=normalize_verdict(verdict),
+            verdict=stored,
             note=note,
             rater=self.rater,
             blind=self.hidden,
         )
+        return stored, note
 
-    def pick_best(self, turn: int, winner: PickWinner) -> None:
-        """The best pane of a turn (its index), or ``"tie"``, or ``"bothbad"`` (all bad)."""
+    def pick_best(self, turn: int, winner: PickWinner) -> PickWinner:
+        """The best pane of a turn (its index), or ``"tie"``, or ``"bothbad"`` (all bad).
+        Returns the pick as stored."""
         if not 0 <= turn < len(self.user_turns):
             raise KurabeError(f"no turn {turn} in this session")
         if winner in ("tie", "bothbad"):
@@ -986,7 +1004,7 @@ class ComparisonSession:
                 rater=self.rater,
                 blind=self.hidden,
             )
-            return
+            return winner
         if isinstance(winner, bool) or not isinstance(winner, int):
             raise KurabeError(f"pick a pane index, 'tie' or 'bothbad', not {winner!r}")
         target = self._pane(winner)
@@ -997,6 +1015,23 @@ class ComparisonSession:
             rater=self.rater,
             blind=self.hidden,
         )
+        return winner
+
+    def pick_of(self, turn: int) -> PickWinner | None:
+        """This rater's newest pick for a turn, or None."""
+        return self.picks().get(turn)
+
+    def picks(self) -> dict[int, PickWinner]:
+        """Turn → this rater's newest pick for it, for every turn this rater picked."""
+
+        mine = (p for p in self.store.picks(self.id) if p.rater == self.rater)
+        found: dict[int, PickWinner] = {}
+        for turn, row in newest_by(mine, lambda p: p.turn).items():
+            if row.outcome == "pane" and row.winner is not None:
+                found[turn] = row.winner
+            else:
+                found[turn] = "tie" if row.outcome == "tie" else "bothbad"
+        return found
 
     def reveal(self) -> None:
         """Show the model names of a blind session (recorded as an event)."""
@@ -1007,12 +1042,29 @@ class ComparisonSession:
 
     def verdict_of(self, pane: int) -> tuple[str, str] | None:
         """This rater's latest (verdict, note) for a pane, or None."""
+
         target = self._pane(pane)
-        found = None
-        for verdict in self.store.verdicts(self.id):
-            if verdict.pane_id == target.db_id and verdict.rater == self.rater:
-                found = (verdict.verdict, verdict.note)
-        return found
+        row = newest(
+            v
+            for v in self.store.verdicts(self.id)
+            if v.pane_id == target.db_id and v.rater == self.rater
+        )
+        return None if row is None else (row.verdict, row.note)
+
+    def conversation_for(self, pane: int, turn: int) -> Conversation:
+        """What pane ``pane`` is (or was) given for ``turn``: the persona, the pane's own history
+        before that turn and the turn's user line (as :meth:`_stream` sends it)."""
+        target = self._pane(pane)
+        if not 0 <= turn < len(self.user_turns):
+            raise KurabeError(f"no turn {turn} in this session")
+        history = self._history_before(target, turn)
+        return Conversation(
+            system=self.persona.system,
+            turns=(*history, ChatMessage("user", self.user_turns[turn])),
+            char_name=self.persona.char_name,
+            user_name=self.persona.user_name,
+            conversation_id=f"kurabe-{self.id}-{target.index}",
+        )
 
     # -- views ------------------------------------------------------------------------------
 

@@ -153,7 +153,7 @@ def test_the_filter_redacts_tracebacks_too() -> None:
 
 def test_kurabe_models_and_the_pane_header_show_no_url_credential() -> None:
     from backends.readiness import describe_profile
-    from tui.main_screen import backend_label
+    from tui.pane_strip import backend_label
 
     url = f"https://kurabe:{PASSWORD}@vllm.example:8000/v1?api-key={QUERY_SECRET}"
     profile = ModelProfile(name="vllm", backend="openai", model="m", base_url=url)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 
-from tui.gc_pacing import NEVER, GcPacer
+from tui.textual_internals import NEVER, GcPacer
 
 
 def test_pacer_turns_automatic_full_collections_off_and_back_on() -> None:

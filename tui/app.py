@@ -30,11 +30,11 @@ from kurabe.session import ComparisonSession
 from personas import Persona
 from scenarios import Scenario
 from tui.choice_dialog import Choice, ChoiceDialog
-from tui.commands import KurabeCommands
-from tui.gc_pacing import GcPacer
 from tui.help_screen import HelpScreen
 from tui.main_screen import MainScreen
 from tui.models_dialog import ModelsDialog
+from tui.palette import PaletteCommands
+from tui.textual_internals import GcPacer
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class KurabeApp(App[int]):
 
     TITLE = "kurabe"
     CSS_PATH = "app.tcss"
-    COMMANDS: ClassVar[set[type[Provider] | Any]] = App.COMMANDS | {KurabeCommands}
+    COMMANDS: ClassVar[set[type[Provider] | Any]] = App.COMMANDS | {PaletteCommands}
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+q", "quit", "Quit", priority=True, key_display="^q"),
     ]
@@ -106,8 +106,11 @@ class KurabeApp(App[int]):
     def _collect_garbage_if_due(self) -> None:
         self.gc_pacer.tick(busy=self.session.busy)
 
-    def turn_finished(self) -> None:
+    def on_main_screen_turn_finished(self, message: MainScreen.TurnFinished) -> None:
         """A turn ended: a good moment for a full garbage collection (the rater is reading)."""
+        self.set_timer(0.3, self._collect_garbage_after_turn)
+
+    def _collect_garbage_after_turn(self) -> None:
         if not self.session.busy:
             self.gc_pacer.collect()
 

@@ -57,6 +57,8 @@ MAIN_BINDINGS: list[Binding] = [
     Binding("s", "summary", "Summary"),
     Binding("o", "pane_settings", "Sent", show=False),
     Binding("j", "judge", "Judge", show=False),
+    Binding("y", "copy_reply", "Copy", show=False),
+    Binding("w", "sent_prompt", "Prompt", show=False),
     Binding("i", "focus_input", "Input", show=False),
 ]
 
@@ -77,6 +79,8 @@ PANE_ACTIONS = frozenset(
         "summary",
         "pane_settings",
         "judge",
+        "copy_reply",
+        "sent_prompt",
         "focus_input",
     }
 )
@@ -116,5 +120,7 @@ KEY_HELP: list[KeyHelp] = [
         "ask the LLM judge (--judge) to score the latest turn; ⚖ shows once you have scored",
         "panes",
     ),
+    KeyHelp("y", "copy the focused pane's latest reply to the clipboard (works over SSH)", "panes"),
+    KeyHelp("w", "the exact prompt the focused pane's model was given (as kurabe prompt)", "panes"),
     KeyHelp("i", "back to the input box", "panes"),
 ]

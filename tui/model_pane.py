@@ -12,6 +12,7 @@ Everything shown here that comes from a model or a config file is plain text: it
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal, get_args
 
 from rich.cells import cell_len
 from textual.app import ComposeResult
@@ -20,11 +21,14 @@ from textual.content import Content
 from textual.widgets import Static
 
 from kurabe.events import ReplyFigures
+from kurabe.session import PaneStatus
 from tui.pane_header import PaneHeader
 from tui.textflow import make_visible
 from tui.transcript_view import TranscriptView
 
-STATUS_CLASSES = ("-loading", "-ready", "-busy", "-failed", "-unusable", "-done", "-cancelled")
+StatusState = PaneStatus | Literal["done", "cancelled"]
+"""What colours a pane's status line: the pane's own status, or how its last reply ended."""
+STATUS_CLASSES = tuple(f"-{state}" for state in (*get_args(PaneStatus), "done", "cancelled"))
 
 
 def format_figures(figures: ReplyFigures, *, compact: bool = False) -> str:
@@ -75,7 +79,7 @@ class ModelPane(Vertical):
         self._status_text = ""
         self._status_full = ""
         self._status_short: str | None = None
-        self._state = "loading"
+        self._state: StatusState = "loading"
 
     def compose(self) -> ComposeResult:
         transcript = TranscriptView(classes="pane-body")
@@ -134,7 +138,7 @@ class ModelPane(Vertical):
             spans.append(("  " + make_visible(self._detail), "dim"))
         return Content.assemble(*spans)
 
-    def set_status(self, text: str, state: str, *, short: str | None = None) -> None:
+    def set_status(self, text: str, state: StatusState, *, short: str | None = None) -> None:
         """One line; ``state`` picks the colour (loading, ready, busy, failed, done…);
         ``short`` is shown instead when ``text`` does not fit the pane's width."""
         self._status_full = " ".join(make_visible(text).split())

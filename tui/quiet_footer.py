@@ -2,13 +2,16 @@
 
 Textual's Footer recomposes itself (and so lays the whole screen out again) whenever the focus
 moves. Moving from pane to pane while six panes stream does not change the keys on show, so
-this footer compares what it would show and skips the recompose when nothing changed.
+this footer compares what it would show and skips the recompose when nothing changed
+(:mod:`tui.textual_internals`, 3).
 """
 
 from __future__ import annotations
 
 from textual.screen import Screen
 from textual.widgets import Footer
+
+from tui.textual_internals import mark_bindings_ready
 
 
 class QuietFooter(Footer):
@@ -30,8 +33,7 @@ class QuietFooter(Footer):
     def bindings_changed(self, screen: Screen[object]) -> None:
         if self.is_attached and screen is self.screen:
             signature = self._signature(screen)
-            if signature == self._shown:
-                self._bindings_ready = True
+            if signature == self._shown and mark_bindings_ready(self):
                 return
             self._shown = signature
         super().bindings_changed(screen)

@@ -23,10 +23,10 @@ from rich.style import Style
 from textual.binding import Binding, BindingType
 from textual.geometry import Size
 from textual.scroll_view import ScrollView
-from textual.scrollbar import ScrollBar
 from textual.strip import Strip
 
 from tui.textflow import GrowingText, make_visible
+from tui.textual_internals import set_scroll_limits
 
 Span = tuple[str, str]
 """A piece of a display line: its text and the name of its component class ("" for plain)."""
@@ -327,13 +327,12 @@ class TranscriptView(ScrollView, can_focus=False, inherit_bindings=False):
         # vertical scrollbar is always shown (overflow-y: scroll), so nothing outside this
         # widget moves: update the scroll limits, and redraw the scrollbar only when its thumb
         # visibly changes (a full-height scrollbar redrawn per line costs a full-screen update).
-        self.set_reactive(TranscriptView.virtual_size, size)
+        # (:mod:`tui.textual_internals`, 4.)
         bar = self.vertical_scrollbar
         height = self.scrollable_content_region.height
         before = thumb_cells(height, bar.window_virtual_size, bar.window_size, bar.position)
         after = thumb_cells(height, size.height, height, bar.position)
-        bar.set_reactive(ScrollBar.window_virtual_size, size.height)
-        bar.set_reactive(ScrollBar.window_size, height)
+        set_scroll_limits(self, size, bar, height)
         if before != after:
             bar.refresh()
         if size.height < old_size.height:

@@ -1,4 +1,6 @@
-"""Command palette (Ctrl+P) commands: persona, scenario, panes, export, summary, reveal, help."""
+"""The command palette (ctrl+p): persona, scenario, panes, export, summary, reveal, help.
+
+Not the command line's subcommands (those are in :mod:`kurabe.commands`)."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ if TYPE_CHECKING:
 Command = tuple[str, str, Callable[[], object]]
 
 
-class KurabeCommands(Provider):
+class PaletteCommands(Provider):
     """kurabe's own commands, listed first when the palette opens."""
 
     def _commands(self) -> list[Command]:
