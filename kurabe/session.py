@@ -143,6 +143,11 @@ class Pane:
     def busy(self) -> bool:
         return self._task is not None and not self._task.done()
 
+    @property
+    def unusable(self) -> bool:
+        """Its backend cannot run (missing key, missing file …): :attr:`last_error` says why."""
+        return self.status == "unusable"
+
 
 @dataclass
 class _ReplyState:
@@ -627,7 +632,7 @@ class ComparisonSession:
     def _latest_turn_of(self, pane: Pane) -> int:
         if not self.user_turns:
             raise KurabeError("nothing has been sent yet")
-        if pane.status == "unusable":
+        if pane.unusable:
             raise KurabeError(f"pane {pane.label} is unusable: {pane.last_error}")
         return len(self.user_turns) - 1
 
@@ -637,7 +642,7 @@ class ComparisonSession:
         self._bind_loop()
         if pane.status == "loading":
             await self._load_pane(pane)
-            if pane.status == "unusable":  # type: ignore[comparison-overlap]  # set by the load
+            if pane.unusable:
                 return
         self.store.add_event(self.id, kind, {"pane": pane.index, "turn": turn})
         await self._run_panes([pane], turn, rotate=False)
@@ -729,14 +734,7 @@ class ComparisonSession:
 
     async def _stream(self, run: _Run) -> None:
         pane = run.pane
-        history = self._history_before(pane, run.turn)
-        conversation = Conversation(
-            system=self.persona.system,
-            turns=(*history, ChatMessage("user", self.user_turns[run.turn])),
-            char_name=self.persona.char_name,
-            user_name=self.persona.user_name,
-            conversation_id=f"kurabe-{self.id}-{pane.index}",
-        )
+        conversation = self.conversation_for(pane.index, run.turn)
         self._begin_reply(run)
         reply_id = run.reply_id
         assert reply_id is not None

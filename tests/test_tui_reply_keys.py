@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from rich.cells import cell_len
 from textual.widgets import Static
 
 from backends.base import ChatMessage, Conversation
@@ -13,6 +14,7 @@ from tests.fake_backends import FakeBackend
 from tests.tui_support import make_harness, settle, wait_until
 from tui.main_screen import MainScreen
 from tui.sent_prompt_screen import SentPromptScreen
+from tui.transcript_view import SELECTED, TranscriptView
 
 
 class RenderingBackend(FakeBackend):
@@ -150,3 +152,36 @@ async def test_y_and_w_type_into_the_input_and_the_help_lists_them() -> None:
         shown = "\n".join(str(line.render()) for line in harness.app.screen.query(".help-line"))
         assert "copy the focused pane's latest reply" in shown
         assert "the exact prompt" in shown
+
+
+async def test_a_reply_can_be_selected_with_the_mouse_across_wide_characters(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    reply = "うん、[bold]それ[/bold]めっちゃ分かる！昨日の回も最高だったよね"
+    harness = make_harness({"alpha": FakeBackend("alpha", [reply])})
+    copied: list[str] = []
+    async with harness.app.run_test(size=(100, 30)) as pilot:
+        monkeypatch.setattr(harness.app, "copy_to_clipboard", copied.append)
+        await wait_until(pilot, lambda: harness.session.panes[0].status == "ready")
+        await send(pilot, harness, "ねえ、あのアニメ見た？")
+        screen = harness.app.screen
+        view = screen.query_one(TranscriptView)
+        row = next(y for y, line in enumerate(view.plain_lines) if "めっちゃ" in line)
+        line = view.plain_lines[row]
+        start = line.index("[bold]")
+        last = line.index("！")
+        end = last + 1
+        # Mouse positions are terminal cells (every Japanese character before them takes two);
+        # the character under the release is part of the selection.
+        await pilot.mouse_down(view, offset=(cell_len(line[:start]), row))
+        await pilot.hover(view, offset=(cell_len(line[:last]), row))
+        await pilot.mouse_up(view, offset=(cell_len(line[:last]), row))
+        await settle(pilot)
+        assert screen.get_selected_text() == "[bold]それ[/bold]めっちゃ分かる！"
+        highlight = view.get_component_rich_style(SELECTED, partial=True).bgcolor
+        painted = view.render_line(row - view.scroll_offset.y)
+        shown = "".join(s.text for s in painted if s.style and s.style.bgcolor == highlight)
+        assert shown == line[start:end]
+        await pilot.press("ctrl+c")  # with the prompt input focused, as after sending
+        await settle(pilot)
+        assert copied == ["[bold]それ[/bold]めっちゃ分かる！"]

@@ -9,6 +9,10 @@ reply or of the conversation. A width change re-wraps everything once.
 
 Model text never goes through Rich markup or Markdown: lines are plain strings turned into
 segments, with control characters made visible first (:func:`~tui.textflow.make_visible`).
+
+Text can be selected with the mouse (Textual's selection; ctrl+c copies it): each rendered line
+carries its (character, line) offsets, and the selected characters take the
+``transcript--selected`` style. What is copied is the text as displayed, wrapped lines joined.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from rich.style import Style
 from textual.binding import Binding, BindingType
 from textual.geometry import Size
 from textual.scroll_view import ScrollView
+from textual.selection import Selection
 from textual.strip import Strip
 
 from tui.textflow import GrowingText, make_visible
@@ -33,6 +38,8 @@ Span = tuple[str, str]
 Line = tuple[Span, ...]
 BlockKind = Literal["user", "reply", "notice"]
 
+SELECTED = "transcript--selected"
+"""The component class of text selected with the mouse."""
 USER_PREFIX = "› "
 USER_INDENT = "  "
 
@@ -113,6 +120,7 @@ class TranscriptView(ScrollView, can_focus=False, inherit_bindings=False):
         "transcript--pick",
         "transcript--error",
         "transcript--judge",
+        SELECTED,
     }
 
     DEFAULT_CSS = """
@@ -133,6 +141,10 @@ class TranscriptView(ScrollView, can_focus=False, inherit_bindings=False):
     TranscriptView > .transcript--pick { color: $text-success; text-style: bold; }
     TranscriptView > .transcript--error { color: $text-error; }
     TranscriptView > .transcript--judge { color: $text-secondary; text-style: bold italic; }
+    TranscriptView > .transcript--selected {
+        background: $screen-selection-background;
+        color: $screen-selection-foreground;
+    }
     """
 
     def __init__(
@@ -379,14 +391,57 @@ class TranscriptView(ScrollView, can_focus=False, inherit_bindings=False):
             return Strip.blank(width, self._style(""))
         # Textual caches the rendered line until it is refreshed; no cache of our own here
         # (cached Strips are many small objects that make every garbage collection slower).
-        segments = [Segment(text, self._style(name)) for text, name in self._lines[index] if text]
-        used = sum(cell_len(text) for text, _ in self._lines[index])
+        line = self._lines[index]
+        selection = self.text_selection
+        selected = None if selection is None else selection.get_span(index)
+        if selected is not None:
+            line = select_spans(line, *selected)
+        segments = [Segment(text, self._style(name)) for text, name in line if text]
+        used = sum(cell_len(text) for text, _ in line)
         if used > width:  # only a badge wider than the pane: cut it
-            return Strip(segments).crop_extend(0, width, self._style(""))
+            return Strip(segments).crop_extend(0, width, self._style("")).apply_offsets(0, index)
         if used < width:
-            segments.append(Segment(" " * (width - used), self._style("")))
+            pad, plain = " " * (width - used), self._style("")
+            if segments and segments[-1].style == plain:
+                # One segment, as before offsets made neighbours unequal: cheaper to draw.
+                segments[-1] = Segment(segments[-1].text + pad, plain)
+            else:
+                segments.append(Segment(pad, plain))
         # Lines are wrapped to the width: pad them there and then, one Strip instead of two.
-        return Strip(segments, width)
+        # The offsets let Textual map a mouse position to (character, line) for selection.
+        return Strip(segments, width).apply_offsets(0, index)
+
+    # -- mouse selection -----------------------------------------------------------------------
+
+    def get_selection(self, selection: Selection) -> tuple[str, str] | None:
+        """The selected text, as shown (wrapped lines joined by newlines)."""
+        return selection.extract("\n".join(self.plain_lines)), "\n"
+
+    def selection_updated(self, selection: Selection | None) -> None:
+        self.refresh()
+
+
+def select_spans(line: Line, start: int, end: int) -> Line:
+    """``line`` with characters ``start`` to ``end`` (``-1``: to the end) in the selection style."""
+    result: list[Span] = []
+    position = 0
+    for text, name in line:
+        after = position + len(text)
+        stop = after if end == -1 else min(end, after)
+        first = max(start, position)
+        if first >= stop:
+            result.append((text, name))
+        else:
+            cut_in, cut_out = first - position, stop - position
+            for part, part_name in (
+                (text[:cut_in], name),
+                (text[cut_in:cut_out], SELECTED),
+                (text[cut_out:], name),
+            ):
+                if part:
+                    result.append((part, part_name))
+        position = after
+    return tuple(result)
 
 
 def thumb_cells(size: int, virtual: int, window: int, position: float) -> tuple[int, int]:
