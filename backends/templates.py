@@ -51,6 +51,17 @@ class RenderedPrompt:
     persona_folded: bool = False
     format_name: str = ""
 
+    def describe(self) -> str:
+        """One line on what the text is: its format, its stop strings and whether the persona was
+        folded into the first turn. ``kurabe prompt`` prints it; the TUI's ``w`` shows it."""
+        note = f"format: {self.format_name}; stop: {list(self.stop)}"
+        if self.persona_folded:
+            note += (
+                "; this format drops the system message, "
+                "so the persona was folded into the first user turn"
+            )
+        return note
+
 
 def _history_lines(conversation: Conversation) -> str:
     names = {"user": conversation.user_name, "assistant": conversation.char_name}

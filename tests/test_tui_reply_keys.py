@@ -185,3 +185,22 @@ async def test_a_reply_can_be_selected_with_the_mouse_across_wide_characters(
         await pilot.press("ctrl+c")  # with the prompt input focused, as after sending
         await settle(pilot)
         assert copied == ["[bold]それ[/bold]めっちゃ分かる！"]
+
+
+async def test_w_says_what_kurabe_prompt_says_of_the_format_and_stop_strings() -> None:
+    backend = RenderingBackend("alpha", ["はい"])
+    harness = make_harness({"alpha": backend})
+    persona = harness.session.persona
+    async with harness.app.run_test(size=(120, 40)) as pilot:
+        await wait_until(pilot, lambda: harness.session.panes[0].status == "ready")
+        await send(pilot, harness, "ねえ")
+        await pilot.press("tab", "w")
+        await settle(pilot)
+        screen = harness.app.screen
+        assert isinstance(screen, SentPromptScreen)
+        conversation = Conversation(
+            persona.system, (ChatMessage("user", "ねえ"),), persona.char_name, persona.user_name
+        )
+        rendered = backend.render(conversation)
+        assert screen.prompt.note == rendered.describe()
+        assert screen.prompt.note.startswith("format: alpaca-ja; stop: ")

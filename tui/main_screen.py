@@ -472,7 +472,8 @@ class MainScreen(Screen[None]):
 
     def action_sent_prompt(self) -> None:
         """Show the focused pane's exact prompt for its latest turn."""
-        from tui.sent_prompt_screen import SentPromptScreen, sent_prompt
+        from kurabe.sent_prompt import sent_prompt
+        from tui.sent_prompt_screen import SentPromptScreen
 
         pane = self.focused_pane()
         if pane is None:

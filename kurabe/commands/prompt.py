@@ -81,11 +81,5 @@ def run(args: argparse.Namespace) -> int:
     sys.stdout.write(rendered.text)
     if not rendered.text.endswith("\n"):
         sys.stdout.write("\n")
-    note = f"# format: {rendered.format_name}; stop: {list(rendered.stop)}"
-    if rendered.persona_folded:
-        note += (
-            "; this format drops the system message, "
-            "so the persona was folded into the first user turn"
-        )
-    print(note, file=sys.stderr)
+    print(f"# {rendered.describe()}", file=sys.stderr)
     return 0
