@@ -134,11 +134,10 @@ class MainScreen(Screen[None]):
     @property
     def judge_results(self) -> dict[int, JudgeBadge]:
         """Reply id → the judge's newest judgement of it (shown as the ⚖ badge)."""
-        return self.rating.judge_results
+        return self.rating.judge_results()
 
     def on_mount(self) -> None:
         # The strip (mounted first) has shown the panes and any resumed transcript.
-        self.rating.restore_judge_results()
         if self.session.user_turns:
             self.rating.show_every_badge()
         self.rating.show_verdicts()

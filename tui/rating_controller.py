@@ -79,8 +79,7 @@ class _BadgeProgress:
 
     def result(self, record: SessionRecord, result: ItemResult, done: int, todo: int) -> None:
         (reply,) = result.item.replies
-        self.controller.judge_results[reply.id] = JudgeBadge(result.status, result.score)
-        self.controller.strip.show_badges(reply.id)
+        self.controller.strip.show_badges(reply.id)  # the judgement is stored: draw it
 
     def end(self, summary: JudgeSummary) -> None:
         pass
@@ -143,8 +142,6 @@ class RatingController:
         self.judge_profile = judge_profile
         self.judge_badge = judge_badge
         self.judge_factory = judge_factory
-        self.judge_results: dict[int, JudgeBadge] = {}
-        """Reply id → the judge's newest judgement of it in this run of the app (the ⚖ badge)."""
         self._judge: Judge | None = None
         self._judging = False
         strip.badges_for = self.badges_for
@@ -153,18 +150,21 @@ class RatingController:
 
     def badges_for(self, reply_id: int) -> list[Span]:
         info = self.strip.replies[reply_id]
-        return self._badges(
-            reply_id, info, self.session.rating_of(reply_id), self.session.pick_of(info.turn)
-        )
+        rating, pick = self.session.rating_of(reply_id), self.session.pick_of(info.turn)
+        return self._badges(info, rating, pick, self.judge_results().get(reply_id))
 
     def _badges(
-        self, reply_id: int, info: ReplyInfo, rating: RatingView, pick: PickWinner | None
+        self,
+        info: ReplyInfo,
+        rating: RatingView,
+        pick: PickWinner | None,
+        judged: JudgeBadge | None,
     ) -> list[Span]:
         ended, after = reply_spans(info, pick)
         return [
             *ended,
             *rating_spans(rating, self.score_labels),
-            *self._judge_badges(reply_id, rating),
+            *self._judge_badges(judged, rating),
             *after,
         ]
 
@@ -172,13 +172,13 @@ class RatingController:
         """Every reply's badges, the ratings and picks read once (a resumed session)."""
         ratings = self.session.ratings()
         picks = self.session.picks()
+        judged = self.judge_results()
         for reply_id, info in self.strip.replies.items():
             rating = ratings.get(reply_id, RatingView())
-            badges = self._badges(reply_id, info, rating, picks.get(info.turn))
+            badges = self._badges(info, rating, picks.get(info.turn), judged.get(reply_id))
             self.strip.pane_widget(info.pane).transcript.set_badges(reply_id, badges)
 
-    def _judge_badges(self, reply_id: int, rating: RatingView) -> list[Span]:
-        judged = self.judge_results.get(reply_id)
+    def _judge_badges(self, judged: JudgeBadge | None, rating: RatingView) -> list[Span]:
         if judged is None:
             return []
         if judged.status != "ok":
@@ -355,15 +355,17 @@ class RatingController:
 
         return None if self.judge_profile is None else judge_rater(self.judge_profile.name)
 
-    def restore_judge_results(self) -> None:
-        """The judge's earlier single-mode judgements of this session (a resumed session)."""
+    def judge_results(self) -> dict[int, JudgeBadge]:
+        """Reply id → this app's judge's newest single-mode judgement of it (the ⚖ badge), read
+        from the store: earlier runs' judgements of a resumed session included."""
         rater = self._judge_rater()
         if rater is None:
-            return
-        record = self.session.store.load_record(self.session.id)
-        for row in record.judgements:
-            if row.judge == rater and row.mode == "single":
-                self.judge_results[row.reply_id] = JudgeBadge(row.status, row.score)
+            return {}
+        return {
+            row.reply_id: JudgeBadge(row.status, row.score)
+            for row in self.session.store.judgements(self.session.id)  # oldest first
+            if row.judge == rater and row.mode == "single"
+        }
 
     def ask_judge(self) -> None:
         if self.judge_profile is None:
