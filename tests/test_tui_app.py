@@ -524,3 +524,22 @@ async def test_keys_still_work_when_textual_internals_for_fast_painting_move(
         assert screen._paint_until == 0.0
     assert calls == ["tried"]  # tried once, then keys are left to Textual's frame timer
     assert harness.session.user_turns == ["やあ"]
+
+
+async def test_e_in_the_summary_screen_offers_the_export_formats() -> None:
+    harness = make_harness({"alpha": FakeBackend("alpha", ["はい"])})
+    async with harness.app.run_test(size=(120, 30)) as pilot:
+        await wait_until(pilot, lambda: harness.session.panes[0].status == "ready")
+        harness.screen.prompt.set_text("やあ")
+        await pilot.press("enter")
+        await wait_until(
+            pilot, lambda: not harness.session.busy and bool(harness.session.user_turns)
+        )
+        from tui.choice_dialog import ChoiceDialog
+        from tui.summary_screen import SummaryScreen
+
+        await pilot.press("tab", "s")
+        assert isinstance(harness.app.screen, SummaryScreen)
+        await pilot.press("e")
+        await settle(pilot)
+        assert isinstance(harness.app.screen, ChoiceDialog)

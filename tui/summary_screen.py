@@ -93,7 +93,7 @@ class SummaryScreen(ModalScreen[None]):
     DEFAULT_CSS = Path(__file__).with_name("summary_screen.tcss").read_text(encoding="utf-8")
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,q,s", "close", "Back"),
-        Binding("e", "export", "Export"),
+        Binding("e", "app.export", "Export"),
         Binding("l", "toggle_scope", "All sessions"),
     ]
 
@@ -186,8 +186,3 @@ class SummaryScreen(ModalScreen[None]):
 
     def action_close(self) -> None:
         self.dismiss(None)
-
-    def action_export(self) -> None:
-        export = getattr(self.app, "action_export", None)
-        if callable(export):
-            export()
