@@ -108,8 +108,10 @@ def test_kurabe_in_a_real_terminal_on_the_tiny_gguf(
     tmux.send(LINE, literal=True)
     tmux.wait_for(lambda s: LINE in s)
     tmux.send("Enter")
+    # Both replies finished: their figures show ttft, and no status still says "streaming · ttft".
     screen = tmux.wait_for(
-        lambda s: s.count("ttft") >= 2 or "✗" in s or "KURABE-EXIT" in s, timeout=90
+        lambda s: (s.count("ttft") >= 2 and "streaming" not in s) or "✗" in s or "KURABE-EXIT" in s,
+        timeout=90,
     )
     assert f"› {LINE}" in screen
     assert screen.count("ttft") >= 2, screen
