@@ -36,13 +36,10 @@ the row dataclasses and the secret scrubbing live in their own modules.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from datetime import datetime, timezone
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +48,7 @@ from foundation.errors import KurabeError
 from kurabe import __version__
 from kurabe.events import ReplyFigures
 from kurabe.secret_scrub import scrub_secrets
+from kurabe.store_connection import StoreConnection, from_json, now_iso, to_json
 from kurabe.store_records import (
     JUDGE_MODES,
     JUDGEMENT_STATUSES,
@@ -76,25 +74,7 @@ from personas import Persona
 from scenarios import Scenario
 
 
-def now_iso() -> str:
-    """The current time in UTC, ISO 8601 with milliseconds (sorts as text)."""
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-
-
-def _loads(text: str | None, default: Any) -> Any:
-    if not text:
-        return default
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return default
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, sort_keys=True)
-
-
-class Store:
+class Store(StoreConnection):
     """The database. Thread-safe for the short calls kurabe makes (one lock, one connection)."""
 
     def __init__(self, path: Path | str, *, migrate: bool = True) -> None:
@@ -159,47 +139,19 @@ class Store:
             for number in range(current + 1, target + 1):
                 # Each step takes the write lock and looks at the version again inside it, so
                 # two processes opening a new database at once do not both run a migration.
-                self._conn.execute("BEGIN IMMEDIATE")
-                try:
-                    found = int(self._conn.execute("PRAGMA user_version").fetchone()[0])
+                with self._transaction() as conn:
+                    found = int(conn.execute("PRAGMA user_version").fetchone()[0])
                     if found < number:
                         for statement in _statements(MIGRATIONS[number - 1]):
-                            self._conn.execute(statement)
-                        self._conn.execute(f"PRAGMA user_version = {number}")
-                except BaseException:
-                    self._conn.execute("ROLLBACK")
-                    raise
-                self._conn.execute("COMMIT")
+                            conn.execute(statement)
+                        conn.execute(f"PRAGMA user_version = {number}")
             return self.schema_version
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
 
     def __enter__(self) -> Store:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
-
-    def _execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
-        with self._lock:
-            return self._conn.execute(sql, params)
-
-    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
-        with self._lock:
-            return self._conn.execute(sql, params).fetchall()
 
     # -- writes: sessions and panes ----------------------------------------------------------
 
@@ -223,9 +175,9 @@ class Store:
                 stamp,
                 kind,
                 persona.id,
-                _dumps(persona_to_dict(persona)),
+                to_json(persona_to_dict(persona)),
                 scenario.id if scenario else None,
-                _dumps(scenario_to_dict(scenario)) if scenario else None,
+                to_json(scenario_to_dict(scenario)) if scenario else None,
                 int(blind),
                 rater,
                 seed,
@@ -256,7 +208,7 @@ class Store:
                 profile_name,
                 backend,
                 scrub_secrets(model, secrets),
-                _dumps(scrub_secrets(dict(settings), secrets)),
+                to_json(scrub_secrets(dict(settings), secrets)),
             ),
         )
         return int(cursor.lastrowid or 0)
@@ -273,7 +225,7 @@ class Store:
         if settings is not None:
             self._execute(
                 "UPDATE panes SET settings_json = ? WHERE id = ?",
-                (_dumps(scrub_secrets(dict(settings), secret_list)), pane_id),
+                (to_json(scrub_secrets(dict(settings), secret_list)), pane_id),
             )
         if header is not None:
             self._execute(
@@ -288,7 +240,7 @@ class Store:
         )
 
     def set_revealed(self, session_id: int) -> None:
-        with self._tx() as conn:
+        with self._transaction() as conn:
             conn.execute(
                 "UPDATE sessions SET revealed = 1, updated_at = ? WHERE id = ?",
                 (now_iso(), session_id),
@@ -301,7 +253,7 @@ class Store:
     def add_event(self, session_id: int, kind: str, data: Mapping[str, Any] | None = None) -> None:
         self._execute(
             "INSERT INTO events (session_id, created_at, kind, data_json) VALUES (?, ?, ?, ?)",
-            (session_id, now_iso(), kind, _dumps(scrub_secrets(dict(data or {})))),
+            (session_id, now_iso(), kind, to_json(scrub_secrets(dict(data or {})))),
         )
 
     # -- writes: turns and replies -----------------------------------------------------------
@@ -310,7 +262,7 @@ class Store:
         self, session_id: int, idx: int, text: str, scenario_turn: int | None = None
     ) -> int:
         stamp = now_iso()
-        with self._tx() as conn:
+        with self._transaction() as conn:
             cursor = conn.execute(
                 "INSERT INTO turns (session_id, idx, text, scenario_turn, created_at)"
                 " VALUES (?, ?, ?, ?, ?)",
@@ -321,7 +273,7 @@ class Store:
 
     def start_reply(self, turn_id: int, pane_id: int) -> tuple[int, int]:
         """Create a streaming reply row; returns (reply id, version)."""
-        with self._tx() as conn:
+        with self._transaction() as conn:
             row = conn.execute(
                 "SELECT COALESCE(MAX(version), 0) FROM replies WHERE turn_id = ? AND pane_id = ?",
                 (turn_id, pane_id),
@@ -372,7 +324,7 @@ class Store:
                 figures.decoded_alongside,
                 figures.history_trimmed_turns,
                 figures.max_tokens_clamped,
-                _dumps(dict(checks or {})),
+                to_json(dict(checks or {})),
                 now_iso(),
                 reply_id,
             ),
@@ -447,7 +399,7 @@ class Store:
         cursor = self._execute(
             "INSERT INTO ratings (reply_id, score, tags_json, note, rater, blind, created_at,"
             " kind) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (reply_id, score, _dumps(list(tags)), note, rater, int(blind), now_iso(), kind),
+            (reply_id, score, to_json(list(tags)), note, rater, int(blind), now_iso(), kind),
         )
         return int(cursor.lastrowid or 0)
 
@@ -482,7 +434,7 @@ class Store:
                 rubric_name,
                 rubric_hash,
                 rubric_text,
-                _dumps(scrub_secrets(dict(settings), secrets)),
+                to_json(scrub_secrets(dict(settings), secrets)),
                 now_iso(),
             ),
         )
@@ -494,7 +446,7 @@ class Store:
         """The settings once the judge's backend is loaded (it then says what it sends)."""
         self._execute(
             "UPDATE judge_runs SET settings_json = ? WHERE id = ?",
-            (_dumps(scrub_secrets(dict(settings), secrets)), run_id),
+            (to_json(scrub_secrets(dict(settings), secrets)), run_id),
         )
 
     def add_judgement(
@@ -524,7 +476,7 @@ class Store:
         secret_list = list(secrets)
         clean_attempts = scrub_secrets([dict(a) for a in attempts], secret_list, urls=False)
         stamp = now_iso()
-        with self._tx() as conn:
+        with self._transaction() as conn:
             run = conn.execute("SELECT judge FROM judge_runs WHERE id = ?", (run_id,)).fetchone()
             if run is None:
                 raise KurabeError(f"no judge run {run_id}")
@@ -549,7 +501,7 @@ class Store:
                     score,
                     winner_reply_id,
                     reason,
-                    _dumps(clean_attempts),
+                    to_json(clean_attempts),
                     rating_id,
                     stamp,
                 ),
@@ -607,7 +559,7 @@ class Store:
                 profile_name=r["profile_name"],
                 backend=r["backend"],
                 model=r["model"],
-                settings=_loads(r["settings_json"], {}),
+                settings=from_json(r["settings_json"], {}),
                 header=r["header"],
             )
             for r in rows
@@ -664,7 +616,7 @@ class Store:
                 id=r["id"],
                 reply_id=r["reply_id"],
                 score=r["score"],
-                tags=tuple(_loads(r["tags_json"], [])),
+                tags=tuple(from_json(r["tags_json"], [])),
                 note=r["note"],
                 rater=r["rater"],
                 blind=bool(r["blind"]),
@@ -688,7 +640,7 @@ class Store:
                 rubric_name=r["rubric_name"],
                 rubric_hash=r["rubric_hash"],
                 rubric_text=r["rubric_text"],
-                settings=_loads(r["settings_json"], {}),
+                settings=from_json(r["settings_json"], {}),
                 created_at=r["created_at"],
             )
             for r in rows
@@ -716,7 +668,7 @@ class Store:
                 score=r["score"],
                 winner_reply_id=r["winner_reply_id"],
                 reason=r["reason"],
-                attempts=_loads(r["attempts_json"], []),
+                attempts=from_json(r["attempts_json"], []),
                 rating_id=r["rating_id"],
                 created_at=r["created_at"],
             )
@@ -772,7 +724,7 @@ class Store:
                 id=r["id"],
                 created_at=r["created_at"],
                 kind=r["kind"],
-                data=_loads(r["data_json"], {}),
+                data=from_json(r["data_json"], {}),
             )
             for r in rows
         ]
@@ -880,14 +832,14 @@ def _statements(script: str) -> list[str]:
 
 
 def _session_row(r: sqlite3.Row) -> SessionRow:
-    scenario = _loads(r["scenario_json"], None)
+    scenario = from_json(r["scenario_json"], None)
     return SessionRow(
         id=r["id"],
         created_at=r["created_at"],
         updated_at=r["updated_at"],
         kind=r["kind"],
         persona_id=r["persona_id"],
-        persona=_loads(r["persona_json"], {}),
+        persona=from_json(r["persona_json"], {}),
         scenario_id=r["scenario_id"],
         scenario=scenario if isinstance(scenario, dict) else None,
         blind=bool(r["blind"]),
@@ -923,7 +875,7 @@ def _reply_row(r: sqlite3.Row) -> ReplyRow:
         chars_per_s=r["chars_per_s"],
         tokens_per_s=r["tokens_per_s"],
         context_size=r["context_size"],
-        checks=_loads(r["checks_json"], {}),
+        checks=from_json(r["checks_json"], {}),
         started_at=r["started_at"],
         finished_at=r["finished_at"],
         cached_prompt_tokens=r["cached_prompt_tokens"],
