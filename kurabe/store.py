@@ -3,35 +3,23 @@
 One database file (``kurabe.sqlite3`` in the data directory unless ``--db PATH``), opened in WAL
 mode with foreign keys on. The schema is versioned with ``PRAGMA user_version`` and upgraded by
 :data:`~kurabe.store_schema.MIGRATIONS`, numbered SQL scripts applied in order, each in one
-transaction. The rows it reads back are the dataclasses of :mod:`kurabe.store_records`.
+transaction. Everything is committed as it happens (a completed reply, a rating, a verdict, a
+pick, a streaming reply's text every half second), so a killed process loses at most the last half
+second of a stream.
 
-Everything is committed as it happens (the connection runs in autocommit mode; multi-statement
-writes are wrapped in one ``BEGIN IMMEDIATE`` transaction): a completed reply, a rating, a verdict,
-a pick. With ``synchronous=NORMAL`` a commit survives the process being killed at any moment (it
-is in the WAL file); only a power cut may lose the last transactions.
+:class:`Store` is the database's one interface, one connection behind one lock. This module opens
+the file and upgrades its schema; the tables are read and written by mixins, one module per
+family of tables, each write method beside the read that returns its rows:
 
-A reply row is created when its stream starts (``status='streaming'``, ``incomplete=1``); while it
-streams the session writes the partial text every half second; it ends as ``complete``
-(``incomplete=0``), ``failed``, ``cancelled`` or — when the process died and the session was later
-resumed — ``interrupted``. A row still ``streaming`` with no process behind it is therefore a
-half-streamed reply, kept and marked incomplete.
-
-Ratings, verdicts and picks are append-only: re-rating adds a row, the history is kept and the
-latest row per (target, rater) counts.
-
-An LLM judge's scores are ratings too, of kind ``judge`` and rater ``judge:<profile>``
-(:mod:`kurabe.judge`); what a reader means by "the rating" is the people's unless it asks for a
-kind (:meth:`SessionRecord.latest_rating`). Each judge run records the judge's exact request
-settings and its rubric (text and sha256); each judgement, failed ones included, keeps every raw
-answer the judge gave.
-
-Never an API key or a credential: pane settings, headers, event data and error reasons pass
-through :func:`scrub_secrets` before they are written, which also drops the user info and secret
-query values of every URL in them (``https://user:pass@host/v1?api-key=…``).
-
-Why one module of some 900 lines: :class:`Store` is the database's one interface, one connection
-behind one lock, and each write method sits beside the read that returns its rows; the schema,
-the row dataclasses and the secret scrubbing live in their own modules.
+- :mod:`kurabe.store_connection`: the connection, its lock, the transaction helper;
+- :mod:`kurabe.store_sessions`: sessions, panes and events, and the list of sessions;
+- :mod:`kurabe.store_replies`: turns and replies, and a reply's life from streaming to its end;
+- :mod:`kurabe.store_ratings`: ratings, verdicts and picks, append-only;
+- :mod:`kurabe.store_judging`: judge runs and judgements (a judge's score is also a rating);
+- :mod:`kurabe.store_schema`: the tables themselves, as the numbered migrations;
+- :mod:`kurabe.store_records`: the rows read back, as dataclasses, and
+  :class:`~kurabe.store_records.SessionRecord`, a whole session (:meth:`Store.load_record`);
+- :mod:`kurabe.secret_scrub`: what keeps API keys and credentials out of every stored value.
 """
 
 from __future__ import annotations
@@ -45,16 +33,18 @@ from foundation.errors import KurabeError
 from kurabe.store_connection import StoreConnection
 from kurabe.store_judging import JudgeTables
 from kurabe.store_ratings import RatingTables
-from kurabe.store_records import (
-    SessionRecord,
-)
+from kurabe.store_records import SessionRecord
 from kurabe.store_replies import ReplyTables
 from kurabe.store_schema import MIGRATIONS, SCHEMA_VERSION
 from kurabe.store_sessions import SessionTables
 
 
 class Store(SessionTables, ReplyTables, RatingTables, JudgeTables, StoreConnection):
-    """The database. Thread-safe for the short calls kurabe makes (one lock, one connection)."""
+    """The database. Thread-safe for the short calls kurabe makes (one lock, one connection).
+
+    Its reads and writes come from the table mixins it is made of; it adds the opening, the
+    schema upgrade and :meth:`load_record`, which reads across all of them.
+    """
 
     def __init__(self, path: Path | str, *, migrate: bool = True) -> None:
         self.path = Path(path)
