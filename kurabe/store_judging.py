@@ -16,12 +16,7 @@ from typing import Any
 from foundation.errors import KurabeError
 from kurabe.secret_scrub import scrub_secrets
 from kurabe.store_connection import StoreConnection, from_json, now_iso, to_json
-from kurabe.store_records import (
-    JUDGE_MODES,
-    JUDGEMENT_STATUSES,
-    JudgementRow,
-    JudgeRunRow,
-)
+from kurabe.store_records import JUDGE_MODES, JUDGEMENT_STATUSES, JudgementRow, JudgeRunRow
 
 
 class JudgeTables(StoreConnection):

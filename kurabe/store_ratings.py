@@ -17,13 +17,7 @@ from collections.abc import Sequence
 
 from foundation.errors import KurabeError
 from kurabe.store_connection import StoreConnection, from_json, now_iso, to_json
-from kurabe.store_records import (
-    PICK_OUTCOMES,
-    RATING_KINDS,
-    PickRow,
-    RatingRow,
-    VerdictRow,
-)
+from kurabe.store_records import PICK_OUTCOMES, RATING_KINDS, PickRow, RatingRow, VerdictRow
 
 
 class RatingTables(StoreConnection):

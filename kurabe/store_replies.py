@@ -21,10 +21,13 @@ from backends.api_errors import scrub_urls
 from foundation.errors import KurabeError
 from kurabe.events import ReplyFigures
 from kurabe.store_connection import StoreConnection, from_json, now_iso, to_json
-from kurabe.store_records import (
-    ReplyRow,
-    TurnRow,
+from kurabe.store_records import ReplyRow, TurnRow
+
+_REPLY_WITH_PLACE = (
+    "SELECT r.*, t.idx AS turn_idx, p.position AS pane_pos FROM replies r"
+    " JOIN turns t ON t.id = r.turn_id JOIN panes p ON p.id = r.pane_id"
 )
+"""A reply's row with the turn and pane it belongs to (what :func:`_reply_row` reads)."""
 
 
 class ReplyTables(StoreConnection):
@@ -167,19 +170,13 @@ class ReplyTables(StoreConnection):
 
     def replies(self, session_id: int) -> list[ReplyRow]:
         rows = self._query(
-            "SELECT r.*, t.idx AS turn_idx, p.position AS pane_pos FROM replies r"
-            " JOIN turns t ON t.id = r.turn_id JOIN panes p ON p.id = r.pane_id"
-            " WHERE t.session_id = ? ORDER BY t.idx, p.position, r.version",
+            _REPLY_WITH_PLACE + " WHERE t.session_id = ? ORDER BY t.idx, p.position, r.version",
             (session_id,),
         )
         return [_reply_row(r) for r in rows]
 
     def reply(self, reply_id: int) -> ReplyRow:
-        rows = self._query(
-            "SELECT r.*, t.idx AS turn_idx, p.position AS pane_pos FROM replies r"
-            " JOIN turns t ON t.id = r.turn_id JOIN panes p ON p.id = r.pane_id WHERE r.id = ?",
-            (reply_id,),
-        )
+        rows = self._query(_REPLY_WITH_PLACE + " WHERE r.id = ?", (reply_id,))
         if not rows:
             raise KurabeError(f"no reply {reply_id}")
         return _reply_row(rows[0])
