@@ -7,11 +7,13 @@ last error. Importable from :mod:`kurabe.session` as before.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
 from backends.base import Backend, ChatMessage
 from backends.profiles import ModelProfile
+from foundation.errors import KurabeError
 
 PaneStatus = Literal["loading", "ready", "busy", "failed", "unusable"]
 
@@ -48,3 +50,10 @@ class Pane:
     def unusable(self) -> bool:
         """Its backend cannot run (missing key, missing file …): :attr:`last_error` says why."""
         return self.status == "unusable"
+
+
+def pane_at(panes: Sequence[Pane], index: int) -> Pane:
+    """The pane at ``index``; a clear error when the session has no such pane."""
+    if not 0 <= index < len(panes):
+        raise KurabeError(f"no pane {index} (this session has {len(panes)})")
+    return panes[index]

@@ -35,11 +35,11 @@ This module never imports Textual.
 
 Where the parts live
     This module holds :class:`ComparisonSession`: loading, the fan-out and its scheduling,
-    retry and regenerate, cancelling, ratings and closing. Beside it: a pane
-    (:mod:`kurabe.pane`), building and resuming the panes (:mod:`kurabe.session_setup`), the
-    turns and newest replies held in memory with the scenario cursor
-    (:mod:`kurabe.session_turns`), one reply's stream from its start to its end
-    (:mod:`kurabe.reply_stream`), the rating configuration and the rater
+    retry and regenerate, cancelling and closing. Beside it: a pane (:mod:`kurabe.pane`),
+    building and resuming the panes (:mod:`kurabe.session_setup`), the turns and newest replies
+    held in memory with the scenario cursor (:mod:`kurabe.session_turns`), one reply's stream
+    from its start to its end (:mod:`kurabe.reply_stream`), ratings, verdicts and picks
+    (:mod:`kurabe.session_ratings`), the rating configuration and the rater
     (:mod:`kurabe.rating_config`), verdict words (:mod:`kurabe.verdicts`), speed figures
     (:mod:`kurabe.reply_figures`), CPU sharing (:mod:`kurabe.compute_sharing`), profile
     snapshots (:mod:`kurabe.profile_snapshot`) and the views read back for redraw and resume
@@ -68,17 +68,16 @@ from kurabe.events import (
     TurnFinished,
     TurnStarted,
 )
-from kurabe.pane import Pane, PaneStatus
+from kurabe.pane import Pane, PaneStatus, pane_at
 from kurabe.pane_labels import MAX_PANES
 from kurabe.rating_config import resolve_rater
 from kurabe.reply_stream import PARTIAL_FLUSH_S, ReplyStream
 from kurabe.secret_scrub import env_secrets
+from kurabe.session_ratings import SessionRatings
 from kurabe.session_setup import add_panes, pane_order, pane_settings, restore_turns, stored_panes
 from kurabe.session_turns import SessionTurns
 from kurabe.session_views import PickWinner, RatingView, TurnView, turn_views
 from kurabe.store import Store
-from kurabe.store_records import newest, newest_by
-from kurabe.verdicts import normalize_verdict
 from personas import Persona
 from scenarios import Scenario
 
@@ -118,6 +117,7 @@ class ComparisonSession:
         self.stall_timeout_s = stall_timeout_s
         """Cancel a pane's stream as timed out after this many seconds without output."""
         self._turns = turns if turns is not None else SessionTurns()
+        self._ratings = SessionRatings(store, session_id, panes, self._turns)
         self._listeners: list[Callable[[SessionEvent], None]] = []
         self._cpu_turnstile: ComputeTurnstile | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -286,9 +286,7 @@ class ComparisonSession:
         return self._turns.reply_status(pane, turn)
 
     def _pane(self, pane: int) -> Pane:
-        if not 0 <= pane < len(self.panes):
-            raise KurabeError(f"no pane {pane} (this session has {len(self.panes)})")
-        return self.panes[pane]
+        return pane_at(self.panes, pane)
 
     def _is_serial(self, pane: Pane) -> bool:
         return pane.profile.is_local and not self.parallel_local and not runs_on_gpu(pane.backend)
@@ -543,83 +541,31 @@ class ComparisonSession:
         """Rate a reply; returns the rating as stored. Fields left ``None`` keep this rater's
         previous value, so pressing a score and then adding a tag gives one rating with both;
         every press is a committed row (the history is kept, the newest counts)."""
-        if self.store.reply_session(reply_id) != self.id:
-            raise KurabeError(f"reply {reply_id} is not in session {self.id}")
-        if score is not None and (isinstance(score, bool) or not 1 <= int(score) <= 5):
-            raise KurabeError(f"score must be 1 to 5, got {score!r}")
-        previous = self.rating_of(reply_id)
-        merged = RatingView(
-            score=previous.score if score is None else score,
-            tags=previous.tags
-            if tags is None
-            else tuple(dict.fromkeys(t.strip() for t in tags if t.strip())),
-            note=previous.note if note is None else note,
-            rater=self.rater,
+        return self._ratings.rate_reply(
+            reply_id, score=score, tags=tags, note=note, rater=self.rater, blind=self.hidden
         )
-        self.store.add_rating(
-            reply_id,
-            score=merged.score,
-            tags=merged.tags,
-            note=merged.note,
-            rater=self.rater,
-            blind=self.hidden,
-        )
-        return merged
 
     def rating_of(self, reply_id: int) -> RatingView:
         """This rater's newest rating of a reply (an empty one when there is none)."""
-        return self.ratings().get(reply_id, RatingView(rater=self.rater))
+        return self._ratings.rating_of(reply_id, self.rater)
 
     def ratings(self) -> dict[int, RatingView]:
         """Reply id → this rater's newest rating of it, for every reply this rater rated."""
-
-        mine = (
-            r for r in self.store.ratings(self.id) if r.rater == self.rater and r.kind == "human"
-        )
-        return {
-            reply_id: RatingView(score=row.score, tags=row.tags, note=row.note, rater=row.rater)
-            for reply_id, row in newest_by(mine, lambda r: r.reply_id).items()
-        }
+        return self._ratings.ratings(self.rater)
 
     def set_verdict(self, pane: int, verdict: str, note: str = "") -> tuple[str, str]:
         """The verdict on a pane's whole conversation: great / ok / subpar / out-of-character.
         Returns (verdict, note) as stored (the verdict normalised)."""
-        target = self._pane(pane)
-        stored = normalize_verdict(verdict)
-        self.store.add_verdict(
-            target.db_id,
-            verdict=stored,
-            note=note,
-            rater=self.rater,
-            blind=self.hidden,
-        )
-        return stored, note
+        return self._ratings.set_verdict(pane, verdict, note, rater=self.rater, blind=self.hidden)
+
+    def verdict_of(self, pane: int) -> tuple[str, str] | None:
+        """This rater's latest (verdict, note) for a pane, or None."""
+        return self._ratings.verdict_of(pane, self.rater)
 
     def pick_best(self, turn: int, winner: PickWinner) -> PickWinner:
         """The best pane of a turn (its index), or ``"tie"``, or ``"bothbad"`` (all bad).
         Returns the pick as stored."""
-        if not 0 <= turn < len(self.user_turns):
-            raise KurabeError(f"no turn {turn} in this session")
-        if winner in ("tie", "bothbad"):
-            self.store.add_pick(
-                self._turns.ids[turn],
-                winner_pane_id=None,
-                outcome=str(winner),
-                rater=self.rater,
-                blind=self.hidden,
-            )
-            return winner
-        if isinstance(winner, bool) or not isinstance(winner, int):
-            raise KurabeError(f"pick a pane index, 'tie' or 'bothbad', not {winner!r}")
-        target = self._pane(winner)
-        self.store.add_pick(
-            self._turns.ids[turn],
-            winner_pane_id=target.db_id,
-            outcome="pane",
-            rater=self.rater,
-            blind=self.hidden,
-        )
-        return winner
+        return self._ratings.pick_best(turn, winner, rater=self.rater, blind=self.hidden)
 
     def pick_of(self, turn: int) -> PickWinner | None:
         """This rater's newest pick for a turn, or None."""
@@ -627,15 +573,7 @@ class ComparisonSession:
 
     def picks(self) -> dict[int, PickWinner]:
         """Turn → this rater's newest pick for it, for every turn this rater picked."""
-
-        mine = (p for p in self.store.picks(self.id) if p.rater == self.rater)
-        found: dict[int, PickWinner] = {}
-        for turn, row in newest_by(mine, lambda p: p.turn).items():
-            if row.outcome == "pane" and row.winner is not None:
-                found[turn] = row.winner
-            else:
-                found[turn] = "tie" if row.outcome == "tie" else "bothbad"
-        return found
+        return self._ratings.picks(self.rater)
 
     def reveal(self) -> None:
         """Show the model names of a blind session (recorded as an event)."""
@@ -643,17 +581,6 @@ class ComparisonSession:
         for pane in self.panes:
             pane.hidden = False
         self.store.set_revealed(self.id)
-
-    def verdict_of(self, pane: int) -> tuple[str, str] | None:
-        """This rater's latest (verdict, note) for a pane, or None."""
-
-        target = self._pane(pane)
-        row = newest(
-            v
-            for v in self.store.verdicts(self.id)
-            if v.pane_id == target.db_id and v.rater == self.rater
-        )
-        return None if row is None else (row.verdict, row.note)
 
     def conversation_for(self, pane: int, turn: int) -> Conversation:
         """What pane ``pane`` is (or was) given for ``turn``: the persona, the pane's own history
