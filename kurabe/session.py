@@ -34,47 +34,41 @@ Persistence
 This module never imports Textual.
 
 Where the parts live
-    This module holds :class:`ComparisonSession`: loading, the fan-out and its scheduling,
-    retry and regenerate, cancelling and closing. Beside it: a pane (:mod:`kurabe.pane`),
-    building and resuming the panes (:mod:`kurabe.session_setup`), the turns and newest replies
-    held in memory with the scenario cursor (:mod:`kurabe.session_turns`), one reply's stream
-    from its start to its end (:mod:`kurabe.reply_stream`), ratings, verdicts and picks
-    (:mod:`kurabe.session_ratings`), the rating configuration and the rater
-    (:mod:`kurabe.rating_config`), verdict words (:mod:`kurabe.verdicts`), speed figures
-    (:mod:`kurabe.reply_figures`), CPU sharing (:mod:`kurabe.compute_sharing`), profile
-    snapshots (:mod:`kurabe.profile_snapshot`) and the views read back for redraw and resume
+    This module holds :class:`ComparisonSession`: the fan-out of a turn, retry, regenerate,
+    cancelling and closing, and the public API the TUI and the command line use. Beside it:
+    a pane (:mod:`kurabe.pane`), building and resuming the panes (:mod:`kurabe.session_setup`),
+    loading them (:mod:`kurabe.pane_loading`), the turns and newest replies held in memory with
+    the scenario cursor (:mod:`kurabe.session_turns`), one reply's stream from its start to its
+    end (:mod:`kurabe.reply_stream`), ratings, verdicts and picks
+    (:mod:`kurabe.session_ratings`), the events and their listeners (:mod:`kurabe.events`),
+    CPU sharing and the order of local panes (:mod:`kurabe.compute_sharing`), the rating
+    configuration and the rater (:mod:`kurabe.rating_config`), verdict words
+    (:mod:`kurabe.verdicts`), speed figures (:mod:`kurabe.reply_figures`), profile snapshots
+    (:mod:`kurabe.profile_snapshot`) and the views read back for redraw and resume
     (:mod:`kurabe.session_views`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
-import threading
 from collections.abc import Callable, Mapping, Sequence
 
 from backends import create_backend
-from backends.base import Backend, ChatMessage, Conversation, one_line
+from backends.base import Backend, ChatMessage, Conversation
 from backends.profiles import ModelProfile
 from foundation.errors import KurabeError
-from kurabe.compute_sharing import ComputeTurnstile, runs_on_gpu
-from kurabe.events import (
-    PaneFailed,
-    PaneLoading,
-    PaneReady,
-    SessionEvent,
-    TurnFinished,
-    TurnStarted,
-)
+from kurabe.compute_sharing import ComputeTurnstile, cpu_order, model_key
+from kurabe.events import EventListeners, SessionEvent, TurnFinished, TurnStarted
 from kurabe.pane import Pane, PaneStatus, pane_at
 from kurabe.pane_labels import MAX_PANES
+from kurabe.pane_loading import load_pane
 from kurabe.rating_config import resolve_rater
 from kurabe.reply_stream import PARTIAL_FLUSH_S, ReplyStream
 from kurabe.secret_scrub import env_secrets
 from kurabe.session_ratings import SessionRatings
-from kurabe.session_setup import add_panes, pane_order, pane_settings, restore_turns, stored_panes
+from kurabe.session_setup import add_panes, pane_order, restore_turns, stored_panes
 from kurabe.session_turns import SessionTurns
 from kurabe.session_views import PickWinner, RatingView, TurnView, turn_views
 from kurabe.store import Store
@@ -118,10 +112,8 @@ class ComparisonSession:
         """Cancel a pane's stream as timed out after this many seconds without output."""
         self._turns = turns if turns is not None else SessionTurns()
         self._ratings = SessionRatings(store, session_id, panes, self._turns)
-        self._listeners: list[Callable[[SessionEvent], None]] = []
+        self._events = EventListeners()
         self._cpu_turnstile: ComputeTurnstile | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._loop_thread: int | None = None
         self._turn_running = False
         self._secrets = list(secrets)
 
@@ -239,31 +231,11 @@ class ComparisonSession:
 
     def subscribe(self, listener: Callable[[SessionEvent], None]) -> Callable[[], None]:
         """Call ``listener`` with every event from now on; returns the function that stops it."""
-        self._listeners.append(listener)
-
-        def unsubscribe() -> None:
-            with contextlib.suppress(ValueError):
-                self._listeners.remove(listener)
-
-        return unsubscribe
-
-    def _emit(self, event: SessionEvent) -> None:
-        for listener in tuple(self._listeners):
-            try:
-                listener(event)
-            except Exception:
-                log.exception("session listener failed on %r", type(event).__name__)
-
-    def _emit_threadsafe(self, event: SessionEvent) -> None:
-        if self._loop is not None and threading.get_ident() != self._loop_thread:
-            self._loop.call_soon_threadsafe(self._emit, event)
-        else:
-            self._emit(event)
+        return self._events.subscribe(listener)
 
     def _bind_loop(self) -> None:
-        if self._loop is None:
-            self._loop = asyncio.get_running_loop()
-            self._loop_thread = threading.get_ident()
+        self._events.bind_loop()
+        if self._cpu_turnstile is None:
             self._cpu_turnstile = ComputeTurnstile()
 
     # -- state ------------------------------------------------------------------------------
@@ -288,71 +260,23 @@ class ComparisonSession:
     def _pane(self, pane: int) -> Pane:
         return pane_at(self.panes, pane)
 
-    def _is_serial(self, pane: Pane) -> bool:
-        return pane.profile.is_local and not self.parallel_local and not runs_on_gpu(pane.backend)
-
-    @staticmethod
-    def _model_key(pane: Pane) -> str:
-        key = getattr(pane.backend, "model_key", None)
-        return key if isinstance(key, str) and key else pane.profile.model
-
     # -- loading ----------------------------------------------------------------------------
 
     async def load(self) -> None:
         """Load every pane's backend (concurrently; local model loads run off the loop).
 
-        Emits :class:`PaneLoading` / :class:`PaneReady`, or :class:`PaneFailed` with
-        ``reply_id=None`` and status ``unusable`` (missing key, missing GGUF, load error).
+        Emits :class:`~kurabe.events.PaneLoading` / :class:`~kurabe.events.PaneReady`, or
+        :class:`~kurabe.events.PaneFailed` with ``reply_id=None`` and status ``unusable``
+        (missing key, missing GGUF, load error); see :mod:`kurabe.pane_loading`.
         """
         self._bind_loop()
         pending = [p for p in self.panes if p.status == "loading"]
         await asyncio.gather(*(self._load_pane(p) for p in pending))
 
     async def _load_pane(self, pane: Pane) -> None:
-        try:
-            reason = pane.backend.unusable_reason()
-        except Exception as exc:
-            reason = one_line(f"{type(exc).__name__}: {exc}")
-        if reason:
-            self._mark_unusable(pane, reason)
-            return
-        self._emit(PaneLoading(pane.index, f"loading {pane.profile.name}…"))
-
-        def progress(message: str) -> None:
-            self._emit_threadsafe(PaneLoading(pane.index, one_line(message)))
-
-        try:
-            await pane.backend.load(progress)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            reason = getattr(exc, "reason", None)
-            if isinstance(reason, str) and reason:
-                message = reason
-            elif isinstance(exc, KurabeError):
-                message = str(exc)
-            else:
-                message = f"{type(exc).__name__}: {exc}"
-            self._mark_unusable(pane, one_line(f"load failed: {message}"))
-            return
-        try:
-            pane.header = pane.backend.header() or pane.profile.name
-        except Exception:
-            pane.header = pane.profile.name
-        self.store.update_pane(
-            pane.db_id,
-            settings=pane_settings(pane.profile, pane.backend),
-            header=pane.header,
-            secrets=self._secrets,
+        await load_pane(
+            pane, store=self.store, session_id=self.id, secrets=self._secrets, events=self._events
         )
-        pane.status = "ready"
-        self._emit(PaneReady(pane.index, pane.header))
-
-    def _mark_unusable(self, pane: Pane, reason: str) -> None:
-        pane.status = "unusable"
-        pane.last_error = reason
-        self.store.add_event(self.id, "pane_unusable", {"pane": pane.index, "reason": reason})
-        self._emit(PaneFailed(pane.index, None, reason, retryable=False))
 
     # -- sending ----------------------------------------------------------------------------
 
@@ -383,10 +307,10 @@ class ComparisonSession:
             index = len(self.user_turns)
             turn_id = self.store.add_turn(self.id, index, text, scenario_turn)
             self._turns.add(text, turn_id, scenario_turn)
-            self._emit(TurnStarted(index, text))
+            self._events.emit(TurnStarted(index, text))
             usable = [p for p in self.panes if p.status != "unusable"]
             await self._run_panes(usable, index, rotate=True)
-            self._emit(TurnFinished(index))
+            self._events.emit(TurnFinished(index))
             if self.scenario is not None and self.next_scenario_turn() is None:
                 self.store.set_session_status(self.id, "finished")
             return index
@@ -476,13 +400,9 @@ class ComparisonSession:
         await self._run_panes([pane], turn, rotate=False)
 
     async def _run_panes(self, panes: Sequence[Pane], turn: int, *, rotate: bool) -> None:
-        serial = [p for p in panes if self._is_serial(p)]
-        if rotate and serial:
-            files = list(dict.fromkeys(self._model_key(p) for p in serial))
-            shift = turn % len(files)
-            files = files[shift:] + files[:shift]
-            serial = [p for key in files for p in serial if self._model_key(p) == key]
-        concurrent = [p for p in panes if p not in serial]
+        concurrent, serial = cpu_order(
+            panes, turn, rotate=rotate, parallel_local=self.parallel_local
+        )
         tasks = []
         for pane in concurrent + serial:
             pane._cancel_requested = False
@@ -493,7 +413,7 @@ class ComparisonSession:
                 store=self.store,
                 turns=self._turns,
                 persona=self.persona,
-                emit=self._emit,
+                emit=self._events.emit,
                 conversation=functools.partial(self.conversation_for, pane.index, turn),
                 stall_timeout_s=self.stall_timeout_s,
             )
@@ -503,7 +423,7 @@ class ComparisonSession:
             else:
                 waits_in = None
             task = asyncio.create_task(
-                reply.run(waits_in, self._model_key(pane)), name=f"kurabe-pane-{pane.label}"
+                reply.run(waits_in, model_key(pane)), name=f"kurabe-pane-{pane.label}"
             )
             reply.task = task
             pane._task = task
