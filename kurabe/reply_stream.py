@@ -68,7 +68,7 @@ class ReplyStream:
     def text(self) -> str:
         return "".join(self.parts)
 
-    async def run(self, turnstile: ComputeTurnstile | None, model_key: str) -> None:
+    async def run(self, turnstile: ComputeTurnstile | None = None, model_key: str = "") -> None:
         """Stream the reply, first waiting in ``turnstile`` for ``model_key``'s turn when given.
 
         A cancel the pane asked for, or the watchdog's, ends here as a stored reply; any other

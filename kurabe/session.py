@@ -419,12 +419,10 @@ class ComparisonSession:
             )
             if pane in serial:
                 assert self._cpu_turnstile is not None
-                waits_in = self._cpu_turnstile
+                streaming = reply.run(self._cpu_turnstile, model_key(pane))
             else:
-                waits_in = None
-            task = asyncio.create_task(
-                reply.run(waits_in, model_key(pane)), name=f"kurabe-pane-{pane.label}"
-            )
+                streaming = reply.run()
+            task = asyncio.create_task(streaming, name=f"kurabe-pane-{pane.label}")
             reply.task = task
             pane._task = task
             tasks.append(task)
