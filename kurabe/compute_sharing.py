@@ -1,15 +1,17 @@
-"""Who shares the CPU: whether a backend's model runs on a GPU (:func:`runs_on_gpu`), and the
-turnstile that lets local panes on the same model file decode together while the others wait
+"""Who shares the CPU: whether a backend's model runs on a GPU (:func:`runs_on_gpu`), which panes
+of a turn wait for the CPU and in which order (:func:`cpu_order`), and the turnstile that lets
+local panes on the same model file decode together while the others wait
 (:class:`ComputeTurnstile`). See the Scheduling section of :mod:`kurabe.session`."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from backends.base import Backend
+from kurabe.pane import Pane
 
 
 def runs_on_gpu(backend: Backend) -> bool:
@@ -29,6 +31,31 @@ def runs_on_gpu(backend: Backend) -> bool:
         except Exception:
             return False
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def model_key(pane: Pane) -> str:
+    """The model file a pane decodes, which the turnstile groups local panes by."""
+    key = getattr(pane.backend, "model_key", None)
+    return key if isinstance(key, str) and key else pane.profile.model
+
+
+def cpu_order(
+    panes: Sequence[Pane], turn: int, *, rotate: bool, parallel_local: bool
+) -> tuple[list[Pane], list[Pane]]:
+    """(the panes that run beside everything, the local panes that take turns on the CPU).
+
+    The second list is grouped by model file; with ``rotate`` the files' order is turned by one
+    every turn, so no model always goes first."""
+    serial = [
+        p for p in panes if p.profile.is_local and not parallel_local and not runs_on_gpu(p.backend)
+    ]
+    if rotate and serial:
+        files = list(dict.fromkeys(model_key(p) for p in serial))
+        shift = turn % len(files)
+        files = files[shift:] + files[:shift]
+        serial = [p for key in files for p in serial if model_key(p) == key]
+    concurrent = [p for p in panes if p not in serial]
+    return concurrent, serial
 
 
 class ComputeTurnstile:

@@ -1,15 +1,22 @@
 """Events a comparison session emits for whoever displays it (the TUI, the headless replay).
 
-Small frozen dataclasses, delivered in order on the session's event loop to every subscriber.
-``pane`` is the pane's index in the session (0-based, display order).
+Small frozen dataclasses, delivered in order on the session's event loop to every subscriber by
+:class:`EventListeners`. ``pane`` is the pane's index in the session (0-based, display order).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from kurabe.check_report import CheckReport, load_check_report
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,3 +130,42 @@ SessionEvent = (
     | PaneFailed
     | TurnFinished
 )
+
+
+class EventListeners:
+    """One session's subscribers, called synchronously, in order, on the session's event loop."""
+
+    def __init__(self) -> None:
+        self._listeners: list[Callable[[SessionEvent], None]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
+
+    def bind_loop(self) -> None:
+        """Take the running loop as the session's, the first time the session runs anything."""
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+            self._loop_thread = threading.get_ident()
+
+    def subscribe(self, listener: Callable[[SessionEvent], None]) -> Callable[[], None]:
+        """Call ``listener`` with every event from now on; returns the function that stops it."""
+        self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            with contextlib.suppress(ValueError):
+                self._listeners.remove(listener)
+
+        return unsubscribe
+
+    def emit(self, event: SessionEvent) -> None:
+        for listener in tuple(self._listeners):
+            try:
+                listener(event)
+            except Exception:
+                log.exception("session listener failed on %r", type(event).__name__)
+
+    def emit_threadsafe(self, event: SessionEvent) -> None:
+        """:meth:`emit`, from any thread (a backend loading its model off the loop)."""
+        if self._loop is not None and threading.get_ident() != self._loop_thread:
+            self._loop.call_soon_threadsafe(self.emit, event)
+        else:
+            self.emit(event)

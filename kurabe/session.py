@@ -33,151 +33,51 @@ Persistence
 
 This module never imports Textual.
 
-Why one module of about a thousand lines: :class:`ComparisonSession` is one object around one
-event loop and one store, and creating or resuming it, scheduling the panes, a reply's stream
-from its start to its end and the ratings all work on that shared state. What does not lives
-beside it: the rating configuration and the rater (:mod:`kurabe.rating_config`), verdict words
-(:mod:`kurabe.verdicts`), speed figures (:mod:`kurabe.reply_figures`), CPU sharing
-(:mod:`kurabe.compute_sharing`), profile snapshots (:mod:`kurabe.profile_snapshot`) and the views
-read back for redraw and resume (:mod:`kurabe.session_views`).
+Where the parts live
+    This module holds :class:`ComparisonSession`: the fan-out of a turn, retry, regenerate,
+    cancelling and closing, and the public API the TUI and the command line use. Beside it:
+    a pane (:mod:`kurabe.pane`), building and resuming the panes (:mod:`kurabe.session_setup`),
+    loading them (:mod:`kurabe.pane_loading`), the turns and newest replies held in memory with
+    the scenario cursor (:mod:`kurabe.session_turns`), one reply's stream from its start to its
+    end (:mod:`kurabe.reply_stream`), ratings, verdicts and picks
+    (:mod:`kurabe.session_ratings`), the events and their listeners (:mod:`kurabe.events`),
+    CPU sharing and the order of local panes (:mod:`kurabe.compute_sharing`), the rating
+    configuration and the rater (:mod:`kurabe.rating_config`), verdict words
+    (:mod:`kurabe.verdicts`), speed figures (:mod:`kurabe.reply_figures`), profile snapshots
+    (:mod:`kurabe.profile_snapshot`) and the views read back for redraw and resume
+    (:mod:`kurabe.session_views`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import dataclasses
+import functools
 import logging
-import random
-import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal
 
 from backends import create_backend
-from backends.base import (
-    Backend,
-    ChatMessage,
-    Conversation,
-    StreamDone,
-    StreamError,
-    TextDelta,
-    one_line,
-)
+from backends.base import Backend, ChatMessage, Conversation
 from backends.profiles import ModelProfile
 from foundation.errors import KurabeError
-from kurabe.compute_sharing import ComputeTurnstile, runs_on_gpu
-from kurabe.events import (
-    PaneDelta,
-    PaneFailed,
-    PaneFinished,
-    PaneLoading,
-    PaneReady,
-    PaneStarted,
-    SessionEvent,
-    TurnFinished,
-    TurnStarted,
-)
-from kurabe.pane_labels import MAX_PANES, PANE_LABELS
-from kurabe.profile_snapshot import profile_from_snapshot, profile_snapshot
+from kurabe.compute_sharing import ComputeTurnstile, cpu_order, model_key
+from kurabe.events import EventListeners, SessionEvent, TurnFinished, TurnStarted
+from kurabe.pane import Pane, PaneStatus, pane_at
+from kurabe.pane_labels import MAX_PANES
+from kurabe.pane_loading import load_pane
 from kurabe.rating_config import resolve_rater
-from kurabe.reply_figures import compute_figures
+from kurabe.reply_stream import PARTIAL_FLUSH_S, ReplyStream
 from kurabe.secret_scrub import env_secrets
+from kurabe.session_ratings import SessionRatings
+from kurabe.session_setup import add_panes, pane_order, restore_turns, stored_panes
+from kurabe.session_turns import SessionTurns
 from kurabe.session_views import PickWinner, RatingView, TurnView, turn_views
 from kurabe.store import Store
-from kurabe.store_records import SessionRecord, newest, newest_by
-from kurabe.verdicts import normalize_verdict
 from personas import Persona
 from scenarios import Scenario
 
+__all__ = ["PARTIAL_FLUSH_S", "ComparisonSession", "Pane", "PaneStatus"]
+
 log = logging.getLogger(__name__)
-
-PARTIAL_FLUSH_S = 0.5
-"""How often a streaming reply's partial text is written to the database."""
-
-PaneStatus = Literal["loading", "ready", "busy", "failed", "unusable"]
-
-
-class _UnusableBackend(Backend):
-    """Stands in for a backend that could not even be built (its pane shows why)."""
-
-    def __init__(self, reason: str) -> None:
-        self._reason = reason
-
-    def stream(self, conversation: Conversation) -> Any:  # pragma: no cover - never called
-        raise KurabeError(self._reason)
-
-    def unusable_reason(self) -> str | None:
-        return self._reason
-
-
-# -- panes and views ------------------------------------------------------------------------
-
-
-@dataclass
-class Pane:
-    """One column of the comparison: a model profile, its backend and its own conversation."""
-
-    index: int
-    label: str
-    profile: ModelProfile
-    backend: Backend
-    db_id: int
-    history: list[ChatMessage] = field(default_factory=list)
-    status: PaneStatus = "loading"
-    header: str = ""
-    last_reply_id: int | None = None
-    last_error: str | None = None
-    hidden: bool = False
-    """The session is blind and not revealed: show the label, not the model."""
-    _task: asyncio.Task[None] | None = field(default=None, repr=False)
-    _cancel_requested: bool = field(default=False, repr=False)
-    _entered: bool = field(default=False, repr=False)
-
-    @property
-    def display_name(self) -> str:
-        return self.label if self.hidden else self.profile.name
-
-    @property
-    def busy(self) -> bool:
-        return self._task is not None and not self._task.done()
-
-    @property
-    def unusable(self) -> bool:
-        """Its backend cannot run (missing key, missing file …): :attr:`last_error` says why."""
-        return self.status == "unusable"
-
-
-@dataclass
-class _ReplyState:
-    reply_id: int
-    version: int
-    text: str
-    status: str
-
-
-@dataclass
-class _Run:
-    """One pane's reply in progress."""
-
-    pane: Pane
-    turn: int
-    task: asyncio.Task[Any] | None = None
-    reply_id: int | None = None
-    version: int = 0
-    parts: list[str] = field(default_factory=list)
-    started: float = 0.0
-    first_token: float | None = None
-    last_activity: float = 0.0
-    timed_out: bool = False
-
-    @property
-    def text(self) -> str:
-        return "".join(self.parts)
-
-
-# -- the session ----------------------------------------------------------------------------
 
 
 class ComparisonSession:
@@ -197,6 +97,7 @@ class ComparisonSession:
         parallel_local: bool = False,
         stall_timeout_s: float | None = None,
         secrets: Sequence[str] = (),
+        turns: SessionTurns | None = None,
     ) -> None:
         self.store = store
         self.id = session_id
@@ -209,14 +110,10 @@ class ComparisonSession:
         self.parallel_local = parallel_local
         self.stall_timeout_s = stall_timeout_s
         """Cancel a pane's stream as timed out after this many seconds without output."""
-        self.user_turns: list[str] = []
-        self._turn_ids: list[int] = []
-        self._scenario_turns: list[int | None] = []
-        self._replies: dict[tuple[int, int], _ReplyState] = {}
-        self._listeners: list[Callable[[SessionEvent], None]] = []
+        self._turns = turns if turns is not None else SessionTurns()
+        self._ratings = SessionRatings(store, session_id, panes, self._turns)
+        self._events = EventListeners()
         self._cpu_turnstile: ComputeTurnstile | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._loop_thread: int | None = None
         self._turn_running = False
         self._secrets = list(secrets)
 
@@ -246,42 +143,21 @@ class ComparisonSession:
         """
         if not 1 <= len(profiles) <= MAX_PANES:
             raise KurabeError(f"a session has 1 to {MAX_PANES} panes, got {len(profiles)}")
-        order = list(range(len(profiles)))
-        if blind:
-            rng: random.Random = (
-                random.Random(shuffle_seed) if shuffle_seed is not None else random.SystemRandom()
-            )
-            rng.shuffle(order)
+        order = pane_order(len(profiles), blind=blind, shuffle_seed=shuffle_seed)
         rater = resolve_rater(rater)
         secrets = env_secrets(p.api_key_env for p in profiles)
         session_id = store.create_session(
             persona, scenario, blind=blind, rater=rater, kind=kind, seed=seed
         )
-        panes: list[Pane] = []
-        for position, source in enumerate(order):
-            profile = profiles[source]
-            backend = _build_backend(backend_factory, profile)
-            settings = {"profile": profile_snapshot(profile), "backend": _snapshot(backend)}
-            pane_id = store.add_pane(
-                session_id,
-                position,
-                PANE_LABELS[position],
-                profile_name=profile.name,
-                backend=profile.backend,
-                model=profile.model,
-                settings=settings,
-                secrets=secrets,
-            )
-            panes.append(
-                Pane(
-                    index=position,
-                    label=PANE_LABELS[position],
-                    profile=profile,
-                    backend=backend,
-                    db_id=pane_id,
-                    hidden=blind,
-                )
-            )
+        panes = add_panes(
+            store,
+            session_id,
+            profiles,
+            order,
+            backend_factory=backend_factory,
+            secrets=secrets,
+            hidden=blind,
+        )
         store.add_event(
             session_id,
             "created",
@@ -333,29 +209,7 @@ class ComparisonSession:
         info = record.session
         persona = persona or info.persona_obj()
         scenario = scenario or info.scenario_obj()
-        panes: list[Pane] = []
-        used_profiles: list[ModelProfile] = []
-        for row in record.panes:
-            profile = profiles.get(row.profile_name)
-            if profile is None:
-                snapshot = row.settings.get("profile")
-                if not isinstance(snapshot, Mapping):
-                    raise KurabeError(
-                        f"session {session_id}: no model profile named {row.profile_name!r}"
-                    )
-                profile = profile_from_snapshot(snapshot)
-            used_profiles.append(profile)
-            panes.append(
-                Pane(
-                    index=row.position,
-                    label=row.label,
-                    profile=profile,
-                    backend=_build_backend(backend_factory, profile),
-                    db_id=row.id,
-                    header=row.header,
-                    hidden=info.hidden,
-                )
-            )
+        panes = stored_panes(record, profiles, backend_factory=backend_factory)
         session = cls(
             store=store,
             session_id=session_id,
@@ -367,58 +221,21 @@ class ComparisonSession:
             rater=resolve_rater(rater) if rater else (info.rater or resolve_rater(None)),
             parallel_local=parallel_local,
             stall_timeout_s=stall_timeout_s,
-            secrets=env_secrets(p.api_key_env for p in used_profiles),
+            secrets=env_secrets(p.profile.api_key_env for p in panes),
+            turns=restore_turns(record, panes),
         )
-        session._restore(record)
         store.add_event(session_id, "resumed", {"rater": session.rater})
         return session
-
-    def _restore(self, record: SessionRecord) -> None:
-        for turn_row in record.turns:
-            self.user_turns.append(turn_row.text)
-            self._turn_ids.append(turn_row.id)
-            self._scenario_turns.append(turn_row.scenario_turn)
-        for key, reply in record.latest_replies().items():
-            self._replies[key] = _ReplyState(reply.id, reply.version, reply.text, reply.status)
-        for pane in self.panes:
-            mine = [(t, state) for (p, t), state in self._replies.items() if p == pane.index]
-            if mine:
-                _, last = max(mine, key=lambda item: item[0])
-                pane.last_reply_id = last.reply_id
-                if last.status != "complete":
-                    rows = [r for r in record.replies if r.id == last.reply_id]
-                    pane.last_error = rows[0].error if rows else None
-            pane.history = self._history_before(pane, len(self.user_turns))
 
     # -- events -----------------------------------------------------------------------------
 
     def subscribe(self, listener: Callable[[SessionEvent], None]) -> Callable[[], None]:
         """Call ``listener`` with every event from now on; returns the function that stops it."""
-        self._listeners.append(listener)
-
-        def unsubscribe() -> None:
-            with contextlib.suppress(ValueError):
-                self._listeners.remove(listener)
-
-        return unsubscribe
-
-    def _emit(self, event: SessionEvent) -> None:
-        for listener in tuple(self._listeners):
-            try:
-                listener(event)
-            except Exception:
-                log.exception("session listener failed on %r", type(event).__name__)
-
-    def _emit_threadsafe(self, event: SessionEvent) -> None:
-        if self._loop is not None and threading.get_ident() != self._loop_thread:
-            self._loop.call_soon_threadsafe(self._emit, event)
-        else:
-            self._emit(event)
+        return self._events.subscribe(listener)
 
     def _bind_loop(self) -> None:
-        if self._loop is None:
-            self._loop = asyncio.get_running_loop()
-            self._loop_thread = threading.get_ident()
+        self._events.bind_loop()
+        if self._cpu_turnstile is None:
             self._cpu_turnstile = ComputeTurnstile()
 
     # -- state ------------------------------------------------------------------------------
@@ -432,87 +249,34 @@ class ComparisonSession:
         """Blind and not revealed."""
         return self.blind and not self.revealed
 
+    @property
+    def user_turns(self) -> list[str]:
+        """What the user said, turn by turn."""
+        return self._turns.texts
+
     def reply_status(self, pane: int, turn: int) -> str | None:
-        state = self._replies.get((pane, turn))
-        return None if state is None else state.status
+        return self._turns.reply_status(pane, turn)
 
     def _pane(self, pane: int) -> Pane:
-        if not 0 <= pane < len(self.panes):
-            raise KurabeError(f"no pane {pane} (this session has {len(self.panes)})")
-        return self.panes[pane]
-
-    def _history_before(self, pane: Pane, turn: int) -> list[ChatMessage]:
-        messages: list[ChatMessage] = []
-        for index in range(turn):
-            state = self._replies.get((pane.index, index))
-            if state is not None and state.text:
-                messages.append(ChatMessage("user", self.user_turns[index]))
-                messages.append(ChatMessage("assistant", state.text))
-        return messages
-
-    def _is_serial(self, pane: Pane) -> bool:
-        return pane.profile.is_local and not self.parallel_local and not runs_on_gpu(pane.backend)
-
-    @staticmethod
-    def _model_key(pane: Pane) -> str:
-        key = getattr(pane.backend, "model_key", None)
-        return key if isinstance(key, str) and key else pane.profile.model
+        return pane_at(self.panes, pane)
 
     # -- loading ----------------------------------------------------------------------------
 
     async def load(self) -> None:
         """Load every pane's backend (concurrently; local model loads run off the loop).
 
-        Emits :class:`PaneLoading` / :class:`PaneReady`, or :class:`PaneFailed` with
-        ``reply_id=None`` and status ``unusable`` (missing key, missing GGUF, load error).
+        Emits :class:`~kurabe.events.PaneLoading` / :class:`~kurabe.events.PaneReady`, or
+        :class:`~kurabe.events.PaneFailed` with ``reply_id=None`` and status ``unusable``
+        (missing key, missing GGUF, load error); see :mod:`kurabe.pane_loading`.
         """
         self._bind_loop()
         pending = [p for p in self.panes if p.status == "loading"]
         await asyncio.gather(*(self._load_pane(p) for p in pending))
 
     async def _load_pane(self, pane: Pane) -> None:
-        try:
-            reason = pane.backend.unusable_reason()
-        except Exception as exc:
-            reason = one_line(f"{type(exc).__name__}: {exc}")
-        if reason:
-            self._mark_unusable(pane, reason)
-            return
-        self._emit(PaneLoading(pane.index, f"loading {pane.profile.name}…"))
-
-        def progress(message: str) -> None:
-            self._emit_threadsafe(PaneLoading(pane.index, one_line(message)))
-
-        try:
-            await pane.backend.load(progress)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            reason = getattr(exc, "reason", None)
-            if isinstance(reason, str) and reason:
-                message = reason
-            elif isinstance(exc, KurabeError):
-                message = str(exc)
-            else:
-                message = f"{type(exc).__name__}: {exc}"
-            self._mark_unusable(pane, one_line(f"load failed: {message}"))
-            return
-        try:
-            pane.header = pane.backend.header() or pane.profile.name
-        except Exception:
-            pane.header = pane.profile.name
-        settings = {"profile": profile_snapshot(pane.profile), "backend": _snapshot(pane.backend)}
-        self.store.update_pane(
-            pane.db_id, settings=settings, header=pane.header, secrets=self._secrets
+        await load_pane(
+            pane, store=self.store, session_id=self.id, secrets=self._secrets, events=self._events
         )
-        pane.status = "ready"
-        self._emit(PaneReady(pane.index, pane.header))
-
-    def _mark_unusable(self, pane: Pane, reason: str) -> None:
-        pane.status = "unusable"
-        pane.last_error = reason
-        self.store.add_event(self.id, "pane_unusable", {"pane": pane.index, "reason": reason})
-        self._emit(PaneFailed(pane.index, None, reason, retryable=False))
 
     # -- sending ----------------------------------------------------------------------------
 
@@ -542,13 +306,11 @@ class ComparisonSession:
                     scenario_turn = upcoming
             index = len(self.user_turns)
             turn_id = self.store.add_turn(self.id, index, text, scenario_turn)
-            self.user_turns.append(text)
-            self._turn_ids.append(turn_id)
-            self._scenario_turns.append(scenario_turn)
-            self._emit(TurnStarted(index, text))
+            self._turns.add(text, turn_id, scenario_turn)
+            self._events.emit(TurnStarted(index, text))
             usable = [p for p in self.panes if p.status != "unusable"]
             await self._run_panes(usable, index, rotate=True)
-            self._emit(TurnFinished(index))
+            self._events.emit(TurnFinished(index))
             if self.scenario is not None and self.next_scenario_turn() is None:
                 self.store.set_session_status(self.id, "finished")
             return index
@@ -564,17 +326,11 @@ class ComparisonSession:
 
     def scenario_turn_of(self, turn: int) -> int | None:
         """The scenario turn that user turn ``turn`` played, or None for a free-typed line."""
-        if 0 <= turn < len(self._scenario_turns):
-            return self._scenario_turns[turn]
-        return None
+        return self._turns.scenario_turn_of(turn)
 
     def next_scenario_turn(self) -> int | None:
         """Index of the next scripted turn not yet sent (None when done or no scenario)."""
-        if self.scenario is None:
-            return None
-        sent = [t for t in self._scenario_turns if t is not None]
-        upcoming = max(sent) + 1 if sent else 0
-        return upcoming if upcoming < len(self.scenario.turns) else None
+        return self._turns.next_scenario_turn(self.scenario)
 
     async def fill_missing(self) -> int:
         """Run again, turn by turn, every usable pane whose newest reply to a recorded turn is
@@ -606,11 +362,7 @@ class ComparisonSession:
 
     def first_incomplete_turn(self) -> int | None:
         """The first recorded turn where a usable pane has no completed reply."""
-        for turn in range(len(self.user_turns)):
-            for pane in self.panes:
-                if pane.status != "unusable" and self.reply_status(pane.index, turn) != "complete":
-                    return turn
-        return None
+        return self._turns.first_incomplete_turn(p.index for p in self.panes if not p.unusable)
 
     async def retry(self, pane: int) -> None:
         """Run the pane's failed or cancelled latest reply again (a new version, same turn)."""
@@ -648,22 +400,30 @@ class ComparisonSession:
         await self._run_panes([pane], turn, rotate=False)
 
     async def _run_panes(self, panes: Sequence[Pane], turn: int, *, rotate: bool) -> None:
-        serial = [p for p in panes if self._is_serial(p)]
-        if rotate and serial:
-            files = list(dict.fromkeys(self._model_key(p) for p in serial))
-            shift = turn % len(files)
-            files = files[shift:] + files[:shift]
-            serial = [p for key in files for p in serial if self._model_key(p) == key]
-        concurrent = [p for p in panes if p not in serial]
+        concurrent, serial = cpu_order(
+            panes, turn, rotate=rotate, parallel_local=self.parallel_local
+        )
         tasks = []
         for pane in concurrent + serial:
             pane._cancel_requested = False
             pane._entered = False
-            run = _Run(pane, turn)
-            task = asyncio.create_task(
-                self._run_pane(run, serial=pane in serial), name=f"kurabe-pane-{pane.label}"
+            reply = ReplyStream(
+                pane,
+                turn,
+                store=self.store,
+                turns=self._turns,
+                persona=self.persona,
+                emit=self._events.emit,
+                conversation=functools.partial(self.conversation_for, pane.index, turn),
+                stall_timeout_s=self.stall_timeout_s,
             )
-            run.task = task
+            if pane in serial:
+                assert self._cpu_turnstile is not None
+                streaming = reply.run(self._cpu_turnstile, model_key(pane))
+            else:
+                streaming = reply.run()
+            task = asyncio.create_task(streaming, name=f"kurabe-pane-{pane.label}")
+            reply.task = task
             pane._task = task
             tasks.append(task)
         try:
@@ -672,244 +432,6 @@ class ComparisonSession:
             for pane in panes:
                 if pane._task is not None and pane._task.done():
                     pane._task = None
-
-    async def _run_pane(self, run: _Run, *, serial: bool) -> None:
-        pane = run.pane
-        pane._entered = True
-        try:
-            if pane._cancel_requested:
-                raise asyncio.CancelledError
-            if serial:
-                assert self._cpu_turnstile is not None
-                async with self._cpu_turnstile.hold(self._model_key(pane)):
-                    await self._stream(run)
-            else:
-                await self._stream(run)
-        except asyncio.CancelledError:
-            if run.timed_out:
-                self._uncancel()
-                self._end_failed(
-                    run,
-                    StreamError(
-                        reason=f"no output for {self.stall_timeout_s:g} s: timed out",
-                        retryable=True,
-                        kind="timeout",
-                        partial=bool(run.parts),
-                    ),
-                )
-                return
-            self._end_cancelled(run)
-            if pane._cancel_requested:
-                self._uncancel()
-                return
-            raise
-        except Exception as exc:  # a backend that raised instead of yielding a StreamError
-            log.exception("pane %s stream raised", pane.label)
-            self._end_failed(
-                run,
-                StreamError(
-                    reason=one_line(f"{type(exc).__name__}: {exc}"),
-                    retryable=True,
-                    partial=bool(run.parts),
-                ),
-            )
-
-    @staticmethod
-    def _uncancel() -> None:
-        task = asyncio.current_task()
-        uncancel = getattr(task, "uncancel", None)
-        if uncancel is not None:
-            uncancel()
-
-    def _begin_reply(self, run: _Run) -> None:
-        pane = run.pane
-        run.reply_id, run.version = self.store.start_reply(self._turn_ids[run.turn], pane.db_id)
-        pane.status = "busy"
-        pane.last_reply_id = run.reply_id
-        pane.last_error = None
-        self._replies[(pane.index, run.turn)] = _ReplyState(
-            run.reply_id, run.version, "", "streaming"
-        )
-        self._emit(PaneStarted(pane.index, run.turn, run.reply_id))
-
-    async def _stream(self, run: _Run) -> None:
-        pane = run.pane
-        conversation = self.conversation_for(pane.index, run.turn)
-        self._begin_reply(run)
-        reply_id = run.reply_id
-        assert reply_id is not None
-        clock = time.perf_counter
-        run.started = run.last_activity = clock()
-        last_flush = float("-inf")  # the first delta is saved at once, then every half second
-        watchdog = None
-        if self.stall_timeout_s is not None and self.stall_timeout_s > 0:
-            watchdog = asyncio.create_task(self._watchdog(run, self.stall_timeout_s))
-        pane_index = pane.index
-        parts = run.parts
-        emit = self._emit
-        stream = pane.backend.stream(conversation)
-        try:
-            async for event in stream:
-                if isinstance(event, TextDelta):
-                    if not event.text:
-                        continue
-                    now = clock()
-                    run.last_activity = now
-                    if run.first_token is None:
-                        run.first_token = now
-                    parts.append(event.text)
-                    emit(PaneDelta(pane_index, reply_id, event.text))
-                    if now - last_flush >= PARTIAL_FLUSH_S:
-                        self.store.update_partial(reply_id, "".join(parts))
-                        last_flush = now
-                elif isinstance(event, StreamDone):
-                    self._end_done(run, event)
-                    return
-                elif isinstance(event, StreamError):
-                    self._end_failed(run, event)
-                    return
-            self._end_failed(
-                run,
-                StreamError(
-                    reason="the stream ended without a final event",
-                    retryable=True,
-                    partial=bool(parts),
-                ),
-            )
-        finally:
-            if watchdog is not None:
-                watchdog.cancel()
-            aclose = getattr(stream, "aclose", None)
-            if aclose is not None:
-                try:
-                    await aclose()
-                except Exception:
-                    log.exception("closing pane %s's stream failed", pane.label)
-
-    async def _watchdog(self, run: _Run, timeout: float) -> None:
-        interval = max(min(timeout / 4, 1.0), 0.01)
-        while True:
-            await asyncio.sleep(interval)
-            if time.perf_counter() - run.last_activity > timeout:
-                run.timed_out = True
-                if run.task is not None:
-                    run.task.cancel()
-                return
-
-    def _measured_ttft(self, run: _Run) -> float | None:
-        return None if run.first_token is None else run.first_token - run.started
-
-    def _end_done(self, run: _Run, done: StreamDone) -> None:
-        pane = run.pane
-        assert run.reply_id is not None
-        text = run.text
-        ttft = done.ttft_s if done.ttft_s is not None else self._measured_ttft(run)
-        total = done.total_s if done.total_s else time.perf_counter() - run.started
-        figures = dataclasses.replace(
-            compute_figures(
-                len(text),
-                prompt_tokens=done.prompt_tokens,
-                completion_tokens=done.completion_tokens,
-                ttft_s=ttft,
-                total_s=total,
-                context_size=done.context_size,
-            ),
-            cached_prompt_tokens=done.cached_prompt_tokens,
-            decoded_alongside=done.decoded_alongside,
-            history_trimmed_turns=done.history_trimmed_turns,
-            max_tokens_clamped=done.max_tokens_clamped,
-        )
-        checks = self._checks(run, text, done)
-        self.store.finish_reply(
-            run.reply_id,
-            text=text,
-            finish_reason=done.finish_reason,
-            figures=figures,
-            checks=checks,
-        )
-        self._replies[(pane.index, run.turn)] = _ReplyState(
-            run.reply_id, run.version, text, "complete"
-        )
-        pane.status = "ready"
-        pane.last_error = None
-        pane.history = self._history_before(pane, len(self.user_turns))
-        self._emit(
-            PaneFinished(
-                pane=pane.index,
-                reply_id=run.reply_id,
-                text=text,
-                finish_reason=done.finish_reason,
-                figures=figures,
-                checks=checks,
-            )
-        )
-
-    def _checks(self, run: _Run, text: str, done: StreamDone) -> dict[str, Any]:
-        from kurabe.checks import run_checks
-
-        previous = self._replies.get((run.pane.index, run.turn - 1)) if run.turn > 0 else None
-        try:
-            report = run_checks(
-                text,
-                self.persona,
-                previous_reply=previous.text if previous is not None and previous.text else None,
-                finish_reason=done.finish_reason,
-                completion_tokens=done.completion_tokens,
-            )
-            result: dict[str, Any] = report.to_dict()
-            return result
-        except Exception:
-            log.exception("the Japanese checks failed on reply %s", run.reply_id)
-            return {}
-
-    def _end_failed(self, run: _Run, error: StreamError) -> None:
-        pane = run.pane
-        if run.reply_id is None:
-            self._begin_reply(run)
-        assert run.reply_id is not None
-        text = run.text
-        ttft = error.ttft_s if error.ttft_s is not None else self._measured_ttft(run)
-        total = error.total_s if error.total_s is not None else time.perf_counter() - run.started
-        figures = compute_figures(
-            len(text),
-            prompt_tokens=error.prompt_tokens,
-            completion_tokens=error.completion_tokens,
-            ttft_s=ttft,
-            total_s=total if run.started else None,
-        )
-        reason = one_line(error.reason)
-        self.store.fail_reply(
-            run.reply_id,
-            status="cancelled" if error.kind == "cancelled" else "failed",
-            text=text,
-            error=reason,
-            error_kind=error.kind,
-            retryable=error.retryable,
-            figures=figures,
-        )
-        status = "cancelled" if error.kind == "cancelled" else "failed"
-        self._replies[(pane.index, run.turn)] = _ReplyState(run.reply_id, run.version, text, status)
-        pane.status = "failed"
-        pane.last_error = reason
-        pane.history = self._history_before(pane, len(self.user_turns))
-        self._emit(
-            PaneFailed(
-                pane=pane.index,
-                reply_id=run.reply_id,
-                reason=reason,
-                retryable=error.retryable,
-                partial_text=text,
-                cancelled=error.kind == "cancelled",
-            )
-        )
-
-    def _end_cancelled(self, run: _Run) -> None:
-        self._end_failed(
-            run,
-            StreamError(
-                reason="cancelled", retryable=True, kind="cancelled", partial=bool(run.parts)
-            ),
-        )
 
     def cancel(self, pane: int | None = None) -> None:
         """Cancel the current streams (all, or one pane); partial text is kept and the reply is
@@ -937,83 +459,31 @@ class ComparisonSession:
         """Rate a reply; returns the rating as stored. Fields left ``None`` keep this rater's
         previous value, so pressing a score and then adding a tag gives one rating with both;
         every press is a committed row (the history is kept, the newest counts)."""
-        if self.store.reply_session(reply_id) != self.id:
-            raise KurabeError(f"reply {reply_id} is not in session {self.id}")
-        if score is not None and (isinstance(score, bool) or not 1 <= int(score) <= 5):
-            raise KurabeError(f"score must be 1 to 5, got {score!r}")
-        previous = self.rating_of(reply_id)
-        merged = RatingView(
-            score=previous.score if score is None else score,
-            tags=previous.tags
-            if tags is None
-            else tuple(dict.fromkeys(t.strip() for t in tags if t.strip())),
-            note=previous.note if note is None else note,
-            rater=self.rater,
+        return self._ratings.rate_reply(
+            reply_id, score=score, tags=tags, note=note, rater=self.rater, blind=self.hidden
         )
-        self.store.add_rating(
-            reply_id,
-            score=merged.score,
-            tags=merged.tags,
-            note=merged.note,
-            rater=self.rater,
-            blind=self.hidden,
-        )
-        return merged
 
     def rating_of(self, reply_id: int) -> RatingView:
         """This rater's newest rating of a reply (an empty one when there is none)."""
-        return self.ratings().get(reply_id, RatingView(rater=self.rater))
+        return self._ratings.rating_of(reply_id, self.rater)
 
     def ratings(self) -> dict[int, RatingView]:
         """Reply id → this rater's newest rating of it, for every reply this rater rated."""
-
-        mine = (
-            r for r in self.store.ratings(self.id) if r.rater == self.rater and r.kind == "human"
-        )
-        return {
-            reply_id: RatingView(score=row.score, tags=row.tags, note=row.note, rater=row.rater)
-            for reply_id, row in newest_by(mine, lambda r: r.reply_id).items()
-        }
+        return self._ratings.ratings(self.rater)
 
     def set_verdict(self, pane: int, verdict: str, note: str = "") -> tuple[str, str]:
         """The verdict on a pane's whole conversation: great / ok / subpar / out-of-character.
         Returns (verdict, note) as stored (the verdict normalised)."""
-        target = self._pane(pane)
-        stored = normalize_verdict(verdict)
-        self.store.add_verdict(
-            target.db_id,
-            verdict=stored,
-            note=note,
-            rater=self.rater,
-            blind=self.hidden,
-        )
-        return stored, note
+        return self._ratings.set_verdict(pane, verdict, note, rater=self.rater, blind=self.hidden)
+
+    def verdict_of(self, pane: int) -> tuple[str, str] | None:
+        """This rater's latest (verdict, note) for a pane, or None."""
+        return self._ratings.verdict_of(pane, self.rater)
 
     def pick_best(self, turn: int, winner: PickWinner) -> PickWinner:
         """The best pane of a turn (its index), or ``"tie"``, or ``"bothbad"`` (all bad).
         Returns the pick as stored."""
-        if not 0 <= turn < len(self.user_turns):
-            raise KurabeError(f"no turn {turn} in this session")
-        if winner in ("tie", "bothbad"):
-            self.store.add_pick(
-                self._turn_ids[turn],
-                winner_pane_id=None,
-                outcome=str(winner),
-                rater=self.rater,
-                blind=self.hidden,
-            )
-            return winner
-        if isinstance(winner, bool) or not isinstance(winner, int):
-            raise KurabeError(f"pick a pane index, 'tie' or 'bothbad', not {winner!r}")
-        target = self._pane(winner)
-        self.store.add_pick(
-            self._turn_ids[turn],
-            winner_pane_id=target.db_id,
-            outcome="pane",
-            rater=self.rater,
-            blind=self.hidden,
-        )
-        return winner
+        return self._ratings.pick_best(turn, winner, rater=self.rater, blind=self.hidden)
 
     def pick_of(self, turn: int) -> PickWinner | None:
         """This rater's newest pick for a turn, or None."""
@@ -1021,15 +491,7 @@ class ComparisonSession:
 
     def picks(self) -> dict[int, PickWinner]:
         """Turn → this rater's newest pick for it, for every turn this rater picked."""
-
-        mine = (p for p in self.store.picks(self.id) if p.rater == self.rater)
-        found: dict[int, PickWinner] = {}
-        for turn, row in newest_by(mine, lambda p: p.turn).items():
-            if row.outcome == "pane" and row.winner is not None:
-                found[turn] = row.winner
-            else:
-                found[turn] = "tie" if row.outcome == "tie" else "bothbad"
-        return found
+        return self._ratings.picks(self.rater)
 
     def reveal(self) -> None:
         """Show the model names of a blind session (recorded as an event)."""
@@ -1038,24 +500,14 @@ class ComparisonSession:
             pane.hidden = False
         self.store.set_revealed(self.id)
 
-    def verdict_of(self, pane: int) -> tuple[str, str] | None:
-        """This rater's latest (verdict, note) for a pane, or None."""
-
-        target = self._pane(pane)
-        row = newest(
-            v
-            for v in self.store.verdicts(self.id)
-            if v.pane_id == target.db_id and v.rater == self.rater
-        )
-        return None if row is None else (row.verdict, row.note)
-
     def conversation_for(self, pane: int, turn: int) -> Conversation:
         """What pane ``pane`` is (or was) given for ``turn``: the persona, the pane's own history
-        before that turn and the turn's user line (as :meth:`_stream` sends it)."""
+        before that turn and the turn's user line (as :class:`~kurabe.reply_stream.ReplyStream`
+        sends it)."""
         target = self._pane(pane)
         if not 0 <= turn < len(self.user_turns):
             raise KurabeError(f"no turn {turn} in this session")
-        history = self._history_before(target, turn)
+        history = self._turns.history_before(target.index, turn)
         return Conversation(
             system=self.persona.system,
             turns=(*history, ChatMessage("user", self.user_turns[turn])),
@@ -1084,18 +536,3 @@ class ComparisonSession:
                 await pane.backend.aclose()
             except Exception:
                 log.exception("closing pane %s failed", pane.label)
-
-
-def _build_backend(factory: Callable[[ModelProfile], Backend], profile: ModelProfile) -> Backend:
-    try:
-        return factory(profile)
-    except Exception as exc:
-        message = str(exc) if isinstance(exc, KurabeError) else f"{type(exc).__name__}: {exc}"
-        return _UnusableBackend(one_line(f"cannot create backend: {message}"))
-
-
-def _snapshot(backend: Backend) -> dict[str, Any]:
-    try:
-        return dict(backend.settings_snapshot())
-    except Exception as exc:
-        return {"error": one_line(f"settings unavailable: {exc}")}
