@@ -345,6 +345,26 @@ def format_path(path: KeyPath) -> str:
     return out
 
 
+def read_utf8(path: Path, kind: str) -> str:
+    """The file as text (UTF-8, a byte order mark dropped). Errors are :class:`ConfigError` naming
+    the file, and the line of the first byte that is not UTF-8; ``kind`` is what the file should
+    be ("a TOML file"), for the error when it is a directory."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(path, "file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(path, f"is a directory, not {kind}") from None
+    except OSError as exc:
+        raise ConfigError(path, f"cannot read: {exc.strerror or exc}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(path, "not valid UTF-8 (save the file as UTF-8)", line=line) from None
+    return text.removeprefix("\ufeff")
+
+
 class TomlDocument:
     """A parsed TOML file that remembers where each key was written."""
 
@@ -357,20 +377,7 @@ class TomlDocument:
     @classmethod
     def load(cls, path: Path | str) -> TomlDocument:
         path = Path(path)
-        try:
-            raw = path.read_bytes()
-        except FileNotFoundError:
-            raise ConfigError(path, "file not found") from None
-        except IsADirectoryError:
-            raise ConfigError(path, "is a directory, not a TOML file") from None
-        except OSError as exc:
-            raise ConfigError(path, f"cannot read: {exc.strerror or exc}") from None
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            line = raw[: exc.start].count(b"\n") + 1
-            raise ConfigError(path, "not valid UTF-8 (save the file as UTF-8)", line=line) from None
-        return cls.parse(path, text.removeprefix("\ufeff"))
+        return cls.parse(path, read_utf8(path, "a TOML file"))
 
     @classmethod
     def parse(cls, path: Path | str, text: str) -> TomlDocument:

@@ -45,6 +45,7 @@ from typing import Any
 
 from foundation.catalog import ID_PATTERN, toml_files
 from foundation.errors import ConfigError, KurabeError
+from foundation.tomlfile import read_utf8
 from scenarios import Scenario, Turn
 
 FORMATS: tuple[str, ...] = ("mt-bench", "elyza-tasks", "jsonl")
@@ -96,20 +97,7 @@ class ImportResult:
 
 def read_text(path: Path) -> str:
     """The file as text (UTF-8, a byte order mark dropped); errors name the line."""
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(path, "file not found") from None
-    except IsADirectoryError:
-        raise ConfigError(path, "is a directory, not a question file") from None
-    except OSError as exc:
-        raise ConfigError(path, f"cannot read: {exc.strerror or exc}") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise ConfigError(path, "not valid UTF-8 (save the file as UTF-8)", line=line) from None
-    return text.removeprefix("\ufeff")
+    return read_utf8(path, "a question file")
 
 
 class Record:
