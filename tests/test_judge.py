@@ -389,6 +389,17 @@ def test_a_rubric_with_an_unknown_placeholder_names_file_line_and_key(tmp_path: 
 # -- the command line ---------------------------------------------------------------------------
 
 
+def judge_command(server: WireServer, db: Path) -> list[str]:
+    """``kurabe judge last`` on ``db`` with the wire judge, from a models file beside it."""
+    models = db.with_name("models.toml")
+    models.write_text(
+        f'[models.wire-judge]\nbackend = "openai"\nmodel = "judge-model"\n'
+        f'base_url = "{server.origin}/v1"\napi_key_env = "OPENAI_API_KEY"\nmax_retries = 0\n',
+        "utf-8",
+    )
+    return ["judge", "last", "--judge", "wire-judge", "--models-file", str(models), "--db", str(db)]
+
+
 async def test_kurabe_judge_prints_progress_and_resumes(
     server: WireServer, key: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -396,14 +407,8 @@ async def test_kurabe_judge_prints_progress_and_resumes(
     store = Store(db)
     session_id = await make_session(store, turns=1)
     store.close()
-    models = tmp_path / "models.toml"
-    models.write_text(
-        f'[models.wire-judge]\nbackend = "openai"\nmodel = "judge-model"\n'
-        f'base_url = "{server.origin}/v1"\napi_key_env = "OPENAI_API_KEY"\nmax_retries = 0\n',
-        "utf-8",
-    )
     server.script(score_answer(5, "完璧。"), answer("??"), answer("??"), answer("??"))
-    argv = ["judge", "last", "--judge", "wire-judge", "--models-file", str(models), "--db", str(db)]
+    argv = judge_command(server, db)
     assert await _main_in_thread(argv) == 0
     out = capsys.readouterr().out
     assert f"judge session {session_id}: judge:wire-judge, single" in out
@@ -421,14 +426,8 @@ async def test_kurabe_judge_no_schema_leaves_the_format_to_the_prompt(
     store = Store(db)
     session_id = await make_session(store, names=PANE_NAMES[:1], turns=1)
     store.close()
-    models = tmp_path / "models.toml"
-    models.write_text(
-        f'[models.wire-judge]\nbackend = "openai"\nmodel = "judge-model"\n'
-        f'base_url = "{server.origin}/v1"\napi_key_env = "OPENAI_API_KEY"\nmax_retries = 0\n',
-        "utf-8",
-    )
     server.script(score_answer(3))
-    argv = ["judge", "last", "--judge", "wire-judge", "--models-file", str(models), "--db", str(db)]
+    argv = judge_command(server, db)
     assert await _main_in_thread([*argv, "--no-schema"]) == 0
     assert "response_format" not in server.requests[-1].body
     (run,) = Store(db).load_record(session_id).judge_runs
