@@ -9,6 +9,8 @@
   turn pairs are dropped (persona and current line kept), and the reply says so; a reply budget
   that the context forces below ``max_tokens`` is recorded too.
 * llama.cpp's native log lines go to ``llama.log`` in the data directory, never the terminal.
+* A profile whose sampling has a JSON schema (the judge's) sends a grammar built from it
+  (:func:`json_schema_grammar`): the reply is a JSON object of that shape by construction.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import asyncio
 import atexit
 import contextlib
 import ctypes
+import functools
 import hashlib
 import os
 import threading
@@ -43,7 +46,7 @@ from backends.llama_engine import (
     Request,
     SamplingSettings,
 )
-from backends.profiles import EMBEDDED_MODEL, ModelProfile
+from backends.profiles import EMBEDDED_MODEL, JsonSchema, ModelProfile
 from backends.sent import llama_cpp_request
 from backends.templates import (
     Formatter,
@@ -79,6 +82,11 @@ GEMMA3_TEMPLATE = (
     "{%- if add_generation_prompt -%}{{ '<start_of_turn>model\n' }}{%- endif -%}"
 )
 FALLBACK_TEMPLATES = {"gemma3": GEMMA3_TEMPLATE}
+
+# llama-cpp-python's converter lets a JSON string hold raw control characters, which JSON (and
+# Python's json.loads) refuses; llama.cpp's own converter excludes them, as this does.
+CONVERTER_STRING_CHAR = r'char ::= [^"\\] |'
+JSON_STRING_CHAR = r'char ::= [^"\\\x7F\x00-\x1F] |'
 
 
 class ModelFileError(Exception):
@@ -365,6 +373,16 @@ def unload_all_models() -> None:
         loaded.engine.close()
 
 
+@functools.lru_cache(maxsize=8)
+def json_schema_grammar(schema: JsonSchema) -> str:
+    """GBNF that allows exactly the JSON texts ``schema`` allows (llama-cpp-python's converter,
+    with JSON's own string characters)."""
+    from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+    grammar = str(json_schema_to_gbnf(schema.text))
+    return grammar.replace(CONVERTER_STRING_CHAR, JSON_STRING_CHAR)
+
+
 # --- the backend ---------------------------------------------------------------------------
 
 
@@ -566,6 +584,9 @@ class LlamaCppBackend(Backend):
         params = dict(llama_cpp_request(self.profile.sampling).params)
         stop = params.pop("stop", [])
         params.pop("max_tokens")  # fitted to the context: the reply records a clamp
+        schema: JsonSchema | None = params.pop("grammar", None)
+        if schema is not None:
+            params["grammar"] = json_schema_grammar(schema)
         return Request(
             conversation_id=conversation_id,
             tokens=fitted.tokens,

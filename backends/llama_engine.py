@@ -25,6 +25,12 @@ Sampling matches llama.cpp's ``llama-cli`` and server, where the hand-written co
 figures came from: repeat penalty over the last N tokens (prompt included) → top-k → top-p →
 min-p → temperature → a seeded draw (greedy at temperature 0).
 
+A request with a grammar (structured output) gets a grammar sampler of its own beside that chain,
+used as llama.cpp's common sampler uses it (``common_sampler_sample``): the chain draws a token
+from the logits; if the grammar refuses it, the logits are read again, the grammar masks them and
+the chain draws again. The grammar sees only generated tokens (never the prompt's, which the
+penalties do see), and a request without a grammar samples exactly as before.
+
 Everything that touches the context runs on the engine's own thread. Backends never import the UI.
 """
 
@@ -77,6 +83,8 @@ class SamplingSettings:
     repeat_penalty: float = 1.18
     repeat_last_n: int = 256
     seed: int | None = None
+    grammar: str | None = None
+    """GBNF (root rule ``root``) that every reply must match; None: no grammar sampler."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +125,8 @@ class Request:
     """Tokens of ``tokens`` already in the sequence's KV cells."""
     cached: int = 0
     chain: Any = None
+    grammar: Any = None
+    """The request's grammar sampler (when its sampling has a grammar)."""
     next_token: int = -1
     generating: bool = False
     produced: int = 0
@@ -236,6 +246,8 @@ class LlamaEngine:
         self._slots = [_Slot(seq) for seq in range(n_slots)]
         self._lru: OrderedDict[int, None] = OrderedDict((s, None) for s in range(n_slots))
         self._pieces: dict[int, bytes] = {}
+        self._candidates: Any = None
+        """Every token's logit at one output, for grammar requests (made on first use)."""
         self._piece_buffer = ctypes.create_string_buffer(256)
         self._cond = threading.Condition()
         self._incoming: list[Request] = []
@@ -343,6 +355,16 @@ class LlamaEngine:
         if request.cancelled:
             self._finish(request, "cancelled")
             return
+        if request.sampling.grammar is not None:
+            request.grammar = self._lib.llama_sampler_init_grammar(
+                self.vocab, request.sampling.grammar.encode("utf-8"), b"root"
+            )
+            if not request.grammar:  # a NULL sampler: llama.cpp logged why
+                request.grammar = None
+                self._finish(
+                    request, "error", "llama.cpp cannot parse the reply's grammar", "bad_request"
+                )
+                return
         slot = self._slot_for(request)
         if slot is None:
             self._finish(
@@ -551,7 +573,14 @@ class LlamaEngine:
 
     def _sample(self, request: Request, index: int) -> None:
         lib = self._lib
-        token = int(lib.llama_sampler_sample(request.chain, self.ctx, index))
+        if request.grammar is None:
+            token = int(lib.llama_sampler_sample(request.chain, self.ctx, index))
+        else:
+            token = self._sample_with_grammar(request, index)
+            if token < 0:
+                self._emit_held(request)
+                self._finish(request, "error", "the grammar allows no next token", "bad_request")
+                return
         request.generating = True
         if not request.ignore_eos and lib.llama_vocab_is_eog(self.vocab, token):
             self._emit_held(request)
@@ -571,6 +600,44 @@ class LlamaEngine:
         if request.produced >= request.max_tokens:
             self._emit_held(request)
             self._finish(request, "length")
+
+    def _logits(self, index: int) -> Any:
+        """Every token's candidate entry at output ``index``, unsorted, nothing selected."""
+        import numpy as np
+        from llama_cpp._internals import LlamaTokenDataArray
+
+        if self._candidates is None:
+            self._candidates = LlamaTokenDataArray(n_vocab=self.n_vocab)
+        candidates = self._candidates
+        logits = self._lib.llama_get_logits_ith(self.ctx, index)
+        candidates.copy_logits(np.ctypeslib.as_array(logits, shape=(self.n_vocab,)))
+        candidates.candidates.selected = -1
+        return candidates
+
+    def _allows(self, grammar: Any, token: int) -> bool:
+        lib = self._lib
+        single = lib.llama_token_data(token, 1.0, 0.0)
+        array = lib.llama_token_data_array(ctypes.pointer(single), 1, -1, False)
+        lib.llama_sampler_apply(grammar, ctypes.byref(array))
+        return bool(single.logit != float("-inf"))
+
+    def _sample_with_grammar(self, request: Request, index: int) -> int:
+        """llama.cpp's grammar-based rejection sampling; -1 when the grammar allows nothing."""
+        lib = self._lib
+        candidates = self._logits(index)
+        lib.llama_sampler_apply(request.chain, ctypes.byref(candidates.candidates))
+        token = int(candidates.candidates_data.id[candidates.candidates.selected])
+        if not self._allows(request.grammar, token):
+            candidates = self._logits(index)
+            lib.llama_sampler_apply(request.grammar, ctypes.byref(candidates.candidates))
+            lib.llama_sampler_apply(request.chain, ctypes.byref(candidates.candidates))
+            selected = candidates.candidates.selected
+            if candidates.candidates_data.logit[selected] == float("-inf"):
+                return -1
+            token = int(candidates.candidates_data.id[selected])
+        lib.llama_sampler_accept(request.chain, token)
+        lib.llama_sampler_accept(request.grammar, token)
+        return token
 
     def _emit(self, request: Request, text: str) -> bool:
         """Send ``text`` unless it completes a stop string; True when the request ended."""
@@ -620,6 +687,9 @@ class LlamaEngine:
         if request.chain is not None:
             self._lib.llama_sampler_free(request.chain)
             request.chain = None
+        if request.grammar is not None:
+            self._lib.llama_sampler_free(request.grammar)
+            request.grammar = None
         now = time.perf_counter()
         started = request.started or now
         request.pipe.finish(

@@ -25,11 +25,17 @@ File format::
     send_sampling = ["temperature"]    # Anthropic only: which of temperature, top_p, top_k to send
 
 What each backend sends of the sampling is decided in :mod:`backends.sent`.
+
+``Sampling.json_schema`` (structured output: a reply that is valid JSON of one shape by
+construction) has no key in the file: only the judge sets it, on its own copy of a profile
+(:func:`kurabe.judge.judge_profile`), so a chat pane never gets one.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +52,49 @@ CONTEXT_POLICIES: tuple[str, ...] = ("trim", "fail")
 EMBEDDED_MODEL = "embedded:gemma-3-270m-q4_k_m"
 
 
+JSON_SCHEMA_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+"""What OpenAI accepts as a ``json_schema`` name."""
+
+
+@dataclass(frozen=True, slots=True)
+class JsonSchema:
+    """A JSON schema every reply must match (structured output), with the name APIs ask for.
+
+    Only the strict subset is taken, since OpenAI's ``strict: true`` requires it and a grammar
+    built from it then allows exactly the objects the schema does: an object whose properties
+    are all required, with ``additionalProperties: false``.
+    """
+
+    name: str
+    schema: Mapping[str, Any]
+
+    @property
+    def text(self) -> str:
+        """The schema as compact JSON (what a grammar is built from)."""
+        return json.dumps(self.schema, ensure_ascii=False, separators=(",", ":"))
+
+    def __hash__(self) -> int:  # the schema is a mapping; its JSON text is not
+        return hash((self.name, self.text))
+
+    def problem(self) -> str | None:
+        """What is wrong, or None."""
+        if not JSON_SCHEMA_NAME.fullmatch(self.name):
+            return "json_schema name must be 1-64 letters, digits, '_' or '-'"
+        try:
+            _ = self.text
+        except (TypeError, ValueError):
+            return "json_schema must be plain JSON values"
+        schema = self.schema
+        properties = schema.get("properties")
+        if schema.get("type") != "object" or not isinstance(properties, Mapping) or not properties:
+            return "json_schema must describe an object with properties"
+        if sorted(schema.get("required") or ()) != sorted(properties):
+            return "json_schema must require every property"
+        if schema.get("additionalProperties") is not False:
+            return "json_schema must set additionalProperties to false"
+        return None
+
+
 @dataclass(frozen=True, slots=True)
 class Sampling:
     """Sampling settings. Defaults are the hand-written comparison's: 0.7, 1.18 over 256 tokens,
@@ -60,6 +109,9 @@ class Sampling:
     max_tokens: int = 256
     seed: int | None = None
     stop: tuple[str, ...] = ()
+    json_schema: JsonSchema | None = None
+    """Structured output: every reply is a JSON object matching this schema, where the backend
+    can hold it to one (see :mod:`backends.sent`). Never read from a models file."""
 
     def validate(self) -> str | None:
         """Return what is wrong, or None. Checked up front, before any model loads."""
@@ -77,6 +129,8 @@ class Sampling:
             return "repeat_last_n must be -1 (whole context), 0 (off) or more"
         if self.max_tokens < 1:
             return "max_tokens must be at least 1"
+        if self.json_schema is not None:
+            return self.json_schema.problem()
         return None
 
 

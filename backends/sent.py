@@ -31,16 +31,29 @@ What each backend sends by default:
   ``top_k`` by default (``top_p`` instead of ``temperature`` when the temperature is 1.0, as
   current Claude models take only one of the two); ``send_sampling`` overrides that too.
   Temperatures above 1.0 are sent as 1.0, Anthropic's maximum.
+
+Structured output (``Sampling.json_schema``, which only the judge sets):
+
+* ``llama_cpp``: ``grammar``, a grammar sampler built from the schema (GBNF, by
+  llama-cpp-python's converter), so the reply is a matching JSON object by construction;
+* ``openai``: ``response_format = {"type": "json_schema", "json_schema": {"name", "schema",
+  "strict": true}}``, OpenAI's format, which llama-server takes too. OpenAI's own API refuses
+  ``minLength`` and ``maxLength`` in a strict schema: they are left out there
+  (:data:`OPENAI_REFUSED_SCHEMA_KEYWORDS`) and sent to compatible servers as they are;
+* ``anthropic``: nothing (no structured output on this API path).
+
+A record shows the field that carried the schema as ``json_schema`` (``grammar: json_schema``,
+``response_format: json_schema``), and the schema as sent once, under ``json_schema``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from backends.profiles import ModelProfile, Sampling
+    from backends.profiles import JsonSchema, ModelProfile, Sampling
 
 SAMPLING_FIELDS: tuple[str, ...] = (
     "temperature",
@@ -71,6 +84,12 @@ ANTHROPIC_SAMPLING_API_VERSION = "2023-06-01"
 (``2026-10-21``, the SDK 2.x default, rejects them even at their defaults)."""
 ANTHROPIC_MAX_TEMPERATURE = 1.0
 OPENAI_MAX_TEMPERATURE = 2.0
+STRUCTURED_OUTPUT = "json_schema"
+"""How the field that carried a JSON schema reads in a record."""
+STRUCTURED_OUTPUT_FIELDS = ("grammar", "response_format")
+"""The wire names that carry structured output (llama.cpp, OpenAI)."""
+OPENAI_REFUSED_SCHEMA_KEYWORDS = frozenset({"minLength", "maxLength"})
+"""What OpenAI's own API refuses in a strict schema (compatible servers honour them)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +99,8 @@ class SentRequest:
     params: Mapping[str, Any]
     body: Mapping[str, Any] = field(default_factory=dict)
     headers: Mapping[str, str] = field(default_factory=dict)
+    json_schema: JsonSchema | None = None
+    """The schema a structured-output field carries, as sent; None when the request has none."""
 
     @property
     def sent(self) -> dict[str, Any]:
@@ -92,11 +113,20 @@ class SentRequest:
 
     def record(self) -> dict[str, Any]:
         """What a settings snapshot stores under ``"request"`` (plain JSON values)."""
-        return {
-            "sent": {name: _plain(value) for name, value in self.sent.items()},
+        record: dict[str, Any] = {
+            "sent": {
+                name: STRUCTURED_OUTPUT if name in STRUCTURED_OUTPUT_FIELDS else _plain(value)
+                for name, value in self.sent.items()
+            },
             "model_default": self.model_default(),
             "headers": dict(self.headers),
         }
+        if self.json_schema is not None:
+            record["json_schema"] = {
+                "name": self.json_schema.name,
+                "schema": dict(self.json_schema.schema),
+            }
+        return record
 
 
 def _plain(value: Any) -> Any:
@@ -132,7 +162,31 @@ def llama_cpp_request(sampling: Sampling) -> SentRequest:
         params["seed"] = sampling.seed
     if sampling.stop:
         params["stop"] = list(sampling.stop)
-    return SentRequest(params=params)
+    if sampling.json_schema is not None:
+        params["grammar"] = sampling.json_schema
+    return SentRequest(params=params, json_schema=sampling.json_schema)
+
+
+def _without_keywords(schema: Any, refused: frozenset[str]) -> Any:
+    """``schema`` with the ``refused`` keywords left out, at every depth."""
+    if isinstance(schema, Mapping):
+        return {k: _without_keywords(v, refused) for k, v in schema.items() if k not in refused}
+    if isinstance(schema, list):
+        return [_without_keywords(item, refused) for item in schema]
+    return schema
+
+
+def openai_response_format(schema: JsonSchema, official: bool) -> tuple[dict[str, Any], JsonSchema]:
+    """OpenAI's strict ``response_format`` for ``schema``, and the schema as it goes out."""
+    if official:
+        schema = replace(
+            schema, schema=_without_keywords(schema.schema, OPENAI_REFUSED_SCHEMA_KEYWORDS)
+        )
+    response_format = {
+        "type": "json_schema",
+        "json_schema": {"name": schema.name, "schema": dict(schema.schema), "strict": True},
+    }
+    return response_format, schema
 
 
 def openai_request(profile: ModelProfile) -> SentRequest:
@@ -157,7 +211,10 @@ def openai_request(profile: ModelProfile) -> SentRequest:
             "repeat_penalty": s.repeat_penalty,
             "repeat_last_n": s.repeat_last_n,
         }
-    return SentRequest(params=params, body=body)
+    schema = s.json_schema
+    if schema is not None:
+        params["response_format"], schema = openai_response_format(schema, official)
+    return SentRequest(params=params, body=body, json_schema=schema)
 
 
 def anthropic_sampling_names(profile: ModelProfile) -> tuple[str, ...]:
@@ -174,7 +231,8 @@ def anthropic_sampling_names(profile: ModelProfile) -> tuple[str, ...]:
 
 
 def anthropic_request(profile: ModelProfile) -> SentRequest:
-    """Anthropic's Messages API or a compatible server; see the module docstring."""
+    """Anthropic's Messages API or a compatible server; see the module docstring. A JSON schema
+    is not sent: the reply is parsed as it comes."""
     s = profile.sampling
     params: dict[str, Any] = {"max_tokens": s.max_tokens}
     if s.stop:

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from backends.sent import SentSettings, sent_settings
+from backends.sent import STRUCTURED_OUTPUT_FIELDS, SentSettings, sent_settings
 from kurabe.export_sent import NOT_RECORDED, sent_value
 from kurabe.pane_summary import PaneSummary, pane_summaries
 from kurabe.secret_scrub import env_secrets, scrub_secrets
@@ -225,9 +225,14 @@ def _judge_run_lines(record: SessionRecord) -> list[str]:
         failed = len(rows) - ok
         sent = sent_settings(run.settings.get("backend") or {})
         temperature = sent_value(sent.value("temperature")) if sent else NOT_RECORDED
+        schema = "".join(
+            f", {name}: {value}"
+            for name, value in (sent.values.items() if sent else ())
+            if name in STRUCTURED_OUTPUT_FIELDS
+        )
         lines.append(
             f"{run.judge} ({run.mode}, rubric {run.rubric_name} {run.rubric_hash[:12]}, "
-            f"temperature {temperature}): {ok} judged, {failed} failed"
+            f"temperature {temperature}{schema}): {ok} judged, {failed} failed"
         )
     return lines
 

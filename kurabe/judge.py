@@ -25,14 +25,25 @@ The answer
     the judgement is stored as ``unparseable`` with every raw answer, and **no score is
     stored**: a score is never guessed from prose.
 
+Structured output
+    The judge asks its backend for an answer that is valid JSON of the mode's shape by
+    construction (:func:`answer_schema`, set on the judge's own copy of the profile by
+    :func:`judge_profile`; chat panes never get it): a local llama.cpp judge samples under a
+    grammar built from the schema, an OpenAI or OpenAI-compatible judge sends it as a strict
+    ``response_format``; Anthropic's API path has no such option and gets the prompt alone. The
+    schema's ``maxLength`` keeps the reason short (:data:`SCHEMA_REASON_CHARS`), so a small model
+    closes the object within its reply budget. Parsing, the retry and storage are the same either
+    way: a schema makes a parseable answer likely, the parser still decides.
+
 Storage (:mod:`kurabe.store`)
     A run records the judge's profile and what its backend sent (:mod:`backends.sent`'s record,
-    with the judge's temperature — 0 by default, as MT-Bench judges; ``--temperature`` changes it)
-    and the rubric's text and sha256. A single-mode score is a rating of kind ``judge`` by rater
-    ``judge:<profile>`` with the reason as its note; a pairwise result is a judgement with its
-    winner. A run is resumable: it skips every reply (or pair) that this judge already judged
-    with the same rubric hash and mode, successfully or as unparseable (``retry_failed`` asks
-    again for the unparseable ones); backend errors are always asked again.
+    with the judge's temperature — 0 by default, as MT-Bench judges; ``--temperature`` changes it
+    — and the schema where one was sent) and the rubric's text and sha256. A single-mode score is
+    a rating of kind ``judge`` by rater ``judge:<profile>`` with the reason as its note; a
+    pairwise result is a judgement with its winner. A run is resumable: it skips every reply (or
+    pair) that this judge already judged with the same rubric hash and mode, successfully or as
+    unparseable (``retry_failed`` asks again for the unparseable ones); backend errors are always
+    asked again.
 
 This module never imports Textual; the TUI runs :func:`judge_session` in a worker.
 """
@@ -58,8 +69,9 @@ from backends.base import (
     TextDelta,
     one_line,
 )
-from backends.profiles import ModelProfile
+from backends.profiles import JsonSchema, ModelProfile
 from foundation.errors import KurabeError
+from kurabe.agreement import SCORE_LABELS
 from kurabe.rubric import Rubric, render
 from kurabe.secret_scrub import env_secrets
 from kurabe.store import Store
@@ -76,6 +88,11 @@ HISTORY_TURNS = 3
 """Earlier turns of the pane's conversation shown to the judge (the prompt stays small enough
 for a local judge's context)."""
 MAX_REASON_CHARS = 1000
+"""The longest reason an answer may give (what a judge without a schema wrote is held to it)."""
+SCHEMA_REASON_CHARS = 100
+"""The longest reason the answer schema allows: the rubric asks for one or two sentences, and a
+small model that rambles must still close the object within its reply budget. Within
+:data:`MAX_REASON_CHARS`, so every answer the schema allows parses."""
 PAIR_WINNERS = ("A", "B", "tie")
 JudgeMode = Literal["single", "pairwise"]
 Status = Literal["ok", "unparseable", "error"]
@@ -179,6 +196,27 @@ def parse_pairwise_answer(text: str) -> PairAnswer:
     return PairAnswer(winner=str(winner), reason=_reason(answer))
 
 
+def answer_schema(mode: JudgeMode) -> JsonSchema:
+    """The JSON schema of a ``mode`` answer: exactly what :func:`parse_single_answer` or
+    :func:`parse_pairwise_answer` accepts, in the strict subset OpenAI requires."""
+    verdict, values = ("score", SCORE_LABELS) if mode == "single" else ("winner", PAIR_WINNERS)
+    return JsonSchema(
+        name=f"kurabe_judge_{mode}",
+        schema={
+            "type": "object",
+            "properties": {
+                verdict: {
+                    "type": "integer" if mode == "single" else "string",
+                    "enum": list(values),
+                },
+                "reason": {"type": "string", "minLength": 1, "maxLength": SCHEMA_REASON_CHARS},
+            },
+            "required": [verdict, "reason"],
+            "additionalProperties": False,
+        },
+    )
+
+
 # -- what the judge is shown ------------------------------------------------------------------
 
 
@@ -275,12 +313,18 @@ def pairwise_prompt(
 # -- asking ---------------------------------------------------------------------------------
 
 
-def judge_profile(profile: ModelProfile, temperature: float | None) -> ModelProfile:
-    """The profile the judge runs with: its sampling temperature replaced (None: as it is)."""
-    if temperature is None:
-        return profile
-    return dataclasses.replace(
-        profile, sampling=dataclasses.replace(profile.sampling, temperature=temperature)
+def judge_profile(
+    profile: ModelProfile, temperature: float | None, mode: JudgeMode | None = None
+) -> ModelProfile:
+    """The profile the judge runs with: its sampling temperature replaced (None: as it is), and
+    with ``mode``'s :func:`answer_schema` for structured output (None: no schema)."""
+    sampling = profile.sampling
+    if temperature is not None:
+        sampling = dataclasses.replace(sampling, temperature=temperature)
+    if mode is not None:
+        sampling = dataclasses.replace(sampling, json_schema=answer_schema(mode))
+    return (
+        profile if sampling == profile.sampling else dataclasses.replace(profile, sampling=sampling)
     )
 
 
@@ -302,8 +346,10 @@ class Asked:
 class Judge:
     """One judge: a model profile with its own backend, a rubric and a mode.
 
-    ``temperature`` replaces the profile's (None keeps it). The backend is built at once and
-    loaded on first use; :meth:`aclose` releases it.
+    ``temperature`` replaces the profile's (None keeps it). ``structured_output`` asks the
+    backend for answers held to the mode's :func:`answer_schema` (False: the prompt alone asks
+    for the format). The backend is built at once and loaded on first use; :meth:`aclose`
+    releases it.
     """
 
     def __init__(
@@ -317,12 +363,13 @@ class Judge:
         temperature: float | None = DEFAULT_TEMPERATURE,
         call_timeout_s: float = DEFAULT_CALL_TIMEOUT_S,
         retry_delay_s: float = 1.0,
+        structured_output: bool = True,
     ) -> None:
         if mode not in ("single", "pairwise"):
             raise KurabeError(f"--mode is single or pairwise, not {mode!r}")
         if max_attempts < 1:
             raise KurabeError("a judge needs at least one attempt")
-        self.profile = judge_profile(profile, temperature)
+        self.profile = judge_profile(profile, temperature, mode if structured_output else None)
         problem = self.profile.sampling.validate()
         if problem:
             raise KurabeError(f"judge {profile.name}: {problem}")
@@ -330,6 +377,7 @@ class Judge:
         self.mode: JudgeMode = mode
         self.max_attempts = max_attempts
         self.temperature = temperature
+        self.structured_output = structured_output
         self.call_timeout_s = call_timeout_s
         self.retry_delay_s = retry_delay_s
         self.backend = backend_factory(self.profile)
@@ -374,6 +422,7 @@ class Judge:
                 "temperature_override": self.temperature,
                 "max_attempts": self.max_attempts,
                 "history_turns": HISTORY_TURNS,
+                "structured_output": self.structured_output,
             },
         }
 

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from backends.api_errors import public_url
-from backends.profiles import ModelProfile, Sampling
+from backends.profiles import JsonSchema, ModelProfile, Sampling
 
 
 def profile_snapshot(profile: ModelProfile) -> dict[str, Any]:
@@ -30,6 +30,8 @@ def profile_from_snapshot(data: Mapping[str, Any]) -> ModelProfile:
     sampling_known = {f.name for f in dataclasses.fields(Sampling)}
     sampling = {k: v for k, v in dict(values.get("sampling") or {}).items() if k in sampling_known}
     sampling["stop"] = tuple(sampling.get("stop") or ())
+    schema = sampling.get("json_schema")
+    sampling["json_schema"] = JsonSchema(**schema) if isinstance(schema, Mapping) else None
     values["sampling"] = Sampling(**sampling)
     if values.get("send_sampling") is not None:
         values["send_sampling"] = tuple(values["send_sampling"])

@@ -10,17 +10,25 @@ from pathlib import Path
 
 import pytest
 
+from backends.base import ChatMessage, Conversation
+from backends.openai_backend import OpenAIBackend
+from backends.profiles import Sampling
 from foundation.errors import ConfigError
 from kurabe.cli import main
+from kurabe.export import export_session
 from kurabe.judge import (
+    MAX_REASON_CHARS,
+    SCHEMA_REASON_CHARS,
     AnswerError,
     Judge,
+    answer_schema,
     judge_session,
     parse_pairwise_answer,
     parse_single_answer,
 )
 from kurabe.rubric import bundled_rubric_text, load_rubric
 from kurabe.store import Store
+from tests.api_backend_support import run_closed
 from tests.judge_support import (
     JUDGE_KEY,
     PANE_NAMES,
@@ -32,6 +40,8 @@ from tests.judge_support import (
     score_answer,
 )
 from tests.wire_servers import WireServer, openai_401, openai_500
+
+JUDGED_CONVERSATION = Conversation("あなたは店員です。", (ChatMessage("user", "こんにちは"),))
 
 
 @pytest.fixture
@@ -317,6 +327,53 @@ async def test_a_run_records_the_judges_request_settings_and_rubric_but_no_key(
     assert JUDGE_KEY not in store.dump_text()
 
 
+# -- structured output ---------------------------------------------------------------------------
+
+
+def test_the_answer_schemas_allow_only_what_the_parsers_accept() -> None:
+    assert SCHEMA_REASON_CHARS <= MAX_REASON_CHARS  # every answer a schema allows parses
+    for mode in ("single", "pairwise"):
+        schema = answer_schema(mode)
+        assert Sampling(json_schema=schema).validate() is None  # OpenAI's strict subset
+        reason = schema.schema["properties"]["reason"]
+        assert reason == {"type": "string", "minLength": 1, "maxLength": SCHEMA_REASON_CHARS}
+    assert answer_schema("single").schema["properties"]["score"]["enum"] == [1, 2, 3, 4, 5]
+    assert answer_schema("pairwise").schema["properties"]["winner"]["enum"] == ["A", "B", "tie"]
+    assert parse_single_answer(json.dumps({"score": 5, "reason": "x" * SCHEMA_REASON_CHARS}))
+
+
+async def test_the_judge_asks_for_its_answer_schema_and_a_chat_pane_does_not(
+    server: WireServer, key: str, tmp_path: Path
+) -> None:
+    store = Store(tmp_path / "k.sqlite3")
+    session_id = await make_session(store, turns=1)
+    server.script(score_answer(4), score_answer(4), pair_answer("A"))
+    await judge_session(store, session_id, make_judge(server))
+    await judge_session(store, session_id, make_judge(server, mode="pairwise"))
+    single, pairwise = server.requests[0].body, server.requests[-1].body
+    for body, mode in ((single, "single"), (pairwise, "pairwise")):
+        expected = answer_schema(mode)  # type: ignore[arg-type]
+        assert body["response_format"] == {
+            "type": "json_schema",
+            "json_schema": {"name": expected.name, "schema": expected.schema, "strict": True},
+        }
+    single_run = store.load_record(session_id).judge_runs[0]
+    request = single_run.settings["backend"]["request"]
+    assert request["sent"]["response_format"] == "json_schema"
+    assert request["json_schema"]["schema"] == answer_schema("single").schema
+    assert single_run.settings["judge"]["structured_output"] is True
+    md = export_session(store, session_id, "md")  # the judge runs, named in the export
+    assert "temperature 0.0, response_format: json_schema): 2 judged" in md
+
+    # The same profile as a chat pane, and a judge told not to, send no schema.
+    await run_closed(OpenAIBackend(judge_profile(server)), JUDGED_CONVERSATION)
+    assert "response_format" not in server.requests[-1].body
+    unheld = make_judge(server, structured_output=False)
+    await unheld.ask("system", "prompt", parse_single_answer)
+    await unheld.aclose()
+    assert "response_format" not in server.requests[-1].body
+
+
 def test_a_rubric_with_an_unknown_placeholder_names_file_line_and_key(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text(bundled_rubric_text().replace("{{char_name}}: {{reply}}", "{{answer}}"), "utf-8")
@@ -332,6 +389,17 @@ def test_a_rubric_with_an_unknown_placeholder_names_file_line_and_key(tmp_path: 
 # -- the command line ---------------------------------------------------------------------------
 
 
+def judge_command(server: WireServer, db: Path) -> list[str]:
+    """``kurabe judge last`` on ``db`` with the wire judge, from a models file beside it."""
+    models = db.with_name("models.toml")
+    models.write_text(
+        f'[models.wire-judge]\nbackend = "openai"\nmodel = "judge-model"\n'
+        f'base_url = "{server.origin}/v1"\napi_key_env = "OPENAI_API_KEY"\nmax_retries = 0\n',
+        "utf-8",
+    )
+    return ["judge", "last", "--judge", "wire-judge", "--models-file", str(models), "--db", str(db)]
+
+
 async def test_kurabe_judge_prints_progress_and_resumes(
     server: WireServer, key: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -339,14 +407,8 @@ async def test_kurabe_judge_prints_progress_and_resumes(
     store = Store(db)
     session_id = await make_session(store, turns=1)
     store.close()
-    models = tmp_path / "models.toml"
-    models.write_text(
-        f'[models.wire-judge]\nbackend = "openai"\nmodel = "judge-model"\n'
-        f'base_url = "{server.origin}/v1"\napi_key_env = "OPENAI_API_KEY"\nmax_retries = 0\n',
-        "utf-8",
-    )
     server.script(score_answer(5, "完璧。"), answer("??"), answer("??"), answer("??"))
-    argv = ["judge", "last", "--judge", "wire-judge", "--models-file", str(models), "--db", str(db)]
+    argv = judge_command(server, db)
     assert await _main_in_thread(argv) == 0
     out = capsys.readouterr().out
     assert f"judge session {session_id}: judge:wire-judge, single" in out
@@ -355,6 +417,21 @@ async def test_kurabe_judge_prints_progress_and_resumes(
     assert "1 judged, 1 unparseable, 0 errors, 0 already judged" in out
     assert await _main_in_thread(argv) == 0
     assert "0 to judge, 2 done before" in capsys.readouterr().out
+
+
+async def test_kurabe_judge_no_schema_leaves_the_format_to_the_prompt(
+    server: WireServer, key: str, tmp_path: Path
+) -> None:
+    db = tmp_path / "k.sqlite3"
+    store = Store(db)
+    session_id = await make_session(store, names=PANE_NAMES[:1], turns=1)
+    store.close()
+    server.script(score_answer(3))
+    argv = judge_command(server, db)
+    assert await _main_in_thread([*argv, "--no-schema"]) == 0
+    assert "response_format" not in server.requests[-1].body
+    (run,) = Store(db).load_record(session_id).judge_runs
+    assert run.settings["judge"]["structured_output"] is False
 
 
 async def _main_in_thread(argv: list[str]) -> int:

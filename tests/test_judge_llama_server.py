@@ -97,3 +97,51 @@ async def test_a_judge_session_on_llama_server_is_parsed_stored_and_measured(
     report = build_agreement(store, session=session_id, rounds=100)
     assert len(report.scores) == (1 if summary.ok else 0)
     assert report_lines(report)
+    # held to the answer schema (response_format), the small model's answers parse
+    assert run.settings["backend"]["request"]["sent"]["response_format"] == "json_schema"
+    assert summary.ok == summary.planned, [r.attempts for r in summary.results]
+
+
+async def test_held_to_the_schema_the_judge_answers_parse_and_the_figures_are_computed(
+    server: str, tmp_path: Path
+) -> None:
+    store = Store(tmp_path / "k.sqlite3")
+    session_id = await make_session(store, turns=2)
+    record = store.load_record(session_id)
+    # A person's scores and picks that vary, so each figure is defined once the judge answers.
+    latest = record.latest_replies()
+    for (pane, turn), score in {(0, 0): 1, (1, 0): 5, (0, 1): 2, (1, 1): 4}.items():
+        store.add_rating(
+            latest[(pane, turn)].id, score=score, tags=(), note="", rater="tester", blind=False
+        )
+    panes = {p.position: p.id for p in record.panes}
+    for turn in record.turns:
+        store.add_pick(
+            turn.id, winner_pane_id=panes[turn.idx], outcome="pane", rater="tester", blind=False
+        )
+    summaries = []
+    for mode in ("single", "pairwise"):
+        judge = Judge(
+            judge_profile(server),
+            rubric=load_rubric(),
+            mode=mode,  # type: ignore[arg-type]
+            max_attempts=ATTEMPTS,
+            retry_delay_s=0.0,
+        )
+        try:
+            summaries.append(await judge_session(store, session_id, judge))
+        finally:
+            await judge.aclose()
+    single, pairwise = summaries
+    assert (single.planned, pairwise.planned) == (4, 2)
+    assert single.errors == pairwise.errors == 0
+    assert single.ok >= 3 and pairwise.ok >= 1, [
+        r.attempts for r in single.results + pairwise.results
+    ]
+
+    report = build_agreement(store, session=session_id, rounds=100)
+    (scores,) = report.scores
+    assert scores.pairs == single.ok
+    assert scores.kappa is not None and scores.exact is not None
+    (picks,) = report.picks
+    assert picks.pairs == pairwise.ok and picks.agreement is not None

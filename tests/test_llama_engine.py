@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 
 from backends.base import Conversation, StreamDone, StreamError, TextDelta
-from backends.llama_cpp_backend import LlamaCppBackend, unload_all_models
+from backends.llama_cpp_backend import LlamaCppBackend, json_schema_grammar, unload_all_models
 from backends.llama_engine import Request, SamplingSettings
 from backends.profiles import ModelProfile, Sampling
 from backends.text_pipe import TextPipe
+from kurabe.judge import SCHEMA_REASON_CHARS, AnswerError, answer_schema, parse_single_answer
 from tests.test_llama_backend import collect, conv, tiny_profile
 
 CLERK = "あなたは丁寧な店員です。敬語で短く答えてください。"
@@ -240,3 +241,79 @@ def test_the_engine_request_defaults_match_the_seed_settings() -> None:
     )
     assert (settings.top_k, settings.top_p) == (40, 0.95)
     assert Request.__dataclass_fields__["ignore_eos"].default is False
+
+
+# -- structured output ---------------------------------------------------------------------------
+
+SINGLE = answer_schema("single")
+JUDGED_LINE = "この返信を1から5で採点して"
+
+
+def held_profiles(tiny_gguf: Path) -> tuple[ModelProfile, ModelProfile]:
+    """The same greedy profile without and with the judge's single-mode schema: room for the
+    longest reason in byte tokens (four a character at most), one thread (a tiny model decodes
+    no faster on more, and two threads wait on each other on a busy machine)."""
+    budget = SCHEMA_REASON_CHARS * 4 + 40
+    plain = tiny_profile(
+        tiny_gguf, n_ctx=1024, n_threads=1, sampling=replace(GREEDY, max_tokens=budget)
+    )
+    held = replace(plain, name="held", sampling=replace(plain.sampling, json_schema=SINGLE))
+    return plain, held
+
+
+async def test_a_json_schema_holds_random_weights_to_the_answer_format(tiny_gguf: Path) -> None:
+    plain, held = held_profiles(tiny_gguf)
+    free, done = await collect(await loaded_backend(plain), conv(JUDGED_LINE, cid="free"))
+    assert isinstance(done, StreamDone)
+    with pytest.raises(AnswerError):
+        parse_single_answer(free)  # random weights write bytes, not JSON
+    backend = await loaded_backend(held)
+    text, done = await collect(backend, conv(JUDGED_LINE, cid="held"))
+    assert isinstance(done, StreamDone) and done.finish_reason == "stop", text  # EOS, not length
+    answer = parse_single_answer(text)
+    assert 1 <= answer.score <= 5 and answer.reason
+    # Drawn at a temperature rather than greedy, the answer is held to the format too.
+    seeded = replace(held, sampling=replace(held.sampling, temperature=0.9, seed=3))
+    drawn, _ = await collect(await loaded_backend(seeded), conv(JUDGED_LINE, cid="drawn"))
+    assert parse_single_answer(drawn).reason
+    # Only the schema's profile gets a grammar sampler: a plain request samples as before.
+    pipe = TextPipe(asyncio.get_running_loop())
+    fitted = backend.fit(conv(JUDGED_LINE, cid="held"))
+    assert backend._request(fitted, "held", pipe).sampling.grammar == json_schema_grammar(SINGLE)
+    plain_backend = await loaded_backend(plain)
+    assert plain_backend._request(fitted, "free", pipe).sampling.grammar is None
+
+
+async def test_a_held_and_a_free_reply_decoded_together_each_keep_their_own_rules(
+    tiny_gguf: Path,
+) -> None:
+    plain, held = held_profiles(tiny_gguf)
+    free_backend, held_backend = await loaded_backend(plain), await loaded_backend(held)
+    alone_free, _ = await collect(free_backend, conv(JUDGED_LINE, cid="free-alone"))
+    alone_held, _ = await collect(held_backend, conv(JUDGED_LINE, cid="held-alone"))
+    (both_free, free_done), (both_held, held_done) = await asyncio.gather(
+        collect(free_backend, conv(JUDGED_LINE, cid="free-batched")),
+        collect(held_backend, conv(JUDGED_LINE, cid="held-batched")),
+    )
+    assert isinstance(free_done, StreamDone) and isinstance(held_done, StreamDone)
+    assert free_done.decoded_alongside == 1 and held_done.decoded_alongside == 1
+    # Greedy on F32: batched equals alone, so neither sequence's sampler saw the other's logits.
+    assert (both_free, both_held) == (alone_free, alone_held)
+    assert parse_single_answer(both_held).reason
+    with pytest.raises(AnswerError):
+        parse_single_answer(both_free)
+
+
+async def test_a_stop_string_still_ends_a_held_reply(tiny_gguf: Path) -> None:
+    _, held = held_profiles(tiny_gguf)
+    text, _ = await collect(await loaded_backend(held), conv(JUDGED_LINE, cid="held"))
+    stopping = replace(held, sampling=replace(held.sampling, stop=('"reason"',)))
+    cut, done = await collect(await loaded_backend(stopping), conv(JUDGED_LINE, cid="cut"))
+    assert isinstance(done, StreamDone) and done.finish_reason == "stop"
+    assert cut == text[: text.index('"reason"')]
+
+
+def test_the_grammar_keeps_json_strings_free_of_control_characters() -> None:
+    grammar = json_schema_grammar(SINGLE)
+    assert r'char ::= [^"\\\x7F\x00-\x1F] |' in grammar
+    assert '"\\"score\\""' in grammar or '"score"' in grammar

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from backends.profiles import ModelProfile, Sampling
+from backends.profiles import JsonSchema, ModelProfile, Sampling
 from backends.sent import (
     MODEL_DEFAULT,
     SAMPLING_FIELDS,
@@ -14,9 +14,23 @@ from backends.sent import (
     request_for,
     sent_settings,
 )
+from kurabe.export_sent import sent_lines
 from kurabe.profile_snapshot import profile_from_snapshot, profile_snapshot
 
 SEED_PAGE = Sampling(temperature=0.7, top_k=40, top_p=0.95, repeat_penalty=1.18)
+VERDICT = JsonSchema(
+    name="verdict",
+    schema={
+        "type": "object",
+        "properties": {
+            "score": {"type": "integer", "enum": [1, 2, 3]},
+            "reason": {"type": "string", "minLength": 1, "maxLength": 50},
+        },
+        "required": ["score", "reason"],
+        "additionalProperties": False,
+    },
+)
+HELD = Sampling(json_schema=VERDICT)
 
 
 def profile(backend: str, **changes: object) -> ModelProfile:
@@ -109,3 +123,69 @@ def test_send_sampling_survives_the_profile_snapshot() -> None:
     stored = json.loads(json.dumps(profile_snapshot(original)))
     assert stored["send_sampling"] == ["temperature", "top_k"]
     assert profile_from_snapshot(stored) == original
+
+
+# -- structured output ---------------------------------------------------------------------------
+
+
+def test_a_json_schema_goes_out_as_each_backend_can_carry_it() -> None:
+    local = llama_cpp_request(HELD)
+    assert local.sent["grammar"] == VERDICT and local.json_schema == VERDICT
+    server = request_for(profile("openai", base_url="http://127.0.0.1:8080/v1", sampling=HELD))
+    assert server.sent["response_format"] == {
+        "type": "json_schema",
+        "json_schema": {"name": "verdict", "schema": VERDICT.schema, "strict": True},
+    }
+    # OpenAI's own API refuses length limits in a strict schema; the rest goes out as it is.
+    official = request_for(profile("openai", sampling=HELD))
+    sent_schema = official.sent["response_format"]["json_schema"]["schema"]
+    assert sent_schema["properties"]["reason"] == {"type": "string"}
+    assert sent_schema["properties"]["score"] == VERDICT.schema["properties"]["score"]
+    assert sent_schema["additionalProperties"] is False
+    assert official.json_schema is not None and official.json_schema.schema == sent_schema
+    claude = request_for(profile("anthropic", base_url="http://127.0.0.1:8080", sampling=HELD))
+    assert claude.json_schema is None
+    assert claude.sent == request_for(profile("anthropic", base_url="http://127.0.0.1:8080")).sent
+
+
+def test_without_a_schema_nothing_about_one_is_sent() -> None:
+    for backend in ("llama_cpp", "openai", "anthropic"):
+        request = request_for(profile(backend, sampling=SEED_PAGE))
+        assert not {"grammar", "response_format"} & set(request.sent)
+        assert "json_schema" not in request.record()
+
+
+def test_a_record_names_the_schema_once_and_reads_back_as_one_line() -> None:
+    server = request_for(profile("openai", base_url="http://127.0.0.1:8080/v1", sampling=HELD))
+    local = llama_cpp_request(HELD)
+    for request, wire_name in ((server, "response_format"), (local, "grammar")):
+        record = json.loads(json.dumps(request.record()))
+        assert record["sent"][wire_name] == "json_schema"  # not the whole schema
+        assert record["json_schema"] == {"name": "verdict", "schema": VERDICT.schema}
+        settings = sent_settings({"request": record})
+        assert settings is not None
+        assert f"{wire_name}: json_schema" in sent_lines(settings)
+
+
+def test_a_schema_outside_the_strict_subset_is_refused_up_front() -> None:
+    assert HELD.validate() is None
+    properties = VERDICT.schema["properties"]
+    loose = [
+        ("verdict!", VERDICT.schema, "name"),
+        ("verdict", {**VERDICT.schema, "required": ["score"]}, "require every property"),
+        ("verdict", {**VERDICT.schema, "additionalProperties": True}, "additionalProperties"),
+        ("verdict", {"type": "string"}, "object with properties"),
+        ("verdict", {**VERDICT.schema, "properties": {**properties, "x": {1, 2}}}, "JSON"),
+    ]
+    for name, schema, problem in loose:
+        refused = Sampling(json_schema=JsonSchema(name, schema)).validate()
+        assert refused is not None and problem in refused, (schema, refused)
+
+
+def test_a_schema_survives_the_profile_snapshot() -> None:
+    original = profile("llama_cpp", sampling=HELD)
+    stored = json.loads(json.dumps(profile_snapshot(original)))
+    assert profile_from_snapshot(stored) == original
+    assert (
+        profile_from_snapshot(profile_snapshot(profile("llama_cpp"))).sampling.json_schema is None
+    )

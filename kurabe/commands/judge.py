@@ -51,6 +51,11 @@ def add_judge_options(parser: Any, *, prefix: str = "") -> None:
         metavar="N",
         help="answers asked for per judgement before it is recorded as unparseable (3)",
     )
+    parser.add_argument(
+        f"--{prefix}no-schema",
+        action="store_true",
+        help="no structured output: the rubric's prompt alone asks for the answer format",
+    )
 
 
 def register(subparsers: Any) -> None:
@@ -85,6 +90,7 @@ class JudgeSettings:
     rubric: str | None = None
     temperature: float = 0.0
     attempts: int = 3
+    no_schema: bool = False
 
 
 def make_judge(profile_name: str, models_file: str | None, settings: JudgeSettings) -> Any:
@@ -103,6 +109,7 @@ def make_judge(profile_name: str, models_file: str | None, settings: JudgeSettin
         mode=settings.mode,
         max_attempts=settings.attempts,
         temperature=settings.temperature,
+        structured_output=not settings.no_schema,
     )
 
 
