@@ -44,8 +44,8 @@ from backends.llama_engine import (
     GenerationResult,
     LlamaEngine,
     Request,
-    SamplingSettings,
 )
+from backends.llama_sampling import SamplingSettings
 from backends.profiles import EMBEDDED_MODEL, JsonSchema, ModelProfile
 from backends.sent import llama_cpp_request
 from backends.templates import (

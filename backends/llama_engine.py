@@ -21,15 +21,8 @@ server drives its slots:
   prefixes are evicted (least recently used first) when an active pane needs room, and a pane
   that cannot fit gets a one-line reason.
 
-Sampling matches llama.cpp's ``llama-cli`` and server, where the hand-written comparison's
-figures came from: repeat penalty over the last N tokens (prompt included) → top-k → top-p →
-min-p → temperature → a seeded draw (greedy at temperature 0).
-
-A request with a grammar (structured output) gets a grammar sampler of its own beside that chain,
-used as llama.cpp's common sampler uses it (``common_sampler_sample``): the chain draws a token
-from the logits; if the grammar refuses it, the logits are read again, the grammar masks them and
-the chain draws again. The grammar sees only generated tokens (never the prompt's, which the
-penalties do see), and a request without a grammar samples exactly as before.
+Sampling (llama.cpp's own chain, and grammar-constrained sampling for structured output) is
+:mod:`backends.llama_sampling`.
 
 Everything that touches the context runs on the engine's own thread. Backends never import the UI.
 """
@@ -44,11 +37,12 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from backends.llama_sampling import SamplingSettings, TokenSampling
 from backends.text_pipe import TextPipe
 
 log = logging.getLogger(__name__)
@@ -70,21 +64,6 @@ class EngineError(Exception):
         super().__init__(reason)
         self.reason = reason
         self.kind = kind
-
-
-@dataclass(frozen=True, slots=True)
-class SamplingSettings:
-    """What the sampler chain is built from (the profile's sampling, resolved)."""
-
-    temperature: float = 0.7
-    top_k: int = 40
-    top_p: float = 0.95
-    min_p: float = 0.05
-    repeat_penalty: float = 1.18
-    repeat_last_n: int = 256
-    seed: int | None = None
-    grammar: str | None = None
-    """GBNF (root rule ``root``) that every reply must match; None: no grammar sampler."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,8 +225,7 @@ class LlamaEngine:
         self._slots = [_Slot(seq) for seq in range(n_slots)]
         self._lru: OrderedDict[int, None] = OrderedDict((s, None) for s in range(n_slots))
         self._pieces: dict[int, bytes] = {}
-        self._candidates: Any = None
-        """Every token's logit at one output, for grammar requests (made on first use)."""
+        self._sampling = TokenSampling(llama_cpp, ctx, self.n_vocab, n_ctx)
         self._piece_buffer = ctypes.create_string_buffer(256)
         self._cond = threading.Condition()
         self._incoming: list[Request] = []
@@ -392,7 +370,7 @@ class LlamaEngine:
         request.seq = slot.seq
         request.n_done = common
         request.cached = common
-        request.chain = self._make_chain(request.sampling, tokens)
+        request.chain = self._sampling.chain(request.sampling, tokens)
         request.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._active.append(request)
 
@@ -421,33 +399,6 @@ class LlamaEngine:
             "out_of_memory",
         )
         return False
-
-    def _make_chain(self, sampling: SamplingSettings, prompt: Sequence[int]) -> Any:
-        lib = self._lib
-        chain = lib.llama_sampler_chain_init(lib.llama_sampler_chain_default_params())
-        last_n = self.n_ctx if sampling.repeat_last_n < 0 else sampling.repeat_last_n
-        if sampling.repeat_penalty != 1.0 and last_n != 0:
-            lib.llama_sampler_chain_add(
-                chain,
-                lib.llama_sampler_init_penalties(
-                    self.n_vocab, last_n, sampling.repeat_penalty, 0.0, 0.0
-                ),
-            )
-        if sampling.temperature <= 0:
-            lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_greedy())
-        else:
-            lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_top_k(sampling.top_k))
-            lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_top_p(sampling.top_p, 1))
-            lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_min_p(sampling.min_p, 1))
-            lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_temp(sampling.temperature))
-            seed = sampling.seed if sampling.seed is not None else 0xFFFFFFFF
-            lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_dist(seed & 0xFFFFFFFF))
-        if sampling.repeat_penalty != 1.0 and last_n != 0:
-            # llama.cpp's own tools penalise repeats of the prompt's last tokens too.
-            accept = lib.llama_sampler_accept
-            for token in prompt[-last_n:]:
-                accept(chain, token)
-        return chain
 
     def _step(self) -> None:
         lib = self._lib
@@ -576,7 +527,7 @@ class LlamaEngine:
         if request.grammar is None:
             token = int(lib.llama_sampler_sample(request.chain, self.ctx, index))
         else:
-            token = self._sample_with_grammar(request, index)
+            token = self._sampling.sample_with_grammar(request.chain, request.grammar, index)
             if token < 0:
                 self._emit_held(request)
                 self._finish(request, "error", "the grammar allows no next token", "bad_request")
@@ -600,44 +551,6 @@ class LlamaEngine:
         if request.produced >= request.max_tokens:
             self._emit_held(request)
             self._finish(request, "length")
-
-    def _logits(self, index: int) -> Any:
-        """Every token's candidate entry at output ``index``, unsorted, nothing selected."""
-        import numpy as np
-        from llama_cpp._internals import LlamaTokenDataArray
-
-        if self._candidates is None:
-            self._candidates = LlamaTokenDataArray(n_vocab=self.n_vocab)
-        candidates = self._candidates
-        logits = self._lib.llama_get_logits_ith(self.ctx, index)
-        candidates.copy_logits(np.ctypeslib.as_array(logits, shape=(self.n_vocab,)))
-        candidates.candidates.selected = -1
-        return candidates
-
-    def _allows(self, grammar: Any, token: int) -> bool:
-        lib = self._lib
-        single = lib.llama_token_data(token, 1.0, 0.0)
-        array = lib.llama_token_data_array(ctypes.pointer(single), 1, -1, False)
-        lib.llama_sampler_apply(grammar, ctypes.byref(array))
-        return bool(single.logit != float("-inf"))
-
-    def _sample_with_grammar(self, request: Request, index: int) -> int:
-        """llama.cpp's grammar-based rejection sampling; -1 when the grammar allows nothing."""
-        lib = self._lib
-        candidates = self._logits(index)
-        lib.llama_sampler_apply(request.chain, ctypes.byref(candidates.candidates))
-        token = int(candidates.candidates_data.id[candidates.candidates.selected])
-        if not self._allows(request.grammar, token):
-            candidates = self._logits(index)
-            lib.llama_sampler_apply(request.grammar, ctypes.byref(candidates.candidates))
-            lib.llama_sampler_apply(request.chain, ctypes.byref(candidates.candidates))
-            selected = candidates.candidates.selected
-            if candidates.candidates_data.logit[selected] == float("-inf"):
-                return -1
-            token = int(candidates.candidates_data.id[selected])
-        lib.llama_sampler_accept(request.chain, token)
-        lib.llama_sampler_accept(request.grammar, token)
-        return token
 
     def _emit(self, request: Request, text: str) -> bool:
         """Send ``text`` unless it completes a stop string; True when the request ended."""

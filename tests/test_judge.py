@@ -16,13 +16,12 @@ from backends.profiles import Sampling
 from foundation.errors import ConfigError
 from kurabe.cli import main
 from kurabe.export import export_session
-from kurabe.judge import (
+from kurabe.judge import Judge, judge_session
+from kurabe.judge_answers import (
     MAX_REASON_CHARS,
     SCHEMA_REASON_CHARS,
     AnswerError,
-    Judge,
     answer_schema,
-    judge_session,
     parse_pairwise_answer,
     parse_single_answer,
 )

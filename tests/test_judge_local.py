@@ -14,7 +14,8 @@ import pytest
 
 from backends.llama_cpp_backend import unload_all_models
 from backends.profiles import BUILTIN_PROFILES
-from kurabe.judge import Judge, JudgeMode, judge_session
+from kurabe.judge import Judge, judge_session
+from kurabe.judge_answers import JudgeMode
 from kurabe.rubric import load_rubric
 from kurabe.store import Store
 from tests.judge_support import make_session

@@ -12,10 +12,16 @@ import pytest
 
 from backends.base import Conversation, StreamDone, StreamError, TextDelta
 from backends.llama_cpp_backend import LlamaCppBackend, json_schema_grammar, unload_all_models
-from backends.llama_engine import Request, SamplingSettings
+from backends.llama_engine import Request
+from backends.llama_sampling import SamplingSettings
 from backends.profiles import ModelProfile, Sampling
 from backends.text_pipe import TextPipe
-from kurabe.judge import SCHEMA_REASON_CHARS, AnswerError, answer_schema, parse_single_answer
+from kurabe.judge_answers import (
+    SCHEMA_REASON_CHARS,
+    AnswerError,
+    answer_schema,
+    parse_single_answer,
+)
 from tests.test_llama_backend import collect, conv, tiny_profile
 
 CLERK = "あなたは丁寧な店員です。敬語で短く答えてください。"

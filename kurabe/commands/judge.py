@@ -20,7 +20,7 @@ from foundation.errors import KurabeError
 from foundation.options import options_from
 
 if TYPE_CHECKING:
-    from kurabe.judge import JudgeMode
+    from kurabe.judge_answers import JudgeMode
 
 
 def add_judge_options(parser: Any, *, prefix: str = "") -> None:
