@@ -29,7 +29,6 @@ Everything that touches the context runs on the engine's own thread. Backends ne
 
 from __future__ import annotations
 
-import asyncio
 import codecs
 import contextlib
 import ctypes
@@ -37,7 +36,6 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -619,22 +617,3 @@ class LlamaEngine:
                 emitted_chars=request.emitted_chars,
             )
         )
-
-
-def run_blocking(
-    engine: LlamaEngine, request_factory: Callable[[TextPipe], Request]
-) -> tuple[str, GenerationResult]:
-    """Generate one reply synchronously (benchmarks, scripts): returns (text, result)."""
-
-    async def collect() -> tuple[str, GenerationResult]:
-        pipe = TextPipe(asyncio.get_running_loop())
-        engine.submit(request_factory(pipe))
-        parts: list[str] = []
-        async for item in pipe.items():
-            if isinstance(item, str):
-                parts.append(item)
-            else:
-                return "".join(parts), item
-        raise RuntimeError("the engine ended a request without a result")
-
-    return asyncio.run(collect())

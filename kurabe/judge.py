@@ -109,10 +109,6 @@ def judge_rater(profile_name: str) -> str:
     return f"{JUDGE_PREFIX}{profile_name}"
 
 
-def is_judge_rater(rater: str) -> bool:
-    return rater.startswith(JUDGE_PREFIX)
-
-
 # -- what the judge is shown ------------------------------------------------------------------
 
 

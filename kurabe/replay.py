@@ -229,7 +229,7 @@ async def _play(session: ComparisonSession, progress: ReplayProgress) -> None:
     """Fill what is missing, then send the scenario's remaining lines; mark the outcome."""
     try:
         await session.load()
-        if all(p.status == "unusable" for p in session.panes):
+        if all(p.unusable for p in session.panes):
             reasons = "; ".join(f"{p.profile.name}: {p.last_error}" for p in session.panes)
             session.store.set_session_status(session.id, "failed")
             raise KurabeError(f"no pane can run ({reasons})")

@@ -308,7 +308,7 @@ class ComparisonSession:
             turn_id = self.store.add_turn(self.id, index, text, scenario_turn)
             self._turns.add(text, turn_id, scenario_turn)
             self._events.emit(TurnStarted(index, text))
-            usable = [p for p in self.panes if p.status != "unusable"]
+            usable = [p for p in self.panes if not p.unusable]
             await self._run_panes(usable, index, rotate=True)
             self._events.emit(TurnFinished(index))
             if self.scenario is not None and self.next_scenario_turn() is None:
@@ -348,7 +348,7 @@ class ComparisonSession:
                 missing = [
                     p
                     for p in self.panes
-                    if p.status != "unusable" and self.reply_status(p.index, turn) != "complete"
+                    if not p.unusable and self.reply_status(p.index, turn) != "complete"
                 ]
                 if missing:
                     self.store.add_event(

@@ -138,7 +138,7 @@ class PaneStrip(HorizontalScroll, can_focus=False, inherit_bindings=False):
         for pane in self.session.panes:
             self.show_title(pane.index)
             widget = self.pane_widget(pane.index)
-            if pane.status == "unusable":
+            if pane.unusable:
                 widget.set_status(f"✗ {self.redact(pane.last_error or 'unusable')}", "unusable")
             elif pane.status == "loading":
                 widget.set_status("loading…", "loading")
