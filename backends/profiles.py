@@ -28,7 +28,7 @@ What each backend sends of the sampling is decided in :mod:`backends.sent`.
 
 ``Sampling.json_schema`` (structured output: a reply that is valid JSON of one shape by
 construction) has no key in the file: only the judge sets it, on its own copy of a profile
-(:func:`kurabe.judge.judge_profile`), so a chat pane never gets one.
+(:func:`kurabe.judge.runner.judge_profile`), so a chat pane never gets one.
 """
 
 from __future__ import annotations

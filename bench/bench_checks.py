@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from kurabe.checks import run_checks  # noqa: E402
+from kurabe.checks.japanese import run_checks  # noqa: E402
 from personas import Persona  # noqa: E402
 from tests.test_checks import format_scores, load_labelled_set, score  # noqa: E402
 

@@ -1,8 +1,9 @@
 """Benchmark: the app with 6 panes streaming fast, long Japanese replies.
 
-Runs the real app headless (``App.run_test``) on a real :class:`~kurabe.session.ComparisonSession`
-whose six panes are fed by a local source at ``--rate`` tokens/s each (Japanese tokens of 1–3
-characters, paragraphs of ~150 characters), and measures:
+Runs the real app headless (``App.run_test``) on a real
+:class:`~kurabe.session.comparison.ComparisonSession` whose six panes are fed by a local source at
+``--rate`` tokens/s each (Japanese tokens of 1–3 characters, paragraphs of ~150 characters), and
+measures:
 
 1. **Key → effect latency while streaming**: a key event (``right``: focus the next pane) is put
    in the app's input queue exactly as the terminal driver does; the time until its action has
@@ -155,9 +156,9 @@ async def run(
     latency_tokens: int,
 ) -> Probe:
     os.environ.setdefault("KURABE_HOME", tempfile.mkdtemp(prefix="kurabe-bench-"))
-    from kurabe.app_launch import AppContext
-    from kurabe.session import ComparisonSession
-    from kurabe.store import Store
+    from kurabe.session.comparison import ComparisonSession
+    from kurabe.session.launch import AppContext
+    from kurabe.store.store import Store
     from personas.loader import load_personas
     from scenarios.loader import load_scenarios
     from tui.app import KurabeApp

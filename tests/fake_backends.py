@@ -6,7 +6,7 @@ then a :class:`StreamDone`, or a :class:`StreamError`, or a stall until the stre
 or an exception. Loading can be slowed down, made to fail, or the backend marked unusable.
 
 ``fake_factory({"name": backend, ...})`` gives a ``backend_factory`` for
-:meth:`kurabe.session.ComparisonSession.create`; :class:`ActivityLog` records when each backend
+:meth:`kurabe.session.comparison.ComparisonSession.create`; :class:`ActivityLog` records when each backend
 was streaming so a test can tell whether two panes overlapped.
 """
 

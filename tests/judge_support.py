@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from backends.profiles import ModelProfile, Sampling
-from kurabe.rubric import load_rubric
-from kurabe.session import ComparisonSession
-from kurabe.store import Store
+from kurabe.judge.rubric import load_rubric
+from kurabe.session.comparison import ComparisonSession
+from kurabe.store.store import Store
 from personas import Persona
 from scenarios import Scenario, Turn
 from tests.fake_backends import FakeBackend, fake_factory, fake_profile

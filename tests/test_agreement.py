@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from kurabe.agreement import (
+from kurabe.analysis.agreement import (
     MIN_FOR_INTERVAL,
     agreement_from_records,
     bootstrap_interval,
@@ -19,8 +19,8 @@ from kurabe.agreement import (
     spearman,
     weighted_kappa,
 )
+from kurabe.analysis.leaderboard import build_leaderboard
 from kurabe.cli import main
-from kurabe.leaderboard import build_leaderboard
 from tests.judge_support import make_rated_store
 
 NAN = math.nan

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from rich.cells import cell_len
 
-from kurabe.charts import (
+from kurabe.analysis.charts import (
     BASE,
     TRACK_PX,
     SpeedBar,
@@ -27,10 +27,10 @@ from kurabe.charts import (
     strength_lines,
     strength_svg,
 )
-from kurabe.export import export_session
-from kurabe.leaderboard import ModelStats, build_leaderboard
-from kurabe.session import ComparisonSession
-from kurabe.store import Store
+from kurabe.analysis.leaderboard import ModelStats, build_leaderboard
+from kurabe.export.exporter import export_session
+from kurabe.session.comparison import ComparisonSession
+from kurabe.store.store import Store
 from personas import Persona
 from scenarios import Scenario, Turn
 from tests.fake_backends import FakeBackend, Script, fake_factory, fake_profile

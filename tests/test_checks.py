@@ -21,8 +21,7 @@ from typing import Any
 import pytest
 
 from foundation.errors import KurabeError
-from kurabe.check_report import FLAG_CODES, CheckReport
-from kurabe.checks import (
+from kurabe.checks.japanese import (
     canonical_first_person,
     copies_previous,
     find_leaks,
@@ -35,6 +34,7 @@ from kurabe.checks import (
     split_sentences,
     strip_leaks,
 )
+from kurabe.checks.report import FLAG_CODES, CheckReport
 from kurabe.commands import check as check_command
 from personas import Persona
 

@@ -8,9 +8,9 @@ import io
 import json
 from pathlib import Path
 
-from kurabe.export import export_session
-from kurabe.session import ComparisonSession
-from kurabe.store import Store
+from kurabe.export.exporter import export_session
+from kurabe.session.comparison import ComparisonSession
+from kurabe.store.store import Store
 from personas import Persona
 from tests.fake_backends import FakeBackend, Script, fake_factory, fake_profile
 from tui.model_pane import format_figures

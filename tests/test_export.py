@@ -15,10 +15,10 @@ import pytest
 from backends.base import StreamError
 from backends.sent import request_for
 from kurabe.cli import main
-from kurabe.events import PaneFinished, SessionEvent
-from kurabe.export import FORMATS, export_session
-from kurabe.session import ComparisonSession
-from kurabe.store import Store
+from kurabe.export.exporter import FORMATS, export_session
+from kurabe.session.comparison import ComparisonSession
+from kurabe.session.events import PaneFinished, SessionEvent
+from kurabe.store.store import Store
 from personas import Persona
 from scenarios import Scenario, Turn
 from tests.fake_backends import FakeBackend, Script, fake_factory, fake_profile
@@ -465,7 +465,7 @@ async def test_export_out_replaces_the_file_whole_or_not_at_all(
         raise OSError(28, "No space left on device")
 
     with monkeypatch.context() as patch:
-        patch.setattr("kurabe.export.os.fsync", disk_full)
+        patch.setattr("kurabe.export.exporter.os.fsync", disk_full)
         assert main(args) == 2
     assert "No space left on device" in capsys.readouterr().err
     assert out.read_bytes() == old  # no half file

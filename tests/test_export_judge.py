@@ -8,8 +8,8 @@ import io
 import json
 from pathlib import Path
 
-from kurabe.export import export_session
-from kurabe.store import Store
+from kurabe.export.exporter import export_session
+from kurabe.store.store import Store
 from tests.judge_support import make_rated_store
 
 

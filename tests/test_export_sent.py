@@ -20,10 +20,10 @@ import pytest
 
 from backends.profiles import ModelProfile, Sampling
 from backends.sent import SAMPLING_FIELDS, setting_of
-from kurabe.export import export_session
-from kurabe.export_sent import SAMPLING_LABELS, sent_value
-from kurabe.session import ComparisonSession
-from kurabe.store import Store
+from kurabe.export.exporter import export_session
+from kurabe.export.sent import SAMPLING_LABELS, sent_value
+from kurabe.session.comparison import ComparisonSession
+from kurabe.store.store import Store
 from personas import Persona
 from tests.api_backend_support import serve
 from tests.wire_servers import WireServer, anthropic_stream, openai_stream

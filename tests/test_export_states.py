@@ -17,10 +17,10 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 from backends.base import StreamError
-from kurabe.export import export_session
-from kurabe.export_view import STILL_STREAMING
-from kurabe.session import ComparisonSession
-from kurabe.store import Store
+from kurabe.export.exporter import export_session
+from kurabe.export.view import STILL_STREAMING
+from kurabe.session.comparison import ComparisonSession
+from kurabe.store.store import Store
 from personas import Persona
 from tests.fake_backends import FakeBackend, Script, fake_factory, fake_profile
 

@@ -13,14 +13,14 @@ from hypothesis import strategies as st
 
 from foundation.errors import ConfigError, KurabeError
 from kurabe.cli import main
-from kurabe.importers import (
+from kurabe.importing.questions import (
     ELYZA_TAG,
     elyza_expect,
     import_file,
     read_scenarios,
     scenario_toml,
 )
-from kurabe.store import Store
+from kurabe.store.store import Store
 from personas.loader import load_personas
 from scenarios import Scenario, Turn
 from scenarios.loader import load_scenarios, parse_scenario_text, user_scenarios_dir

@@ -15,9 +15,8 @@ from backends.openai_backend import OpenAIBackend
 from backends.profiles import Sampling
 from foundation.errors import ConfigError
 from kurabe.cli import main
-from kurabe.export import export_session
-from kurabe.judge import Judge, judge_session
-from kurabe.judge_answers import (
+from kurabe.export.exporter import export_session
+from kurabe.judge.answers import (
     MAX_REASON_CHARS,
     SCHEMA_REASON_CHARS,
     AnswerError,
@@ -25,8 +24,9 @@ from kurabe.judge_answers import (
     parse_pairwise_answer,
     parse_single_answer,
 )
-from kurabe.rubric import bundled_rubric_text, load_rubric
-from kurabe.store import Store
+from kurabe.judge.rubric import bundled_rubric_text, load_rubric
+from kurabe.judge.runner import Judge, judge_session
+from kurabe.store.store import Store
 from tests.api_backend_support import run_closed
 from tests.judge_support import (
     JUDGE_KEY,
@@ -486,7 +486,7 @@ async def test_kurabe_replay_with_a_judge_judges_the_session_right_after(
 
 
 def test_config_names_the_apps_judge_and_when_its_badge_shows(tmp_path: Path) -> None:
-    from kurabe.rating_config import load_rating_config
+    from kurabe.core.rating_config import load_rating_config
 
     config = tmp_path / "config.toml"
     config.write_text('rater = "hana"\njudge = "local-server"\njudge_badge = "always"\n', "utf-8")

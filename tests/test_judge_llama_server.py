@@ -18,10 +18,10 @@ import pytest
 
 from backends.embedded import ensure_embedded_model
 from backends.profiles import ModelProfile, Sampling
-from kurabe.agreement import build_agreement, report_lines
-from kurabe.judge import Judge, judge_session
-from kurabe.rubric import load_rubric
-from kurabe.store import Store
+from kurabe.analysis.agreement import build_agreement, report_lines
+from kurabe.judge.rubric import load_rubric
+from kurabe.judge.runner import Judge, judge_session
+from kurabe.store.store import Store
 from tests.judge_support import make_session
 from tests.llama_server_support import (
     MISSING_REASON,

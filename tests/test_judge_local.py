@@ -14,10 +14,10 @@ import pytest
 
 from backends.llama_cpp_backend import unload_all_models
 from backends.profiles import BUILTIN_PROFILES
-from kurabe.judge import Judge, judge_session
-from kurabe.judge_answers import JudgeMode
-from kurabe.rubric import load_rubric
-from kurabe.store import Store
+from kurabe.judge.answers import JudgeMode
+from kurabe.judge.rubric import load_rubric
+from kurabe.judge.runner import Judge, judge_session
+from kurabe.store.store import Store
 from tests.judge_support import make_session
 
 pytestmark = pytest.mark.slow

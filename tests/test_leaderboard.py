@@ -10,9 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from kurabe.cli import main
-from kurabe.events import PaneFinished, SessionEvent
-from kurabe.leaderboard import (
+from kurabe.analysis.leaderboard import (
     bootstrap_intervals,
     bradley_terry,
     build_leaderboard,
@@ -20,8 +18,10 @@ from kurabe.leaderboard import (
     mle_exists,
     to_rating,
 )
-from kurabe.session import ComparisonSession
-from kurabe.store import Store
+from kurabe.cli import main
+from kurabe.session.comparison import ComparisonSession
+from kurabe.session.events import PaneFinished, SessionEvent
+from kurabe.store.store import Store
 from personas import Persona
 from scenarios import Scenario, Turn
 from tests.fake_backends import FakeBackend, Script, fake_factory, fake_profile
@@ -203,7 +203,7 @@ async def test_leaderboard_command_formats(
     assert main(["leaderboard", "--db", str(db), "--format", "csv", "--rater", "hana"]) == 0
     out = capsys.readouterr().out
     rows = list(csv.DictReader(io.StringIO(out.lstrip("\ufeff"))))
-    # A model named like a formula stays text in a spreadsheet (kurabe/csvsafe.py).
+    # A model named like a formula stays text in a spreadsheet (kurabe/core/csvsafe.py).
     elyza = next(r for r in rows if r["model"] == "'=elyza")
     assert elyza["mean_score"] == "3.0" and elyza["vs gpt-4"] == "0.5"
     assert "vs =elyza" in rows[0]  # not at the start of its cell: no formula

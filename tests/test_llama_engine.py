@@ -16,7 +16,7 @@ from backends.llama_engine import Request
 from backends.llama_sampling import SamplingSettings
 from backends.profiles import ModelProfile, Sampling
 from backends.text_pipe import TextPipe
-from kurabe.judge_answers import (
+from kurabe.judge.answers import (
     SCHEMA_REASON_CHARS,
     AnswerError,
     answer_schema,

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from kurabe.cli import main
-from kurabe.events import PaneDelta, SessionEvent
-from kurabe.replay import PlainProgress, resume_replay, run_replay, seeded
-from kurabe.store import Store
+from kurabe.session.events import PaneDelta, SessionEvent
+from kurabe.session.replay import PlainProgress, resume_replay, run_replay, seeded
+from kurabe.store.store import Store
 from personas import Persona
 from scenarios import Scenario, Turn
 from tests.fake_backends import FakeBackend, Script, fake_factory, fake_profile

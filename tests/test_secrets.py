@@ -16,9 +16,9 @@ import pytest
 
 from backends.api_errors import RedactingFilter, public_url, redact, scrub_urls
 from backends.profiles import ModelProfile
-from kurabe.export import FORMATS, export_session
-from kurabe.session import ComparisonSession
-from kurabe.store import Store
+from kurabe.export.exporter import FORMATS, export_session
+from kurabe.session.comparison import ComparisonSession
+from kurabe.store.store import Store
 from personas import Persona
 from tests.api_backend_support import serve
 from tests.wire_servers import WireServer, openai_error, openai_stream

@@ -14,8 +14,8 @@ from backends.sent import (
     request_for,
     sent_settings,
 )
-from kurabe.export_sent import sent_lines
-from kurabe.profile_snapshot import profile_from_snapshot, profile_snapshot
+from kurabe.core.profile_snapshot import profile_from_snapshot, profile_snapshot
+from kurabe.export.sent import sent_lines
 
 SEED_PAGE = Sampling(temperature=0.7, top_k=40, top_p=0.95, repeat_penalty=1.18)
 VERDICT = JsonSchema(

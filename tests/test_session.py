@@ -14,8 +14,11 @@ import pytest
 
 from backends.base import StreamError
 from foundation.errors import KurabeError
-from kurabe.compute_sharing import runs_on_gpu
-from kurabe.events import (
+from kurabe.core.rating_config import load_rating_config, resolve_rater
+from kurabe.core.verdicts import normalize_verdict
+from kurabe.session.comparison import ComparisonSession
+from kurabe.session.compute_sharing import runs_on_gpu
+from kurabe.session.events import (
     PaneDelta,
     PaneFailed,
     PaneFinished,
@@ -26,11 +29,8 @@ from kurabe.events import (
     TurnFinished,
     TurnStarted,
 )
-from kurabe.rating_config import load_rating_config, resolve_rater
-from kurabe.reply_figures import compute_figures
-from kurabe.session import ComparisonSession
-from kurabe.store import Store
-from kurabe.verdicts import normalize_verdict
+from kurabe.session.reply_figures import compute_figures
+from kurabe.store.store import Store
 from personas import Persona
 from scenarios import Scenario, Turn
 from tests.fake_backends import ActivityLog, FakeBackend, Script, fake_factory, fake_profile

@@ -1,12 +1,22 @@
-"""One rule, one place: the names below are defined in exactly one module, and nothing reads a
-command's argparse namespace with ``getattr`` (each command builds its typed options once)."""
+"""One rule, one place: the names below are defined in exactly one module, every module that
+imports one gets that very object (identity, not a file path, so a move keeps the test true),
+and nothing reads a command's argparse namespace with ``getattr`` (each command builds its typed
+options once)."""
 
 from __future__ import annotations
 
 import ast
+import importlib
+import inspect
 from pathlib import Path
 
 import pytest
+
+from backends import base
+from kurabe.checks import report
+from kurabe.core import pane_labels, verdicts
+from kurabe.export import pane_summary
+from kurabe.store import session_number
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = sorted(
@@ -15,17 +25,18 @@ SOURCES = sorted(
     for path in (ROOT / package).rglob("*.py")
 )
 
-SINGLE_DEFINITIONS = {
-    "MAX_PANES": "kurabe/pane_labels.py",
-    "PANE_LABELS": "kurabe/pane_labels.py",
-    "VERDICTS": "kurabe/verdicts.py",
-    "VERDICT_LABELS": "kurabe/verdicts.py",
-    "normalize_verdict": "kurabe/verdicts.py",
-    "resolve_session_id": "kurabe/session_number.py",
-    "pane_summaries": "kurabe/pane_summary.py",
-    "one_line": "backends/base.py",
-    "load_check_report": "kurabe/check_report.py",
+SINGLE_DEFINITIONS: dict[str, object] = {
+    "MAX_PANES": pane_labels.MAX_PANES,
+    "PANE_LABELS": pane_labels.PANE_LABELS,
+    "VERDICTS": verdicts.VERDICTS,
+    "VERDICT_LABELS": verdicts.VERDICT_LABELS,
+    "normalize_verdict": verdicts.normalize_verdict,
+    "resolve_session_id": session_number.resolve_session_id,
+    "pane_summaries": pane_summary.pane_summaries,
+    "one_line": base.one_line,
+    "load_check_report": report.load_check_report,
 }
+"""Each rule, as the object its users must get: imported here from where it lives today."""
 
 
 def top_level_names(path: Path) -> set[str]:
@@ -40,10 +51,36 @@ def top_level_names(path: Path) -> set[str]:
     return names
 
 
+def imported_from(name: str) -> set[str]:
+    """Every module some source file imports ``name`` from (``from MODULE import name``)."""
+    found = set()
+    for path in SOURCES:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (
+                isinstance(node, ast.ImportFrom)
+                and node.module
+                and node.level == 0
+                and any(alias.name == name for alias in node.names)
+            ):
+                found.add(node.module)
+    return found
+
+
 @pytest.mark.parametrize("name", sorted(SINGLE_DEFINITIONS))
 def test_defined_once(name: str) -> None:
-    where = [str(p.relative_to(ROOT)) for p in SOURCES if name in top_level_names(p)]
-    assert where == [SINGLE_DEFINITIONS[name]]
+    where = [path for path in SOURCES if name in top_level_names(path)]
+    assert len(where) == 1, where
+    rule = SINGLE_DEFINITIONS[name]
+    if callable(rule):
+        assert Path(inspect.getfile(rule)).resolve() == where[0].resolve()
+
+
+@pytest.mark.parametrize("name", sorted(SINGLE_DEFINITIONS))
+def test_every_user_gets_the_one_rule(name: str) -> None:
+    modules = imported_from(name)
+    assert modules, f"nothing imports {name}"
+    for module in modules:
+        assert getattr(importlib.import_module(module), name) is SINGLE_DEFINITIONS[name], module
 
 
 def test_no_getattr_on_argparse_namespaces() -> None:

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from foundation.errors import KurabeError
-from kurabe.events import ReplyFigures
-from kurabe.secret_scrub import scrub_secrets
-from kurabe.store import Store
-from kurabe.store_schema import MIGRATIONS, SCHEMA_VERSION
+from kurabe.core.secret_scrub import scrub_secrets
+from kurabe.store.records import ReplyFigures
+from kurabe.store.schema import MIGRATIONS, SCHEMA_VERSION
+from kurabe.store.store import Store
 from personas import Persona
 from scenarios import Scenario, Turn
 
@@ -123,7 +123,7 @@ def test_not_a_database(tmp_path: Path) -> None:
 
 
 def test_a_failed_migration_rolls_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import kurabe.store as store_module
+    import kurabe.store.store as store_module
 
     path = tmp_path / "half.sqlite3"
     Store(path, migrate=False).migrate(1)

@@ -10,8 +10,8 @@ from rich.segment import Segment
 
 from backends.base import StreamError
 from backends.sent import request_for
-from kurabe.session import ComparisonSession
-from kurabe.store import Store
+from kurabe.session.comparison import ComparisonSession
+from kurabe.store.store import Store
 from tests.fake_backends import FakeBackend, Script, fake_factory, fake_profile
 from tests.tui_support import make_harness, settle, type_text, wait_until
 from tui.app import KurabeApp

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from textual.pilot import Pilot
 
-from kurabe.charts import plain
+from kurabe.analysis.charts import plain
 from tests.tui_support import FixedBackend, make_harness, wait_until
 from tui.bar_chart import BarChart
 from tui.summary_screen import SummaryScreen
@@ -107,7 +107,7 @@ async def test_l_switches_to_every_session_and_blind_refuses_it() -> None:
 def test_chart_rows_fit_the_width(width: int) -> None:
     from rich.cells import cell_len
 
-    from kurabe.charts import SpeedBar, StrengthBar, speed_lines, strength_lines
+    from kurabe.analysis.charts import SpeedBar, StrengthBar, speed_lines, strength_lines
 
     strength = [StrengthBar("A 日本語のとても長いモデルの名前", 1100, 1000, 1200)]
     strength.append(StrengthBar("B x", 900, 800, 1000))

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kurabe.store import Store
+from kurabe.store.store import Store
 from tests.fake_backends import FakeBackend, Script
 from tests.test_tui_app import panes_text
 from tests.tui_support import make_harness, settle, wait_until

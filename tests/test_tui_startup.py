@@ -10,14 +10,14 @@ import pytest
 from backends.profiles import BUILTIN_PROFILES, ModelProfile
 from backends.readiness import unusable_reason
 from foundation.errors import KurabeError
-from kurabe.app_launch import (
+from kurabe.session.launch import (
     build_context,
     default_profiles,
     open_session,
     parse_models_option,
     plan_start,
 )
-from kurabe.store import Store
+from kurabe.store.store import Store
 from tests.fake_backends import FakeBackend, fake_factory
 
 

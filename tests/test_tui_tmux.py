@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from kurabe.store import Store
+from kurabe.store.store import Store
 
 pytestmark = pytest.mark.skipif(
     shutil.which("tmux") is None,

@@ -14,9 +14,9 @@ from textual.pilot import Pilot
 
 from backends.base import Backend, Conversation, StreamDone, StreamEvent, TextDelta
 from backends.profiles import ModelProfile
-from kurabe.app_launch import AppContext
-from kurabe.session import ComparisonSession
-from kurabe.store import Store
+from kurabe.session.comparison import ComparisonSession
+from kurabe.session.launch import AppContext
+from kurabe.store.store import Store
 from personas.loader import load_personas
 from scenarios.loader import load_scenarios
 from tests.fake_backends import fake_factory, fake_profile

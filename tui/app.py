@@ -1,6 +1,6 @@
 """The kurabe Textual app and :func:`run_app`, what ``kurabe`` with no subcommand runs.
 
-The app shows one :class:`~kurabe.session.ComparisonSession` at a time on a
+The app shows one :class:`~kurabe.session.comparison.ComparisonSession` at a time on a
 :class:`~tui.main_screen.MainScreen`. Choosing another persona, scenario or set of panes (command
 palette) starts a new session — the old one is already saved — and swaps the screen.
 """
@@ -24,9 +24,15 @@ from backends.base import one_line
 from backends.profiles import ModelProfile
 from backends.readiness import unusable_reason
 from foundation.errors import KurabeError
-from kurabe.app_launch import AppContext, BackendFactory, build_context, open_session, plan_start
-from kurabe.secret_scrub import env_secrets
-from kurabe.session import ComparisonSession
+from kurabe.core.secret_scrub import env_secrets
+from kurabe.session.comparison import ComparisonSession
+from kurabe.session.launch import (
+    AppContext,
+    BackendFactory,
+    build_context,
+    open_session,
+    plan_start,
+)
 from personas import Persona
 from scenarios import Scenario
 from tui.choice_dialog import Choice, ChoiceDialog

@@ -1,10 +1,12 @@
-"""A horizontal bar chart drawn in text: :mod:`kurabe.charts` lays it out, this widget colours it.
+"""A horizontal bar chart drawn in text: :mod:`kurabe.analysis.charts` lays it out, this widget
+colours it.
 
 The widget holds a *drawing*, a function from a width in cells to the chart's rows of
-``(text, role)`` pieces (:func:`kurabe.charts.strength_lines`, :func:`kurabe.charts.speed_lines`),
-so it lays itself out again for whatever width it gets, and its height is the number of rows.
-Each role is a component class (``bar-chart--bar`` …) styled in ``bar_chart.tcss``. Text is
-appended as text, never parsed as markup: a model named ``[bold]x`` shows as written.
+``(text, role)`` pieces (:func:`kurabe.analysis.charts.strength_lines`,
+:func:`kurabe.analysis.charts.speed_lines`), so it lays itself out again for whatever width it gets,
+and its height is the number of rows. Each role is a component class (``bar-chart--bar`` …) styled
+in ``bar_chart.tcss``. Text is appended as text, never parsed as markup: a model named ``[bold]x``
+shows as written.
 
 Why not ``textual-plotext`` (the kept plotting widget for Textual): tried with Textual 8.2.8,
 textual-plotext 1.0.1 and plotext 5.3.2 (it pins plotext < 6), a horizontal bar chart renders, but
@@ -24,7 +26,7 @@ from rich.text import Text
 from textual.geometry import Size
 from textual.widget import Widget
 
-from kurabe.charts import Line
+from kurabe.analysis.charts import Line
 
 Drawing = Callable[[int], list[Line]]
 """Width in cells -> the chart's rows."""

@@ -1,8 +1,8 @@
 """Export from the app: write the session in the chosen format to a file and return its path.
 
 The file goes to the current directory when it is writable, else to ``exports/`` in the data
-directory, written whole or not at all (:func:`kurabe.export.write_export`). The formats
-themselves are :mod:`kurabe.export`'s.
+directory, written whole or not at all (:func:`kurabe.export.exporter.write_export`). The formats
+themselves are :mod:`kurabe.export.exporter`'s.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from foundation.errors import KurabeError
-from kurabe.store import Store
+from kurabe.store.store import Store
 
 EXTENSIONS = {"md": "md", "jsonl": "jsonl", "csv": "csv", "html": "html", "battles": "jsonl"}
 
@@ -37,7 +37,7 @@ def export_session_file(
     store: Store, session_id: int, fmt: str, *, directory: Path | None = None
 ) -> Path:
     """Write session ``session_id`` as ``fmt`` (md, jsonl, csv, html, battles); return the path."""
-    from kurabe import export
+    from kurabe.export import exporter as export
 
     if fmt not in EXTENSIONS or fmt not in export.FORMATS:
         raise KurabeError(f"unknown export format {fmt!r}; choose {', '.join(export.FORMATS)}")

@@ -33,10 +33,10 @@ from textual.worker import Worker
 from backends.base import Backend, one_line
 from backends.profiles import ModelProfile
 from foundation.errors import KurabeError
-from kurabe.events import PaneDelta, SessionEvent, TurnStarted
-from kurabe.events import TurnFinished as SessionTurnFinished
-from kurabe.rating_config import DEFAULT_TAGS, SCORE_LABELS_JA
-from kurabe.session import ComparisonSession
+from kurabe.core.rating_config import DEFAULT_TAGS, SCORE_LABELS_JA
+from kurabe.session.comparison import ComparisonSession
+from kurabe.session.events import PaneDelta, SessionEvent, TurnStarted
+from kurabe.session.events import TurnFinished as SessionTurnFinished
 from tui.help_screen import HelpScreen
 from tui.keymap import MAIN_BINDINGS, PANE_ACTIONS
 from tui.model_pane import ModelPane
@@ -471,7 +471,7 @@ class MainScreen(Screen[None]):
 
     def action_sent_prompt(self) -> None:
         """Show the focused pane's exact prompt for its latest turn."""
-        from kurabe.sent_prompt import sent_prompt
+        from kurabe.session.sent_prompt import sent_prompt
         from tui.sent_prompt_screen import SentPromptScreen
 
         pane = self.focused_pane()

@@ -20,8 +20,8 @@ from textual.containers import Vertical
 from textual.content import Content
 from textual.widgets import Static
 
-from kurabe.events import ReplyFigures
-from kurabe.session import PaneStatus
+from kurabe.session.comparison import PaneStatus
+from kurabe.store.records import ReplyFigures
 from tui.pane_header import PaneHeader
 from tui.textflow import make_visible
 from tui.transcript_view import TranscriptView

@@ -15,7 +15,7 @@ from textual.containers import Vertical
 from textual.widgets import SelectionList, Static
 from textual.widgets.selection_list import Selection
 
-from kurabe.pane_labels import MAX_PANES
+from kurabe.core.pane_labels import MAX_PANES
 from tui.choice_dialog import Choice, choice_prompt
 from tui.dialog_base import Dialog
 

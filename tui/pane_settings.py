@@ -18,9 +18,9 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from backends.sent import sent_settings
-from kurabe.export_sent import HIDDEN_SETTINGS, NOT_RECORDED, sent_lines
-from kurabe.session import ComparisonSession
-from kurabe.store_records import PaneRecord
+from kurabe.export.sent import HIDDEN_SETTINGS, NOT_RECORDED, sent_lines
+from kurabe.session.comparison import ComparisonSession
+from kurabe.store.records import PaneRecord
 
 
 def pane_settings_lines(pane: PaneRecord, hidden: bool) -> list[str]:

@@ -27,8 +27,9 @@ from textual.events import Resize
 
 from backends.api_errors import url_host
 from backends.profiles import ModelProfile
-from kurabe.check_report import CheckFlag
-from kurabe.events import (
+from kurabe.checks.report import CheckFlag
+from kurabe.session.comparison import ComparisonSession
+from kurabe.session.events import (
     PaneDelta,
     PaneFailed,
     PaneFinished,
@@ -39,7 +40,6 @@ from kurabe.events import (
     TurnFinished,
     TurnStarted,
 )
-from kurabe.session import ComparisonSession
 from tui.model_pane import ModelPane, StatusState, format_figures
 from tui.transcript_view import Span
 

@@ -7,8 +7,8 @@ what the session reads back from the store, so what is shown is what was saved. 
 the controller which pane a key is for (attributes down); what the screen must react to — a pick
 that a waiting replay goes on after, the reveal — comes back as a message (messages up).
 
-The judge key (j) asks the LLM judge (:mod:`kurabe.judge`, single mode) about the latest turn in a
-worker, so the screen stays responsive; its score is a badge of its own (⚖), kept hidden until
+The judge key (j) asks the LLM judge (:mod:`kurabe.judge.runner`, single mode) about the latest turn
+in a worker, so the screen stays responsive; its score is a badge of its own (⚖), kept hidden until
 the rater has scored that reply (no anchoring) unless config.toml says
 ``judge_badge = "always"``.
 """
@@ -26,11 +26,11 @@ from backends import create_backend
 from backends.base import Backend, one_line
 from backends.profiles import ModelProfile
 from foundation.errors import KurabeError
-from kurabe.judge import ItemResult, Judge, JudgeSummary
-from kurabe.session import ComparisonSession
-from kurabe.session_views import PickWinner, RatingView
-from kurabe.store_records import SessionRecord
-from kurabe.verdicts import VERDICTS, verdict_label
+from kurabe.core.verdicts import VERDICTS, verdict_label
+from kurabe.judge.runner import ItemResult, Judge, JudgeSummary
+from kurabe.session.comparison import ComparisonSession
+from kurabe.session.views import PickWinner, RatingView
+from kurabe.store.records import SessionRecord
 from tui.confirm_dialog import ConfirmDialog
 from tui.note_dialog import NoteDialog
 from tui.pane_strip import PaneStrip, ReplyInfo
@@ -351,7 +351,7 @@ class RatingController:
     # -- the LLM judge -------------------------------------------------------------------------
 
     def _judge_rater(self) -> str | None:
-        from kurabe.judge import judge_rater
+        from kurabe.judge.runner import judge_rater
 
         return None if self.judge_profile is None else judge_rater(self.judge_profile.name)
 
@@ -386,8 +386,8 @@ class RatingController:
         self.screen.run_guarded(self._judge_turn(turn), "judge")
 
     async def _judge_turn(self, turn: int) -> None:
-        from kurabe.judge import judge_session
-        from kurabe.rubric import load_rubric
+        from kurabe.judge.rubric import load_rubric
+        from kurabe.judge.runner import judge_session
 
         try:
             if self._judge is None:

@@ -1,6 +1,6 @@
 """The focused pane's exact prompt for its latest turn: what the model was given. ``w``.
 
-What is shown is :func:`kurabe.sent_prompt.sent_prompt`: for a local pane the text ``kurabe
+What is shown is :func:`kurabe.session.sent_prompt.sent_prompt`: for a local pane the text ``kurabe
 prompt`` prints and its note line, for an API pane the messages its backend sends, nothing in a
 blind session before the reveal.
 
@@ -20,12 +20,12 @@ from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from kurabe.sent_prompt import SentPrompt
+from kurabe.session.sent_prompt import SentPrompt
 from tui.textflow import make_visible
 
 
 class SentPromptScreen(ModalScreen[None]):
-    """A modal, scrollable view of one :class:`~kurabe.sent_prompt.SentPrompt`."""
+    """A modal, scrollable view of one :class:`~kurabe.session.sent_prompt.SentPrompt`."""
 
     DEFAULT_CSS = Path(__file__).with_name("sent_prompt_screen.tcss").read_text(encoding="utf-8")
     BINDINGS: ClassVar[list[BindingType]] = [

@@ -23,7 +23,7 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Static
 from textual.worker import get_current_worker
 
-from kurabe.charts import (
+from kurabe.analysis.charts import (
     Line,
     SpeedBar,
     StrengthBar,
@@ -34,10 +34,10 @@ from kurabe.charts import (
     strength_bars,
     strength_lines,
 )
-from kurabe.pane_summary import pane_summaries
-from kurabe.session import ComparisonSession
-from kurabe.store_records import SessionRecord
-from kurabe.verdicts import verdict_label
+from kurabe.core.verdicts import verdict_label
+from kurabe.export.pane_summary import pane_summaries
+from kurabe.session.comparison import ComparisonSession
+from kurabe.store.records import SessionRecord
 from tui.bar_chart import BarChart
 
 STRENGTH_TITLE = "Bradley–Terry strength (1000 = average) · 95% interval · {scope}"
@@ -145,7 +145,7 @@ class SummaryScreen(ModalScreen[None]):
         """The bars of this session (its rater's picks), or of the leaderboard of every session."""
         session = self.session
         if all_sessions:
-            from kurabe.leaderboard import build_leaderboard
+            from kurabe.analysis.leaderboard import build_leaderboard
 
             board = build_leaderboard(session.store, rater=session.rater)
             return strength_bars(board.models), speed_bars(board.models)

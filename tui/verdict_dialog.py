@@ -1,7 +1,7 @@
 """The conversation verdict for one pane: Great / OK / subpar / Can't stay in character, a note.
 
 Keys 1–4 choose; the note field is optional; Enter saves. Dismisses with ``(verdict, note)``
-(the verdict is one of ``kurabe.verdicts.VERDICTS``) or ``None`` when cancelled.
+(the verdict is one of ``kurabe.core.verdicts.VERDICTS``) or ``None`` when cancelled.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from textual.containers import Vertical
 from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
-from kurabe.verdicts import verdict_label
+from kurabe.core.verdicts import verdict_label
 from tui.dialog_base import Dialog
 
 

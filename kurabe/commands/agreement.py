@@ -1,7 +1,7 @@
 """``kurabe agreement [--scenario ID] [--session N|last] [--format table|json]``: how far the LLM
 judges agree with people (weighted Cohen's kappa and Spearman on scores, agreement on picks) and
 people with each other (Krippendorff's alpha, ordinal), with bootstrap 95% intervals; see
-:mod:`kurabe.agreement`."""
+:mod:`kurabe.analysis.agreement`."""
 
 from __future__ import annotations
 
@@ -43,9 +43,9 @@ class AgreementOptions:
 
 
 def run(args: argparse.Namespace) -> int:
-    from kurabe.agreement import build_agreement, report_lines
-    from kurabe.session_number import resolve_session_id
-    from kurabe.store import Store
+    from kurabe.analysis.agreement import build_agreement, report_lines
+    from kurabe.store.session_number import resolve_session_id
+    from kurabe.store.store import Store
 
     options = options_from(AgreementOptions, args)
     with Store.open_default(options.db) as store:

@@ -4,7 +4,7 @@
 (``kurabe --persona ID check TEXT`` works too); without one only the persona-free checks flag.
 ``TEXT`` of ``-`` reads standard input. On a terminal the report is a rich table; otherwise one
 ``key: value`` line per measure and one ``flag:`` line per flag, for scripts; ``--json`` prints
-:meth:`kurabe.check_report.CheckReport.to_dict`. The exit status is 0 whatever the checks find.
+:meth:`kurabe.checks.report.CheckReport.to_dict`. The exit status is 0 whatever the checks find.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from foundation.errors import KurabeError
 from foundation.options import options_from
 
 if TYPE_CHECKING:
-    from kurabe.check_report import CheckReport
-    from kurabe.checks import PersonaExpectations
+    from kurabe.checks.japanese import PersonaExpectations
+    from kurabe.checks.report import CheckReport
 
     SubParsers = argparse._SubParsersAction[argparse.ArgumentParser]
 
@@ -69,7 +69,7 @@ class CheckOptions:
 
 
 def run(args: argparse.Namespace) -> int:
-    from kurabe.checks import run_checks
+    from kurabe.checks.japanese import run_checks
 
     options = options_from(CheckOptions, args)
     text: str = sys.stdin.read() if options.text == "-" else options.text

@@ -2,7 +2,7 @@
 as Markdown (laid out like the hand-written comparison), JSON lines, CSV, a self-contained HTML
 page, or pairwise battles for Chatbot-Arena-style tooling. Writes to standard output unless
 ``--out``, whose file is replaced in one step once the whole export is written
-(:func:`kurabe.export.write_export`), never the database itself."""
+(:func:`kurabe.export.exporter.write_export`), never the database itself."""
 
 from __future__ import annotations
 
@@ -55,9 +55,9 @@ class ExportOptions:
 
 
 def run(args: argparse.Namespace) -> int:
-    from kurabe.export import export_session, write_export
-    from kurabe.session_number import resolve_session_id
-    from kurabe.store import Store
+    from kurabe.export.exporter import export_session, write_export
+    from kurabe.store.session_number import resolve_session_id
+    from kurabe.store.store import Store
 
     options = options_from(ExportOptions, args)
     with Store.open_default(options.db) as store:

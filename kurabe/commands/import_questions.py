@@ -2,7 +2,8 @@
 
 Writes one scenario TOML file per question into the user's scenario folder (or ``--out DIR``),
 then prints one line per file written (``wrote PATH  ID  N turn(s)``) and how to replay them.
-The formats and the choices behind them are in :mod:`kurabe.importers`. A bad file is one line,
+The formats and the choices behind them are in :mod:`kurabe.importing.questions`. A bad file is one
+line,
 ``kurabe: file:line: field: reason``, with exit status 2 and nothing written.
 """
 
@@ -65,7 +66,7 @@ class ImportOptions:
 
 
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
-    from kurabe.importers import DEFAULT_PERSONA, import_file
+    from kurabe.importing.questions import DEFAULT_PERSONA, import_file
     from personas.loader import load_personas
     from scenarios.loader import user_scenarios_dir
 

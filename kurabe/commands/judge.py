@@ -1,6 +1,6 @@
 """``kurabe judge SESSION|last --judge PROFILE [--mode single|pairwise] [--rubric FILE]``: an LLM
 judge scores a stored session's replies (single) or compares its panes turn by turn (pairwise,
-both orders), next to the human rater; see :mod:`kurabe.judge`.
+both orders), next to the human rater; see :mod:`kurabe.judge.runner`.
 
 Resumable: a second run skips what this judge already judged with the same rubric and mode. The
 progress shows like ``kurabe replay``'s (rich on a terminal, plain lines otherwise). Exit status:
@@ -20,7 +20,7 @@ from foundation.errors import KurabeError
 from foundation.options import options_from
 
 if TYPE_CHECKING:
-    from kurabe.judge_answers import JudgeMode
+    from kurabe.judge.answers import JudgeMode
 
 
 def add_judge_options(parser: Any, *, prefix: str = "") -> None:
@@ -94,10 +94,10 @@ class JudgeSettings:
 
 
 def make_judge(profile_name: str, models_file: str | None, settings: JudgeSettings) -> Any:
-    """A :class:`kurabe.judge.Judge` asking ``profile_name`` with ``settings``."""
+    """A :class:`kurabe.judge.runner.Judge` asking ``profile_name`` with ``settings``."""
     from backends.profiles import load_profiles
-    from kurabe.judge import Judge
-    from kurabe.rubric import load_rubric
+    from kurabe.judge.rubric import load_rubric
+    from kurabe.judge.runner import Judge
 
     profiles = load_profiles(models_file)
     if profile_name not in profiles:
@@ -128,10 +128,10 @@ class JudgeOptions:
 def run(args: argparse.Namespace) -> int:
     import asyncio
 
-    from kurabe.judge import judge_sessions
-    from kurabe.judge_progress import make_progress
-    from kurabe.session_number import resolve_session_id
-    from kurabe.store import Store
+    from kurabe.judge.progress import make_progress
+    from kurabe.judge.runner import judge_sessions
+    from kurabe.store.session_number import resolve_session_id
+    from kurabe.store.store import Store
 
     options = options_from(JudgeOptions, args)
     judge = make_judge(options.judge, options.models_file, options_from(JudgeSettings, args))

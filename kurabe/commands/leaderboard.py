@@ -2,8 +2,8 @@
 [--format table|json|csv|html]``: per model the rated replies, mean score, verdict counts,
 Bradley–Terry rating with bootstrap 95% intervals from the per-turn picks, the automatic checks'
 averages, and a win-rate matrix; then the agreement figures of the same sessions (judge vs human,
-human vs human; :mod:`kurabe.agreement`). ``html`` is a self-contained page with the ranking and
-its charts (:mod:`kurabe.charts`).
+human vs human; :mod:`kurabe.analysis.agreement`). ``html`` is a self-contained page with the
+ranking and its charts (:mod:`kurabe.analysis.charts`).
 
 People's ratings by default; ``--kind judge`` ranks by the LLM judges' scores and pairwise
 judgements instead, ``--rater judge:<profile>`` by one judge's. The table and JSON carry the
@@ -66,9 +66,9 @@ class LeaderboardOptions:
 
 
 def run(args: argparse.Namespace) -> int:
-    from kurabe.agreement import report_lines
-    from kurabe.leaderboard import build_leaderboard
-    from kurabe.store import Store
+    from kurabe.analysis.agreement import report_lines
+    from kurabe.analysis.leaderboard import build_leaderboard
+    from kurabe.store.store import Store
 
     options = options_from(LeaderboardOptions, args)
     with Store.open_default(options.db) as store:
@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
         )
         agreement = None
         if options.format != "csv":
-            from kurabe.agreement import build_agreement
+            from kurabe.analysis.agreement import build_agreement
 
             agreement = build_agreement(
                 store,
@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(board.to_csv())
         return 0
     if options.format == "html":
-        from kurabe.charts import leaderboard_page
+        from kurabe.analysis.charts import leaderboard_page
 
         sys.stdout.write(leaderboard_page(board))
         return 0

@@ -7,7 +7,7 @@ session): an imported question set (``kurabe import`` tags them ``mt-bench`` or
 ``elyza-tasks-100``) is one scenario per question, so that no answer leaks into the next prompt.
 ``--judge PROFILE`` has an LLM judge judge each session right after the replay (``--judge-mode``,
 ``--judge-rubric``, ``--judge-temperature``, ``--judge-attempts`` as in ``kurabe judge``; see
-:mod:`kurabe.judge`); ``kurabe judge SESSION`` resumes it if interrupted.
+:mod:`kurabe.judge.runner`); ``kurabe judge SESSION`` resumes it if interrupted.
 Exit status: 0 done, 2 configuration error (unknown scenario or model, no usable pane), 130
 interrupted with Ctrl-C (everything so far is saved).
 """
@@ -22,7 +22,7 @@ from typing import Any
 from foundation.errors import KurabeError
 from foundation.options import options_from
 from kurabe.commands.judge import add_judge_options
-from kurabe.pane_labels import MAX_PANES
+from kurabe.core.pane_labels import MAX_PANES
 
 
 def register(subparsers: Any) -> None:
@@ -110,7 +110,7 @@ def chosen_scenarios(catalog: Any, scenario_id: str | None, tag: str | None) -> 
 
 
 def _progress(plain: bool) -> Any:
-    from kurabe.replay import PlainProgress, RichProgress
+    from kurabe.session.replay import PlainProgress, RichProgress
 
     if not plain and sys.stdout.isatty():
         return RichProgress()
@@ -119,8 +119,8 @@ def _progress(plain: bool) -> Any:
 
 async def _then_judge(replay: Any, store: Any, started: list[int], judge: Any, plain: bool) -> None:
     """The replay, then the judge over every session it made (one judge, loaded once)."""
-    from kurabe.judge import judge_sessions
-    from kurabe.judge_progress import make_progress
+    from kurabe.judge.progress import make_progress
+    from kurabe.judge.runner import judge_sessions
 
     try:
         await replay
@@ -153,10 +153,10 @@ class ReplayOptions:
 def run(args: argparse.Namespace) -> int:
     import asyncio
 
-    from kurabe.rating_config import resolve_rater
-    from kurabe.replay import resume_replay, run_replay
-    from kurabe.session_number import resolve_session_id
-    from kurabe.store import Store
+    from kurabe.core.rating_config import resolve_rater
+    from kurabe.session.replay import resume_replay, run_replay
+    from kurabe.store.session_number import resolve_session_id
+    from kurabe.store.store import Store
 
     options = options_from(ReplayOptions, args)
     models_file = options.models_file

@@ -36,7 +36,7 @@ class SessionsOptions:
 
 
 def run(args: argparse.Namespace) -> int:
-    from kurabe.store import Store
+    from kurabe.store.store import Store
 
     options = options_from(SessionsOptions, args)
     with Store.open_default(options.db) as store:

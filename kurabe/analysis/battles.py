@@ -1,0 +1,125 @@
+"""Pairwise battles from the per-turn best picks, in FastChat's ``clean_battle`` shape: what the
+leaderboard fits, the agreement compares and ``kurabe export --format battles`` writes. A pick of
+one pane among N gives N−1 battles; a tie or "all bad" gives one for every pair; only the newest
+pick per (turn, rater) counts."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from kurabe.export.sent import sent_record
+from kurabe.export.view import LANGUAGE_NAMES, ExportView, conversation_until, replies_until
+from kurabe.store.records import SessionRecord
+
+
+@dataclass(frozen=True, slots=True)
+class Battle:
+    """One pairwise result derived from a per-turn pick."""
+
+    session_id: int
+    turn: int
+    pane_a: int
+    pane_b: int
+    model_a: str
+    model_b: str
+    winner: str
+    """``model_a``, ``model_b``, ``tie`` or ``tie (bothbad)``."""
+    judge: str
+    anony: bool
+    tstamp: float
+    scenario_id: str | None
+    language: str
+
+
+def derive_battles(record: SessionRecord, *, hide_names: bool = False) -> list[Battle]:
+    """Pairwise results from the newest pick per (turn, rater); see the module docstring."""
+    latest = record.latest_replies()
+    language = LANGUAGE_NAMES.get(
+        str(record.session.persona.get("language", "ja")),
+        str(record.session.persona.get("language")),
+    )
+    panes = {p.position: p for p in record.panes}
+    battles = []
+    for pick in record.latest_picks_by_rater():
+        present = sorted(pos for (pos, turn) in latest if turn == pick.turn)
+        if len(present) < 2:
+            continue
+        pairs: list[tuple[int, int, str]] = []
+        if pick.outcome == "pane":
+            if pick.winner is None or pick.winner not in present:
+                continue
+            for other in present:
+                if other == pick.winner:
+                    continue
+                a, b = sorted((pick.winner, other))
+                pairs.append((a, b, "model_a" if a == pick.winner else "model_b"))
+        else:
+            result = "tie" if pick.outcome == "tie" else "tie (bothbad)"
+            for i, a in enumerate(present):
+                for b in present[i + 1 :]:
+                    pairs.append((a, b, result))
+        stamp = datetime.fromisoformat(pick.created_at).timestamp()
+        for a, b, winner in pairs:
+            name_a = panes[a].label if hide_names else panes[a].profile_name
+            name_b = panes[b].label if hide_names else panes[b].profile_name
+            if name_a == name_b:
+                continue
+            battles.append(
+                Battle(
+                    session_id=record.session.id,
+                    turn=pick.turn,
+                    pane_a=a,
+                    pane_b=b,
+                    model_a=name_a,
+                    model_b=name_b,
+                    winner=winner,
+                    judge=pick.rater,
+                    anony=pick.blind,
+                    tstamp=stamp,
+                    scenario_id=record.session.scenario_id,
+                    language=language,
+                )
+            )
+    return battles
+
+
+# -- battles ------------------------------------------------------------------------------
+
+
+def battle_records(view: ExportView) -> list[dict[str, Any]]:
+    """The ``battles`` format's objects (FastChat clean_battle shape)."""
+    record = view.record
+    latest = record.latest_replies()
+    panes = {p.position: p for p in record.panes}
+    out = []
+    for battle in derive_battles(record, hide_names=view.hide_names):
+        out.append(
+            {
+                "question_id": f"kurabe-{battle.session_id}-{battle.turn + 1}",
+                "model_a": battle.model_a,
+                "model_b": battle.model_b,
+                "winner": battle.winner,
+                "judge": battle.judge,
+                "turn": battle.turn + 1,
+                "anony": battle.anony,
+                "language": battle.language,
+                "tstamp": battle.tstamp,
+                "conversation_a": conversation_until(record, battle.pane_a, battle.turn, latest),
+                "conversation_b": conversation_until(record, battle.pane_b, battle.turn, latest),
+                "replies_a": replies_until(record, battle.pane_a, battle.turn, latest),
+                "replies_b": replies_until(record, battle.pane_b, battle.turn, latest),
+                "sent_a": sent_record(view.sent(panes[battle.pane_a])),
+                "sent_b": sent_record(view.sent(panes[battle.pane_b])),
+                "session_id": battle.session_id,
+                "scenario_id": battle.scenario_id,
+                "blind_unrevealed": record.session.hidden,
+            }
+        )
+    return out
+
+
+def to_battles(view: ExportView) -> str:
+    return "".join(json.dumps(b, ensure_ascii=False) + "\n" for b in battle_records(view))

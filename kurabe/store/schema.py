@@ -1,0 +1,164 @@
+"""The database schema: numbered SQL scripts, applied in order, each in one transaction, by
+:meth:`kurabe.store.store.Store.migrate`; ``PRAGMA user_version`` records how many have run. A new
+version appends a script here, never edits an old one."""
+
+from __future__ import annotations
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: the first schema.
+    """
+    CREATE TABLE sessions (
+        id INTEGER PRIMARY KEY,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        kind TEXT NOT NULL DEFAULT 'interactive',
+        persona_id TEXT NOT NULL,
+        persona_json TEXT NOT NULL,
+        scenario_id TEXT,
+        scenario_json TEXT,
+        blind INTEGER NOT NULL DEFAULT 0,
+        revealed INTEGER NOT NULL DEFAULT 0,
+        rater TEXT NOT NULL DEFAULT '',
+        status TEXT NOT NULL DEFAULT 'open',
+        kurabe_version TEXT NOT NULL DEFAULT ''
+    );
+    CREATE TABLE panes (
+        id INTEGER PRIMARY KEY,
+        session_id INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+        position INTEGER NOT NULL,
+        label TEXT NOT NULL,
+        profile_name TEXT NOT NULL,
+        backend TEXT NOT NULL,
+        model TEXT NOT NULL,
+        settings_json TEXT NOT NULL DEFAULT '{}',
+        header TEXT NOT NULL DEFAULT '',
+        UNIQUE (session_id, position)
+    );
+    CREATE TABLE turns (
+        id INTEGER PRIMARY KEY,
+        session_id INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+        idx INTEGER NOT NULL,
+        text TEXT NOT NULL,
+        scenario_turn INTEGER,
+        created_at TEXT NOT NULL,
+        UNIQUE (session_id, idx)
+    );
+    CREATE TABLE replies (
+        id INTEGER PRIMARY KEY,
+        turn_id INTEGER NOT NULL REFERENCES turns(id) ON DELETE CASCADE,
+        pane_id INTEGER NOT NULL REFERENCES panes(id) ON DELETE CASCADE,
+        version INTEGER NOT NULL DEFAULT 1,
+        status TEXT NOT NULL DEFAULT 'streaming',
+        incomplete INTEGER NOT NULL DEFAULT 1,
+        text TEXT NOT NULL DEFAULT '',
+        finish_reason TEXT,
+        error TEXT,
+        retryable INTEGER,
+        prompt_tokens INTEGER,
+        completion_tokens INTEGER,
+        ttft_s REAL,
+        total_s REAL,
+        chars INTEGER NOT NULL DEFAULT 0,
+        chars_per_s REAL,
+        tokens_per_s REAL,
+        started_at TEXT NOT NULL,
+        finished_at TEXT,
+        UNIQUE (turn_id, pane_id, version)
+    );
+    CREATE TABLE ratings (
+        id INTEGER PRIMARY KEY,
+        reply_id INTEGER NOT NULL REFERENCES replies(id) ON DELETE CASCADE,
+        score INTEGER CHECK (score IS NULL OR score BETWEEN 1 AND 5),
+        tags_json TEXT NOT NULL DEFAULT '[]',
+        note TEXT NOT NULL DEFAULT '',
+        rater TEXT NOT NULL,
+        blind INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE verdicts (
+        id INTEGER PRIMARY KEY,
+        pane_id INTEGER NOT NULL REFERENCES panes(id) ON DELETE CASCADE,
+        verdict TEXT NOT NULL,
+        note TEXT NOT NULL DEFAULT '',
+        rater TEXT NOT NULL,
+        blind INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE picks (
+        id INTEGER PRIMARY KEY,
+        turn_id INTEGER NOT NULL REFERENCES turns(id) ON DELETE CASCADE,
+        winner_pane_id INTEGER REFERENCES panes(id) ON DELETE CASCADE,
+        outcome TEXT NOT NULL CHECK (outcome IN ('pane', 'tie', 'bothbad')),
+        rater TEXT NOT NULL,
+        blind INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY,
+        session_id INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+        created_at TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        data_json TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX panes_session ON panes (session_id);
+    CREATE INDEX turns_session ON turns (session_id);
+    CREATE INDEX replies_turn ON replies (turn_id);
+    CREATE INDEX replies_pane ON replies (pane_id);
+    CREATE INDEX ratings_reply ON ratings (reply_id);
+    CREATE INDEX verdicts_pane ON verdicts (pane_id);
+    CREATE INDEX picks_turn ON picks (turn_id);
+    CREATE INDEX events_session ON events (session_id);
+    """,
+    # 2: the automatic Japanese checks stored with each reply; error kinds; context size; seeds.
+    """
+    ALTER TABLE replies ADD COLUMN checks_json TEXT NOT NULL DEFAULT '{}';
+    ALTER TABLE replies ADD COLUMN error_kind TEXT;
+    ALTER TABLE replies ADD COLUMN context_size INTEGER;
+    ALTER TABLE sessions ADD COLUMN seed INTEGER;
+    CREATE INDEX replies_status ON replies (status);
+    """,
+    # 3: what the local engine did to a reply: prefix reused, batching, context fitting.
+    """
+    ALTER TABLE replies ADD COLUMN cached_prompt_tokens INTEGER;
+    ALTER TABLE replies ADD COLUMN decoded_alongside INTEGER;
+    ALTER TABLE replies ADD COLUMN history_trimmed_turns INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE replies ADD COLUMN max_tokens_clamped INTEGER;
+    """,
+    # 4: the LLM judge. A rating's kind (human or judge); each judge run with the judge's exact
+    # request settings and the rubric it used (text and hash); each judgement asked of it, the
+    # failed ones too, with every raw answer.
+    """
+    ALTER TABLE ratings ADD COLUMN kind TEXT NOT NULL DEFAULT 'human';
+    CREATE TABLE judge_runs (
+        id INTEGER PRIMARY KEY,
+        session_id INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+        judge TEXT NOT NULL,
+        profile_name TEXT NOT NULL,
+        mode TEXT NOT NULL CHECK (mode IN ('single', 'pairwise')),
+        rubric_name TEXT NOT NULL,
+        rubric_hash TEXT NOT NULL,
+        rubric_text TEXT NOT NULL,
+        settings_json TEXT NOT NULL DEFAULT '{}',
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE judgements (
+        id INTEGER PRIMARY KEY,
+        run_id INTEGER NOT NULL REFERENCES judge_runs(id) ON DELETE CASCADE,
+        turn_id INTEGER NOT NULL REFERENCES turns(id) ON DELETE CASCADE,
+        reply_id INTEGER NOT NULL REFERENCES replies(id) ON DELETE CASCADE,
+        other_reply_id INTEGER REFERENCES replies(id) ON DELETE CASCADE,
+        status TEXT NOT NULL CHECK (status IN ('ok', 'unparseable', 'error')),
+        score INTEGER CHECK (score IS NULL OR score BETWEEN 1 AND 5),
+        winner_reply_id INTEGER REFERENCES replies(id) ON DELETE CASCADE,
+        reason TEXT NOT NULL DEFAULT '',
+        attempts_json TEXT NOT NULL DEFAULT '[]',
+        rating_id INTEGER REFERENCES ratings(id) ON DELETE SET NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX ratings_kind ON ratings (kind);
+    CREATE INDEX judge_runs_session ON judge_runs (session_id);
+    CREATE INDEX judgements_run ON judgements (run_id);
+    CREATE INDEX judgements_reply ON judgements (reply_id);
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)

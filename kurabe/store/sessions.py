@@ -1,0 +1,253 @@
+"""A session's own tables: the session, its panes and its events; the list of sessions.
+
+A session is one comparison: a persona (and maybe a scripted scenario) talking to several panes
+at once, each pane one model behind a profile, labelled A, B, … (blind sessions show only the
+labels until revealed). Its events log what happened along the way: its creation, a reveal, a
+cancel, a resume, …
+
+Never an API key or a credential: pane settings, headers and event data pass through
+:func:`~kurabe.core.secret_scrub.scrub_secrets` before they are written, which also drops the user
+info and secret query values of every URL in them (``https://user:pass@host/v1?api-key=…``).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from foundation.errors import KurabeError
+from kurabe import __version__
+from kurabe.core.secret_scrub import scrub_secrets
+from kurabe.store.connection import StoreConnection, from_json, now_iso, to_json
+from kurabe.store.records import (
+    EventRow,
+    PaneRecord,
+    SessionRow,
+    SessionSummary,
+    persona_to_dict,
+    scenario_to_dict,
+)
+from personas import Persona
+from scenarios import Scenario
+
+
+class SessionTables(StoreConnection):
+    """Sessions, panes and events; a mixin of :class:`~kurabe.store.store.Store`."""
+
+    def create_session(
+        self,
+        persona: Persona,
+        scenario: Scenario | None = None,
+        *,
+        blind: bool = False,
+        rater: str = "",
+        kind: str = "interactive",
+        seed: int | None = None,
+    ) -> int:
+        stamp = now_iso()
+        cursor = self._execute(
+            "INSERT INTO sessions (created_at, updated_at, kind, persona_id, persona_json,"
+            " scenario_id, scenario_json, blind, rater, seed, kurabe_version)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                stamp,
+                stamp,
+                kind,
+                persona.id,
+                to_json(persona_to_dict(persona)),
+                scenario.id if scenario else None,
+                to_json(scenario_to_dict(scenario)) if scenario else None,
+                int(blind),
+                rater,
+                seed,
+                __version__,
+            ),
+        )
+        return int(cursor.lastrowid or 0)
+
+    def add_pane(
+        self,
+        session_id: int,
+        position: int,
+        label: str,
+        *,
+        profile_name: str,
+        backend: str,
+        model: str,
+        settings: Mapping[str, Any],
+        secrets: Iterable[str] = (),
+    ) -> int:
+        cursor = self._execute(
+            "INSERT INTO panes (session_id, position, label, profile_name, backend, model,"
+            " settings_json) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                session_id,
+                position,
+                label,
+                profile_name,
+                backend,
+                scrub_secrets(model, secrets),
+                to_json(scrub_secrets(dict(settings), secrets)),
+            ),
+        )
+        return int(cursor.lastrowid or 0)
+
+    def update_pane(
+        self,
+        pane_id: int,
+        *,
+        settings: Mapping[str, Any] | None = None,
+        header: str | None = None,
+        secrets: Iterable[str] = (),
+    ) -> None:
+        secret_list = list(secrets)
+        if settings is not None:
+            self._execute(
+                "UPDATE panes SET settings_json = ? WHERE id = ?",
+                (to_json(scrub_secrets(dict(settings), secret_list)), pane_id),
+            )
+        if header is not None:
+            self._execute(
+                "UPDATE panes SET header = ? WHERE id = ?",
+                (scrub_secrets(header, secret_list), pane_id),
+            )
+
+    def set_session_status(self, session_id: int, status: str) -> None:
+        self._execute(
+            "UPDATE sessions SET status = ?, updated_at = ? WHERE id = ?",
+            (status, now_iso(), session_id),
+        )
+
+    def set_revealed(self, session_id: int) -> None:
+        with self._transaction() as conn:
+            conn.execute(
+                "UPDATE sessions SET revealed = 1, updated_at = ? WHERE id = ?",
+                (now_iso(), session_id),
+            )
+            conn.execute(
+                "INSERT INTO events (session_id, created_at, kind, data_json) VALUES (?, ?, ?, ?)",
+                (session_id, now_iso(), "reveal", "{}"),
+            )
+
+    def add_event(self, session_id: int, kind: str, data: Mapping[str, Any] | None = None) -> None:
+        self._execute(
+            "INSERT INTO events (session_id, created_at, kind, data_json) VALUES (?, ?, ?, ?)",
+            (session_id, now_iso(), kind, to_json(scrub_secrets(dict(data or {})))),
+        )
+
+    def session_exists(self, session_id: int) -> bool:
+        return bool(self._query("SELECT 1 FROM sessions WHERE id = ?", (session_id,)))
+
+    def session(self, session_id: int) -> SessionRow:
+        rows = self._query("SELECT * FROM sessions WHERE id = ?", (session_id,))
+        if not rows:
+            raise KurabeError(f"no session {session_id} in {self.path}")
+        return _session_row(rows[0])
+
+    def latest_session_id(self) -> int | None:
+        rows = self._query("SELECT MAX(id) FROM sessions")
+        value = rows[0][0] if rows else None
+        return None if value is None else int(value)
+
+    def panes(self, session_id: int) -> list[PaneRecord]:
+        rows = self._query(
+            "SELECT * FROM panes WHERE session_id = ? ORDER BY position", (session_id,)
+        )
+        return [
+            PaneRecord(
+                id=r["id"],
+                session_id=r["session_id"],
+                position=r["position"],
+                label=r["label"],
+                profile_name=r["profile_name"],
+                backend=r["backend"],
+                model=r["model"],
+                settings=from_json(r["settings_json"], {}),
+                header=r["header"],
+            )
+            for r in rows
+        ]
+
+    def events(self, session_id: int) -> list[EventRow]:
+        rows = self._query("SELECT * FROM events WHERE session_id = ? ORDER BY id", (session_id,))
+        return [
+            EventRow(
+                id=r["id"],
+                created_at=r["created_at"],
+                kind=r["kind"],
+                data=from_json(r["data_json"], {}),
+            )
+            for r in rows
+        ]
+
+    def session_ids(self, *, scenario: str | None = None) -> list[int]:
+        if scenario is None:
+            rows = self._query("SELECT id FROM sessions ORDER BY id")
+        else:
+            rows = self._query(
+                "SELECT id FROM sessions WHERE scenario_id = ? ORDER BY id", (scenario,)
+            )
+        return [int(r[0]) for r in rows]
+
+    def list_sessions(self, limit: int | None = None) -> list[SessionSummary]:
+        sql = (
+            "SELECT s.*,"
+            " (SELECT COUNT(*) FROM turns t WHERE t.session_id = s.id) AS n_turns,"
+            " (SELECT COUNT(*) FROM replies r JOIN turns t ON t.id = r.turn_id"
+            "   WHERE t.session_id = s.id AND r.status = 'complete') AS n_replies,"
+            " (SELECT COUNT(*) FROM ratings g JOIN replies r ON r.id = g.reply_id"
+            "   JOIN turns t ON t.id = r.turn_id WHERE t.session_id = s.id"
+            "   AND g.kind = 'human')"
+            " + (SELECT COUNT(*) FROM verdicts v JOIN panes p ON p.id = v.pane_id"
+            "   WHERE p.session_id = s.id)"
+            " + (SELECT COUNT(*) FROM picks k JOIN turns t ON t.id = k.turn_id"
+            "   WHERE t.session_id = s.id) AS n_ratings"
+            " FROM sessions s ORDER BY s.id DESC"
+        )
+        params: tuple[Any, ...] = ()
+        if limit is not None:
+            sql += " LIMIT ?"
+            params = (limit,)
+        out = []
+        for row in self._query(sql, params):
+            hidden = bool(row["blind"]) and not bool(row["revealed"])
+            panes = self.panes(int(row["id"]))
+            models = tuple(p.label if hidden else p.profile_name for p in panes)
+            out.append(
+                SessionSummary(
+                    id=row["id"],
+                    created_at=row["created_at"],
+                    kind=row["kind"],
+                    status=row["status"],
+                    persona_id=row["persona_id"],
+                    scenario_id=row["scenario_id"],
+                    models=models,
+                    blind=bool(row["blind"]),
+                    revealed=bool(row["revealed"]),
+                    turns=row["n_turns"],
+                    replies=row["n_replies"],
+                    ratings=row["n_ratings"],
+                )
+            )
+        return out
+
+
+def _session_row(r: sqlite3.Row) -> SessionRow:
+    scenario = from_json(r["scenario_json"], None)
+    return SessionRow(
+        id=r["id"],
+        created_at=r["created_at"],
+        updated_at=r["updated_at"],
+        kind=r["kind"],
+        persona_id=r["persona_id"],
+        persona=from_json(r["persona_json"], {}),
+        scenario_id=r["scenario_id"],
+        scenario=scenario if isinstance(scenario, dict) else None,
+        blind=bool(r["blind"]),
+        revealed=bool(r["revealed"]),
+        rater=r["rater"],
+        status=r["status"],
+        seed=r["seed"],
+        kurabe_version=r["kurabe_version"],
+    )
