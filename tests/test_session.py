@@ -14,6 +14,7 @@ import pytest
 
 from backends.base import StreamError
 from foundation.errors import KurabeError
+from kurabe.core.blind import shown_name
 from kurabe.core.rating_config import load_rating_config, resolve_rater
 from kurabe.core.verdicts import normalize_verdict
 from kurabe.session.comparison import ComparisonSession
@@ -496,7 +497,12 @@ async def test_blind_session_shuffles_hides_and_reveals(store: Store) -> None:
     session, rec = make_session(store, backends, blind=True, shuffle_seed=3)
     order = [p.profile.name for p in session.panes]
     assert sorted(order) == sorted(names) and order != names
-    assert [p.display_name for p in session.panes] == ["A", "B", "C", "D"]
+    assert [shown_name(p.label, p.profile.name, hidden=session.hidden) for p in session.panes] == [
+        "A",
+        "B",
+        "C",
+        "D",
+    ]
     assert [p.label for p in store.panes(session.id)] == ["A", "B", "C", "D"]
     created = store.events(session.id)[0]
     assert created.kind == "created" and created.data["blind"] is True
@@ -506,7 +512,9 @@ async def test_blind_session_shuffles_hides_and_reveals(store: Store) -> None:
     await session.send("ねえ")
     session.rate_reply(rec.of(PaneFinished)[0].reply_id, score=3)
     session.reveal()
-    assert [p.display_name for p in session.panes] == order
+    assert [
+        shown_name(p.label, p.profile.name, hidden=session.hidden) for p in session.panes
+    ] == order
     session.rate_reply(rec.of(PaneFinished)[0].reply_id, score=4)
     assert [r.blind for r in store.ratings(session.id)] == [True, False]
     assert store.session(session.id).revealed

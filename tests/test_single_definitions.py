@@ -14,7 +14,7 @@ import pytest
 
 from backends import base
 from kurabe.checks import report
-from kurabe.core import pane_labels, verdicts
+from kurabe.core import blind, languages, pane_labels, verdicts
 from kurabe.export import pane_summary
 from kurabe.store import session_number
 
@@ -35,6 +35,9 @@ SINGLE_DEFINITIONS: dict[str, object] = {
     "pane_summaries": pane_summary.pane_summaries,
     "one_line": base.one_line,
     "load_check_report": report.load_check_report,
+    "names_hidden": blind.names_hidden,
+    "shown_name": blind.shown_name,
+    "LANGUAGE_NAMES": languages.LANGUAGE_NAMES,
 }
 """Each rule, as the object its users must get: imported here from where it lives today."""
 

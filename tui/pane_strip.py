@@ -28,6 +28,7 @@ from textual.events import Resize
 from backends.api_errors import url_host
 from backends.profiles import ModelProfile
 from kurabe.checks.report import CheckFlag
+from kurabe.core.blind import shown_name
 from kurabe.session.comparison import ComparisonSession
 from kurabe.session.events import (
     PaneDelta,
@@ -312,11 +313,12 @@ class PaneStrip(HorizontalScroll, can_focus=False, inherit_bindings=False):
     def show_title(self, index: int) -> None:
         pane = self.session.panes[index]
         widget = self.pane_widget(index)
-        if pane.hidden:
-            widget.set_title(pane.label)
+        name = shown_name(pane.label, pane.profile.name, hidden=self.session.hidden)
+        if self.session.hidden:
+            widget.set_title(name)
             return
         detail = pane.header if pane.header and pane.header != pane.profile.name else ""
-        widget.set_title(pane.profile.name, detail or backend_label(pane.profile))
+        widget.set_title(name, detail or backend_label(pane.profile))
 
     def show_titles(self) -> None:
         for pane in self.session.panes:

@@ -26,6 +26,7 @@ from backends import create_backend
 from backends.base import Backend, one_line
 from backends.profiles import ModelProfile
 from foundation.errors import KurabeError
+from kurabe.core.blind import shown_name
 from kurabe.core.verdicts import VERDICTS, verdict_label
 from kurabe.judge.runner import ItemResult, Judge, JudgeSummary
 from kurabe.session.comparison import ComparisonSession
@@ -269,7 +270,8 @@ class RatingController:
         self.screen.app.push_screen(NoteDialog(f"Note on {label}'s reply", current.note), done)
 
     def edit_verdict(self, pane: int) -> None:
-        label = self.session.panes[pane].display_name
+        shown = self.session.panes[pane]
+        label = shown_name(shown.label, shown.profile.name, hidden=self.session.hidden)
         current = self.session.verdict_of(pane)
 
         def done(result: tuple[str, str] | None) -> None:

@@ -34,6 +34,7 @@ from kurabe.analysis.charts import (
     strength_bars,
     strength_lines,
 )
+from kurabe.core.blind import shown_name
 from kurabe.core.verdicts import verdict_label
 from kurabe.export.pane_summary import pane_summaries
 from kurabe.session.comparison import ComparisonSession
@@ -60,7 +61,7 @@ def pane_rows(record: SessionRecord, hidden: bool, rater: str) -> list[list[str]
         rows.append(
             [
                 summary.label,
-                "?" if hidden else summary.profile_name,
+                shown_name("?", summary.profile_name, hidden=hidden),
                 f"{summary.completed}/{summary.replies}",
                 str(len(summary.scores)),
                 f"{summary.mean_score:.2f}" if summary.mean_score is not None else "–",

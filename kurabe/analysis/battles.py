@@ -1,17 +1,15 @@
 """Pairwise battles from the per-turn best picks, in FastChat's ``clean_battle`` shape: what the
-leaderboard fits, the agreement compares and ``kurabe export --format battles`` writes. A pick of
-one pane among N gives N−1 battles; a tie or "all bad" gives one for every pair; only the newest
-pick per (turn, rater) counts."""
+leaderboard fits, the agreement compares and ``kurabe export --format battles`` writes
+(:mod:`kurabe.export.battles`). A pick of one pane among N gives N−1 battles; a tie or "all bad"
+gives one for every pair; only the newest pick per (turn, rater) counts."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-from kurabe.export.sent import sent_record
-from kurabe.export.view import LANGUAGE_NAMES, ExportView, conversation_until, replies_until
+from kurabe.core.blind import shown_name
+from kurabe.core.languages import LANGUAGE_NAMES
 from kurabe.store.records import SessionRecord
 
 
@@ -63,8 +61,8 @@ def derive_battles(record: SessionRecord, *, hide_names: bool = False) -> list[B
                     pairs.append((a, b, result))
         stamp = datetime.fromisoformat(pick.created_at).timestamp()
         for a, b, winner in pairs:
-            name_a = panes[a].label if hide_names else panes[a].profile_name
-            name_b = panes[b].label if hide_names else panes[b].profile_name
+            name_a = shown_name(panes[a].label, panes[a].profile_name, hidden=hide_names)
+            name_b = shown_name(panes[b].label, panes[b].profile_name, hidden=hide_names)
             if name_a == name_b:
                 continue
             battles.append(
@@ -84,42 +82,3 @@ def derive_battles(record: SessionRecord, *, hide_names: bool = False) -> list[B
                 )
             )
     return battles
-
-
-# -- battles ------------------------------------------------------------------------------
-
-
-def battle_records(view: ExportView) -> list[dict[str, Any]]:
-    """The ``battles`` format's objects (FastChat clean_battle shape)."""
-    record = view.record
-    latest = record.latest_replies()
-    panes = {p.position: p for p in record.panes}
-    out = []
-    for battle in derive_battles(record, hide_names=view.hide_names):
-        out.append(
-            {
-                "question_id": f"kurabe-{battle.session_id}-{battle.turn + 1}",
-                "model_a": battle.model_a,
-                "model_b": battle.model_b,
-                "winner": battle.winner,
-                "judge": battle.judge,
-                "turn": battle.turn + 1,
-                "anony": battle.anony,
-                "language": battle.language,
-                "tstamp": battle.tstamp,
-                "conversation_a": conversation_until(record, battle.pane_a, battle.turn, latest),
-                "conversation_b": conversation_until(record, battle.pane_b, battle.turn, latest),
-                "replies_a": replies_until(record, battle.pane_a, battle.turn, latest),
-                "replies_b": replies_until(record, battle.pane_b, battle.turn, latest),
-                "sent_a": sent_record(view.sent(panes[battle.pane_a])),
-                "sent_b": sent_record(view.sent(panes[battle.pane_b])),
-                "session_id": battle.session_id,
-                "scenario_id": battle.scenario_id,
-                "blind_unrevealed": record.session.hidden,
-            }
-        )
-    return out
-
-
-def to_battles(view: ExportView) -> str:
-    return "".join(json.dumps(b, ensure_ascii=False) + "\n" for b in battle_records(view))

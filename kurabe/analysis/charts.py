@@ -34,6 +34,7 @@ from typing import Any
 from rich.cells import cell_len
 
 from kurabe.analysis.leaderboard import BASE, ModelStats
+from kurabe.core.blind import shown_name
 
 Piece = tuple[str, str]
 """A run of text and its role (see the module docstring)."""
@@ -159,7 +160,7 @@ def session_speed_bars(record: Any, *, hide_names: bool) -> list[SpeedBar]:
         chars = [r.chars_per_s for r in done if r.chars_per_s is not None]
         if not tokens and not chars:
             continue
-        label = pane.label if hide_names else f"{pane.label} {pane.profile_name}"
+        label = shown_name(pane.label, f"{pane.label} {pane.profile_name}", hidden=hide_names)
         bars.append(
             SpeedBar(
                 label,
@@ -172,12 +173,14 @@ def session_speed_bars(record: Any, *, hide_names: bool) -> list[SpeedBar]:
 
 def _pane_labels(record: Any, hide_names: bool) -> dict[str, str]:
     """Battle model name -> ``A gemma-270m`` (``A C gemma`` when two panes share a model)."""
-    if hide_names:
-        return {pane.label: pane.label for pane in record.panes}
     letters: dict[str, list[str]] = {}
     for pane in record.panes:
-        letters.setdefault(pane.profile_name, []).append(pane.label)
-    return {name: f"{' '.join(found)} {name}" for name, found in letters.items()}
+        name = shown_name(pane.label, pane.profile_name, hidden=hide_names)
+        letters.setdefault(name, []).append(pane.label)
+    return {
+        name: shown_name(name, f"{' '.join(found)} {name}", hidden=hide_names)
+        for name, found in letters.items()
+    }
 
 
 # -- scales --------------------------------------------------------------------------------------

@@ -1,9 +1,10 @@
 """Exports of one stored session: Markdown, JSON lines, CSV, HTML and pairwise battles.
 
 This module is the entry point (:func:`export_session`) and writes the file
-(:func:`write_export`); each format has its module (:mod:`kurabe.export.markdown`,
-:mod:`kurabe.export.tables` for jsonl and csv, :mod:`kurabe.export.html`,
-:mod:`kurabe.analysis.battles`), on what they share (:mod:`kurabe.export.view`,
+(:func:`write_export`). The store is read once and everything the formats show is computed once,
+into the view (:mod:`kurabe.export.view`); each format's module only formats it
+(:mod:`kurabe.export.markdown`, :mod:`kurabe.export.tables` for jsonl and csv,
+:mod:`kurabe.export.html`, :mod:`kurabe.export.battles`; the sampling's words:
 :mod:`kurabe.export.sent`).
 
 - ``md``: laid out like a hand-written comparison page (README, glossary) — a summary table of
@@ -62,14 +63,17 @@ import tempfile
 from pathlib import Path
 
 from foundation.errors import KurabeError
-from kurabe.analysis.battles import to_battles
+from kurabe.export.battles import to_battles
 from kurabe.export.html import to_html
 from kurabe.export.markdown import to_markdown
 from kurabe.export.tables import to_csv, to_jsonl
-from kurabe.export.view import make_view, scrub_text, secrets_of
+from kurabe.export.view import build_view, scrub_text
 from kurabe.store.store import Store
 
 FORMATS = ("md", "jsonl", "csv", "html", "battles")
+SHOWS_AGREEMENT = ("md", "html")
+SHOWS_CHARTS = ("html",)
+"""The formats that show the statistics, which take seconds; the others' views go without."""
 
 
 # -- writing a file -----------------------------------------------------------------------
@@ -137,8 +141,12 @@ def export_session(
     """Render one session in ``fmt`` (one of :data:`FORMATS`)."""
     if fmt not in FORMATS:
         raise KurabeError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    record = store.load_record(session_id)
-    view = make_view(record, reveal_names=reveal_names)
+    view = build_view(
+        store.load_record(session_id),
+        reveal_names=reveal_names,
+        with_agreement=fmt in SHOWS_AGREEMENT,
+        with_charts=fmt in SHOWS_CHARTS,
+    )
     if fmt == "md":
         text = to_markdown(view)
     elif fmt == "jsonl":
@@ -149,4 +157,4 @@ def export_session(
         text = to_html(view)
     else:
         text = to_battles(view)
-    return scrub_text(text, secrets_of(record))
+    return scrub_text(text, view.secrets)

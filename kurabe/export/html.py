@@ -5,19 +5,9 @@ from __future__ import annotations
 
 import html
 
-from kurabe.export.pane_summary import pane_summaries
+from kurabe.analysis.charts import speed_svg, strength_svg
 from kurabe.export.sent import HIDDEN_SETTINGS, NOT_RECORDED, sent_summary
-from kurabe.export.view import (
-    BLIND_NOTICE,
-    ExportView,
-    agreement_html,
-    fmt,
-    reply_state,
-    score_labels,
-    state_words,
-    verdict_text,
-)
-from kurabe.store.records import PaneRecord
+from kurabe.export.view import BLIND_NOTICE, ExportView, PaneView, fmt, verdict_text
 
 _CSS = """
 body{font-family:"Hiragino Sans","Noto Sans JP","Yu Gothic",sans-serif;margin:1.5rem;
@@ -40,10 +30,10 @@ margin-right:.2rem;font-size:.75rem}.pick{font-size:.85rem;color:#2a6;margin-top
 """
 
 
-def _sent_cell(view: ExportView, pane: PaneRecord) -> str:
+def _sent_cell(view: ExportView, pane: PaneView) -> str:
     if view.hide_names:
         return HIDDEN_SETTINGS
-    sent = view.sent(pane)
+    sent = pane.sent
     return NOT_RECORDED if sent is None else sent_summary(sent)
 
 
@@ -55,16 +45,8 @@ def charts_html(view: ExportView) -> str:
     Self-contained: no script, no stylesheet rule (inline attributes only), nothing fetched.
     Names are hidden as everywhere else in a blind export.
     """
-    from kurabe.analysis.charts import (
-        session_speed_bars,
-        session_strength_bars,
-        speed_svg,
-        strength_svg,
-    )
-
-    record = view.record
-    strength = session_strength_bars(record, hide_names=view.hide_names)
-    speed = session_speed_bars(record, hide_names=view.hide_names)
+    strength = view.strength_bars
+    speed = view.speed_bars
     figure = '<figure style="margin:.8rem 0;overflow-x:auto">'
     parts = ['<section class="charts">', "<h2>Charts</h2>"]
     if strength:
@@ -80,11 +62,17 @@ def charts_html(view: ExportView) -> str:
     return "\n".join(parts)
 
 
+def agreement_html(view: ExportView) -> str:
+    """The judge and agreement section ("" when nobody judged or rated)."""
+    if not view.judge_lines:
+        return ""
+    items = "".join(f"<li>{html.escape(line)}</li>" for line in view.judge_lines)
+    return f'<section class="agreement"><h2>Judge and agreement</h2><ul>{items}</ul></section>'
+
+
 def to_html(view: ExportView) -> str:
-    record = view.record
-    info = record.session
-    labels = score_labels()
-    latest = record.latest_replies()
+    info = view.session
+    labels = view.score_labels
     esc = html.escape
     title = f"比べ kurabe — session {info.id}"
     if info.scenario:
@@ -108,10 +96,11 @@ def to_html(view: ExportView) -> str:
         '<table class="summary"><tr><th>Pane</th><th>Model</th><th>Quality</th><th>Note</th>'
         "<th>Mean score</th><th>tokens/s</th><th>chars/s</th><th>Sent</th></tr>"
     )
-    for pane, summary in zip(record.panes, pane_summaries(record), strict=True):
+    for pane in view.panes:
+        summary = pane.summary
         verdict = summary.verdict
         parts.append(
-            f"<tr><td>{esc(pane.label)}</td><td>{esc(view.name(pane))}</td>"
+            f"<tr><td>{esc(pane.pane.label)}</td><td>{esc(pane.name)}</td>"
             f"<td>{esc(verdict_text(verdict.verdict) if verdict else '')}</td>"
             f"<td>{esc(verdict.note if verdict else '')}</td>"
             f"<td>{fmt(summary.mean_score, 2)}</td>"
@@ -120,32 +109,35 @@ def to_html(view: ExportView) -> str:
         )
     parts.append("</table>")
     parts.append(charts_html(view))
-    n = len(record.panes)
-    for turn in record.turns:
-        pick = record.latest_pick(turn.idx)
+    n = len(view.panes)
+    for turn_view in view.turns:
+        turn = turn_view.turn
+        pick = turn_view.pick
         parts.append(f'<section class="turn" id="turn-{turn.idx + 1}">')
         parts.append(
             f'<div class="user">{turn.idx + 1}. {esc(str(persona.get("user_name", "ユーザー")))}: '
             f"{esc(turn.text)}</div>"
         )
         parts.append(f'<div class="panes" style="--n:{n}">')
-        for pane in record.panes:
-            reply = latest.get((pane.position, turn.idx))
-            best = pick is not None and pick.outcome == "pane" and pick.winner == pane.position
+        for pane in view.panes:
+            position = pane.pane.position
+            shown = turn_view.replies.get(position)
+            best = pick is not None and pick.outcome == "pane" and pick.winner == position
             parts.append(f'<div class="pane{" best" if best else ""}">')
             parts.append(
-                f"<h3>{esc(pane.label)} · {esc(view.name(pane))}{' ★' if best else ''}</h3>"
+                f"<h3>{esc(pane.pane.label)} · {esc(pane.name)}{' ★' if best else ''}</h3>"
             )
-            if reply is None:
+            if shown is None:
                 parts.append('<div class="incomplete">no reply</div></div>')
                 continue
-            state, _reason = reply_state(reply)
+            reply = shown.reply
+            state = shown.state
             parts.append(
                 f'<div class="text" data-reply="{reply.id}" data-state="{state}">'
                 f"{esc(reply.text)}</div>"
             )
-            parts.append(f'<div class="state {state}">{esc(state_words(reply))}</div>')
-            rating = record.latest_rating(reply.id)
+            parts.append(f'<div class="state {state}">{esc(shown.state_words)}</div>')
+            rating = shown.latest_rating
             if rating is not None:
                 bits = []
                 if rating.score is not None:

@@ -3,21 +3,8 @@ table, then per model its verdict, note, settings, prompt, transcript and a tabl
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
-from kurabe.export.pane_summary import pane_summaries
 from kurabe.export.sent import HIDDEN_SETTINGS, NOT_RECORDED, sent_lines, sent_value
-from kurabe.export.view import (
-    BLIND_NOTICE,
-    ExportView,
-    agreement_markdown,
-    fmt,
-    pane_summary,
-    score_labels,
-    state_words,
-    verdict_text,
-)
-from kurabe.store.records import PaneRecord, ReplyRow
+from kurabe.export.view import BLIND_NOTICE, ExportView, PaneView, fmt, verdict_text
 
 
 def _fence(text: str) -> str:
@@ -38,11 +25,8 @@ def _md_cell(text: str) -> str:
 
 
 def to_markdown(view: ExportView) -> str:
-    record = view.record
-    info = record.session
+    info = view.session
     persona = info.persona
-    labels = score_labels()
-    latest = record.latest_replies()
     out: list[str] = []
     title = f"# 比べ kurabe — session {info.id}"
     if info.scenario:
@@ -68,26 +52,27 @@ def to_markdown(view: ExportView) -> str:
         "| Pane | Model | Quality | Rated replies | Mean score | Best picks | tokens/s | chars/s |"
     )
     out.append("|---|---|---|---:|---:|---:|---:|---:|")
-    for pane, summary in zip(record.panes, pane_summaries(record), strict=True):
+    for pane in view.panes:
+        summary = pane.summary
         verdict = summary.verdict
         out.append(
-            f"| {pane.label} | {_md_cell(view.name(pane))} | "
+            f"| {pane.pane.label} | {_md_cell(pane.name)} | "
             f"{verdict_text(verdict.verdict) if verdict else '-'} | {len(summary.scores)} | "
             f"{fmt(summary.mean_score, 2)} | {summary.wins} | "
             f"{fmt(summary.tokens_per_s)} | {fmt(summary.chars_per_s)} |"
         )
     out.append("")
 
-    for pane in record.panes:
-        out.append(f"## {view.name(pane)}")
+    for pane in view.panes:
+        out.append(f"## {pane.name}")
         out.append("")
-        verdict = record.latest_verdict(pane.position)
+        verdict = pane.summary.verdict
         out.append(f"Quality: {verdict_text(verdict.verdict) if verdict else '(no verdict)'}")
         if verdict and verdict.note:
             out.append("")
             out.append(f"Note: {verdict.note}")
         out.append("")
-        sent = view.sent(pane)
+        sent = pane.sent
         if sent is not None:
             out.append(f"Temp: {sent_value(sent.value('temperature'))}")
             out.append("")
@@ -95,26 +80,30 @@ def to_markdown(view: ExportView) -> str:
         out.append("")
         out.append(_code_block(_settings_block(view, pane)))
         out.append("")
-        template = view.profile_settings(pane).get("template")
+        template = pane.profile_settings.get("template")
         if template:
             out.append(_code_block(str(template)))
             out.append("")
-        out.append(_code_block(_transcript_block(view, pane, latest)))
+        out.append(_code_block(_transcript_block(view, pane)))
         out.append("")
-        rows = _reply_table(view, pane, latest, labels)
+        rows = _reply_table(view, pane)
         if rows:
             out.extend(rows)
             out.append("")
-    out.extend(agreement_markdown(view))
+    if view.judge_lines:
+        out.extend(["## Judge and agreement", ""])
+        out.extend(f"- {line}" for line in view.judge_lines)
+        out.append("")
     return "\n".join(out).rstrip() + "\n"
 
 
-def _settings_block(view: ExportView, pane: PaneRecord) -> str:
+def _settings_block(view: ExportView, pane_view: PaneView) -> str:
     persona = view.session.persona
-    backend = view.backend_settings(pane)
-    profile = view.profile_settings(pane)
-    sent = view.sent(pane)
-    summary = pane_summary(view.record, pane.position)
+    pane = pane_view.pane
+    backend = pane_view.backend_settings
+    profile = pane_view.profile_settings
+    sent = pane_view.sent
+    summary = pane_view.summary
     lines = []
     if not view.hide_names:
         lines.append(str(backend.get("model_file") or pane.model))
@@ -152,41 +141,36 @@ def _settings_block(view: ExportView, pane: PaneRecord) -> str:
     return "\n".join(lines)
 
 
-def _transcript_block(
-    view: ExportView, pane: PaneRecord, latest: Mapping[tuple[int, int], ReplyRow]
-) -> str:
+def _transcript_block(view: ExportView, pane: PaneView) -> str:
     persona = view.session.persona
     user = persona.get("user_name", "ユーザー")
     char = persona.get("char_name", "アシスタント")
     parts = []
-    for turn in view.record.turns:
-        parts.append(f"**{user}:** {turn.text}")
-        reply = latest.get((pane.position, turn.idx))
-        if reply is None:
+    for turn in view.turns:
+        parts.append(f"**{user}:** {turn.turn.text}")
+        shown = turn.replies.get(pane.pane.position)
+        if shown is None:
             parts.append(f"**{char}:** [no reply]")
             continue
-        text = f"**{char}:** {reply.text}"
-        if not reply.completed:
-            text += f"\n[{state_words(reply)}]"
+        text = f"**{char}:** {shown.reply.text}"
+        if not shown.reply.completed:
+            text += f"\n[{shown.state_words}]"
         parts.append(text)
     return "\n\n".join(parts)
 
 
-def _reply_table(
-    view: ExportView,
-    pane: PaneRecord,
-    latest: Mapping[tuple[int, int], ReplyRow],
-    labels: Mapping[int, str],
-) -> list[str]:
+def _reply_table(view: ExportView, pane: PaneView) -> list[str]:
+    labels = view.score_labels
     rows = [
         "| Turn | State | Score | Tags | Note | Checks | tokens/s | chars/s | Engine |",
         "|---:|---|---|---|---|---|---:|---:|---|",
     ]
-    for turn in view.record.turns:
-        reply = latest.get((pane.position, turn.idx))
-        if reply is None:
+    for turn in view.turns:
+        shown = turn.replies.get(pane.pane.position)
+        if shown is None:
             continue
-        rating = view.record.latest_rating(reply.id)
+        reply = shown.reply
+        rating = shown.latest_rating
         score = ""
         if rating is not None and rating.score is not None:
             score = f"{rating.score} {labels.get(rating.score, '')}".strip()
@@ -195,7 +179,7 @@ def _reply_table(
         report = reply.check_report
         flags = ", ".join(report.flag_codes) if report is not None else ""
         rows.append(
-            f"| {turn.idx + 1} | {_md_cell(state_words(reply))} | {score} | {tags} | {note} | "
+            f"| {turn.turn.idx + 1} | {_md_cell(shown.state_words)} | {score} | {tags} | {note} | "
             f"{flags} | {fmt(reply.tokens_per_s)} | {fmt(reply.chars_per_s)} | "
             f"{'; '.join(reply.figures.engine_notes())} |"
         )

@@ -6,41 +6,57 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from backends.sent import SAMPLING_FIELDS
-from kurabe.checks.report import load_check_report
 from kurabe.core.csvsafe import spreadsheet_safe
 from kurabe.export.sent import sent_record
-from kurabe.export.view import (
-    ExportView,
-    judgement_dicts,
-    pick_word,
-    rating_dict,
-    reply_state,
-    round_to,
-    score_labels,
-    verdict_text,
-)
+from kurabe.export.view import ExportView, TurnView, round_to, verdict_text
+from kurabe.store.records import RatingRow
 
 # -- JSON lines ---------------------------------------------------------------------------
 
 
+def rating_dict(rating: RatingRow, labels: Mapping[int, str]) -> dict[str, Any]:
+    return {
+        "score": rating.score,
+        "score_label": labels.get(rating.score) if rating.score is not None else None,
+        "tags": list(rating.tags),
+        "note": rating.note,
+        "rater": rating.rater,
+        "kind": rating.kind,
+        "blind": rating.blind,
+        "created_at": rating.created_at,
+    }
+
+
+def pick_dict(turn: TurnView) -> dict[str, Any] | None:
+    pick = turn.pick
+    if pick is None:
+        return None
+    return {
+        "outcome": pick.outcome,
+        "winner": turn.pick_winner,
+        "rater": pick.rater,
+        "blind": pick.blind,
+    }
+
+
 def reply_records(view: ExportView) -> list[dict[str, Any]]:
     """One dict per reply (every version), as written by the ``jsonl`` format."""
-    record = view.record
-    info = record.session
-    labels = score_labels()
-    latest = record.latest_replies()
-    turns = {t.idx: t for t in record.turns}
-    panes = {p.position: p for p in record.panes}
+    info = view.session
+    labels = view.score_labels
+    panes = {p.pane.position: p for p in view.panes}
+    turns = {t.turn.idx: t for t in view.turns}
     out = []
-    for reply in record.replies:
-        pane = panes[reply.pane]
-        turn = turns[reply.turn]
-        ratings = record.ratings_of(reply.id)
-        newest = record.latest_rating(reply.id)
-        verdict = record.latest_verdict(pane.position)
+    for shown in view.replies:
+        reply = shown.reply
+        pane_view = panes[reply.pane]
+        pane = pane_view.pane
+        turn = shown.turn
+        newest = shown.latest_rating
+        verdict = pane_view.summary.verdict
         out.append(
             {
                 "session_id": info.id,
@@ -55,16 +71,16 @@ def reply_records(view: ExportView) -> list[dict[str, Any]]:
                 "user_text": turn.text,
                 "pane": pane.position,
                 "label": pane.label,
-                "model": view.name(pane),
+                "model": pane_view.name,
                 "backend": None if view.hide_names else pane.backend,
-                "settings": view.settings(pane),
-                "sent": sent_record(view.sent(pane)),
+                "settings": pane_view.settings,
+                "sent": sent_record(pane_view.sent),
                 "reply_id": reply.id,
                 "version": reply.version,
-                "latest": latest[(reply.pane, reply.turn)].id == reply.id,
+                "latest": shown.latest,
                 "status": reply.status,
-                "state": reply_state(reply)[0],
-                "reason": reply_state(reply)[1],
+                "state": shown.state,
+                "reason": shown.reason,
                 "incomplete": reply.status != "complete",
                 "text": reply.text,
                 "finish_reason": reply.finish_reason,
@@ -85,8 +101,8 @@ def reply_records(view: ExportView) -> list[dict[str, Any]]:
                     "max_tokens_clamped": reply.max_tokens_clamped,
                 },
                 "checks": reply.checks,
-                "ratings": [rating_dict(r, labels) for r in ratings],
-                "judgements": judgement_dicts(record, reply),
+                "ratings": [rating_dict(r, labels) for r in shown.ratings],
+                "judgements": list(shown.judgements),
                 "latest_rating": rating_dict(newest, labels) if newest else None,
                 "verdict": None
                 if verdict is None
@@ -96,7 +112,7 @@ def reply_records(view: ExportView) -> list[dict[str, Any]]:
                     "note": verdict.note,
                     "rater": verdict.rater,
                 },
-                "pick": pick_word(view, reply.turn),
+                "pick": pick_dict(turns[reply.turn]),
                 "started_at": reply.started_at,
                 "finished_at": reply.finished_at,
             }
@@ -169,15 +185,15 @@ are hidden."""
 
 def csv_rows(view: ExportView) -> list[dict[str, Any]]:
     """The ``csv`` format's rows: the newest version of every reply, flat."""
-    labels = score_labels()
+    labels = view.score_labels
     rows = []
-    for item in reply_records(view):
+    for shown, item in zip(view.replies, reply_records(view), strict=True):
         if not item["latest"]:
             continue
         sent = item["sent"] or {}
         rating = item["latest_rating"] or {}
         verdict = item["verdict"] or {}
-        report = load_check_report(item["checks"])
+        report = shown.reply.check_report
         figures = item["figures"]
         pick = item["pick"]
         pick_word = ""

@@ -15,6 +15,7 @@ import sys
 from typing import Any, TextIO
 
 from backends.base import one_line
+from kurabe.core.blind import shown_name
 from kurabe.judge.runner import ItemResult, Judge, JudgeSummary
 from kurabe.store.records import SessionRecord
 
@@ -22,7 +23,7 @@ from kurabe.store.records import SessionRecord
 def pane_name(record: SessionRecord, position: int) -> str:
     for pane in record.panes:
         if pane.position == position:
-            return pane.label if record.session.hidden else pane.profile_name
+            return shown_name(pane.label, pane.profile_name, hidden=record.session.hidden)
     return str(position)
 
 

@@ -60,6 +60,7 @@ from backends import create_backend
 from backends.base import Backend, ChatMessage, Conversation
 from backends.profiles import ModelProfile
 from foundation.errors import KurabeError
+from kurabe.core.blind import names_hidden
 from kurabe.core.pane_labels import MAX_PANES
 from kurabe.core.rating_config import resolve_rater
 from kurabe.core.secret_scrub import env_secrets
@@ -157,7 +158,6 @@ class ComparisonSession:
             order,
             backend_factory=backend_factory,
             secrets=secrets,
-            hidden=blind,
         )
         store.add_event(
             session_id,
@@ -248,7 +248,7 @@ class ComparisonSession:
     @property
     def hidden(self) -> bool:
         """Blind and not revealed."""
-        return self.blind and not self.revealed
+        return names_hidden(blind=self.blind, revealed=self.revealed)
 
     @property
     def user_turns(self) -> list[str]:
@@ -498,8 +498,6 @@ class ComparisonSession:
     def reveal(self) -> None:
         """Show the model names of a blind session (recorded as an event)."""
         self.revealed = True
-        for pane in self.panes:
-            pane.hidden = False
         self.store.set_revealed(self.id)
 
     def conversation_for(self, pane: int, turn: int) -> Conversation:

@@ -32,15 +32,9 @@ class Pane:
     header: str = ""
     last_reply_id: int | None = None
     last_error: str | None = None
-    hidden: bool = False
-    """The session is blind and not revealed: show the label, not the model."""
     _task: asyncio.Task[None] | None = field(default=None, repr=False)
     _cancel_requested: bool = field(default=False, repr=False)
     _entered: bool = field(default=False, repr=False)
-
-    @property
-    def display_name(self) -> str:
-        return self.label if self.hidden else self.profile.name
 
     @property
     def busy(self) -> bool:

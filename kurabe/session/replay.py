@@ -27,6 +27,7 @@ from backends import create_backend
 from backends.base import Backend, one_line
 from backends.profiles import ModelProfile
 from foundation.errors import KurabeError
+from kurabe.core.blind import shown_name
 from kurabe.session.comparison import ComparisonSession
 from kurabe.session.events import (
     PaneDelta,
@@ -86,13 +87,16 @@ class PlainProgress:
 
     def _name(self, pane: int) -> str:
         assert self.session is not None
-        return self.session.panes[pane].display_name
+        shown = self.session.panes[pane]
+        return shown_name(shown.label, shown.profile.name, hidden=self.session.hidden)
 
     def begin(self, session: ComparisonSession, run: int, runs: int) -> None:
         self.session = session
         self.turns = len(session.scenario.turns) if session.scenario else len(session.user_turns)
         self.prefix = f"[run {run}/{runs}] " if runs > 1 else ""
-        names = ", ".join(p.display_name for p in session.panes)
+        names = ", ".join(
+            shown_name(p.label, p.profile.name, hidden=session.hidden) for p in session.panes
+        )
         title = session.scenario.id if session.scenario else "-"
         self._print(f"session {session.id}: {title} × {names}")
 
@@ -159,8 +163,9 @@ class RichProgress:
             refresh_per_second=8,
         )
         for pane in session.panes:
+            name = shown_name(pane.label, pane.profile.name, hidden=session.hidden)
             self.tasks[pane.index] = self.progress.add_task(
-                f"[{pane.label}] {pane.display_name}", total=self.turns or None, status="loading…"
+                f"[{pane.label}] {name}", total=self.turns or None, status="loading…"
             )
         self.progress.start()
 

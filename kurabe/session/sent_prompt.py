@@ -45,7 +45,7 @@ def sent_prompt(session: ComparisonSession, pane: int, turn: int) -> SentPrompt:
     """What pane ``pane`` was given for ``turn``."""
     target = session.panes[pane]
     title = f"Pane {target.label} · turn {turn + 1} · the exact prompt"
-    if target.hidden:
+    if session.hidden:
         return SentPrompt(title, "", "Hidden in a blind session until the reveal (ctrl+r).")
     conversation = session.conversation_for(pane, turn)
     backend = target.backend

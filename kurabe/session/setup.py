@@ -76,7 +76,6 @@ def add_panes(
     *,
     backend_factory: BackendFactory,
     secrets: Sequence[str],
-    hidden: bool,
 ) -> list[Pane]:
     """Build one backend per profile, in ``order``, and record each pane; labels A–F follow the
     display order."""
@@ -101,7 +100,6 @@ def add_panes(
                 profile=profile,
                 backend=backend,
                 db_id=pane_id,
-                hidden=hidden,
             )
         )
     return panes
@@ -133,7 +131,6 @@ def stored_panes(
                 backend=build_backend(backend_factory, profile),
                 db_id=row.id,
                 header=row.header,
-                hidden=record.session.hidden,
             )
         )
     return panes

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from kurabe.checks.report import CheckReport, load_check_report
+from kurabe.core.blind import names_hidden
 from personas import Persona
 from scenarios import Scenario, Turn
 
@@ -105,7 +106,7 @@ class SessionRow:
     @property
     def hidden(self) -> bool:
         """Blind and not yet revealed: model names must not be shown."""
-        return self.blind and not self.revealed
+        return names_hidden(blind=self.blind, revealed=self.revealed)
 
     def persona_obj(self) -> Persona:
         return persona_from_dict(self.persona)

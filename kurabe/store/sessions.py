@@ -18,6 +18,7 @@ from typing import Any
 
 from foundation.errors import KurabeError
 from kurabe import __version__
+from kurabe.core.blind import names_hidden, shown_name
 from kurabe.core.secret_scrub import scrub_secrets
 from kurabe.store.connection import StoreConnection, from_json, now_iso, to_json
 from kurabe.store.records import (
@@ -211,9 +212,9 @@ class SessionTables(StoreConnection):
             params = (limit,)
         out = []
         for row in self._query(sql, params):
-            hidden = bool(row["blind"]) and not bool(row["revealed"])
+            hidden = names_hidden(blind=bool(row["blind"]), revealed=bool(row["revealed"]))
             panes = self.panes(int(row["id"]))
-            models = tuple(p.label if hidden else p.profile_name for p in panes)
+            models = tuple(shown_name(p.label, p.profile_name, hidden=hidden) for p in panes)
             out.append(
                 SessionSummary(
                     id=row["id"],
