@@ -48,6 +48,8 @@ SPEC_FORMS = "a .gguf path, openai:MODEL, anthropic:MODEL or a server URL[#MODEL
 """What else a model can be named by, for the 'unknown profile' messages."""
 AD_HOC_SOURCE = "ad hoc"
 """The ``source`` of a profile made from a spec (``kurabe models`` shows it)."""
+FOLDER_SOURCE = "folder "
+"""How the ``source`` of a model folder's file begins (then the folder)."""
 SERVER_TIMEOUT_S = 5.0
 """How long ``/v1/models`` may take to answer before the server counts as not answering."""
 
@@ -268,7 +270,7 @@ class FolderModel:
             prompt_format="gguf",
             description=f"{self.architecture} · {self.quantization} · {human_size(self.size)}"
             f" · template: {self.template}",
-            source=shown_path(self.folder),
+            source=FOLDER_SOURCE + shown_path(self.folder),
         )
 
 

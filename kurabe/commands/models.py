@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     from backends.llama_build import engine_build
     from backends.llama_cpp_backend import gpu_offload_supported, route_native_logs
-    from backends.model_specs import human_size
+    from backends.model_specs import human_size, shown_path
     from backends.readiness import describe_profile
 
     route_native_logs()
@@ -101,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
             entry.quantization,
             entry.template,
             entry.architecture,
-            entry.profile().source,
+            shown_path(entry.folder),
         )
         for entry in catalog.folder_models
     ]
