@@ -309,3 +309,11 @@ def test_every_bad_spec_is_one_line_and_exit_code_2(
         assert err.startswith("kurabe: ") and err.count("\n") == 1, err
         assert expected in err, err
         assert "Traceback" not in err + captured.out
+
+
+def test_kurabe_prompt_takes_a_gguf_path(
+    tiny_gguf: Path, capsys: pytest.CaptureFixture[str], unload: None
+) -> None:
+    assert main(["prompt", "--model", str(tiny_gguf), "--user", "やあ"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("<|im_start|>system\n") and "<|im_start|>user\nやあ<|im_end|>" in out
