@@ -55,6 +55,8 @@ SERVER_TIMEOUT_S = 5.0
 
 _PREFIX = re.compile(r"([A-Za-z][A-Za-z0-9_.-]+):(.*)", re.DOTALL)
 """``openai:gpt-4o``; at least two letters before the colon, so ``C:\\models`` is a path."""
+_HOST_PORT = re.compile(r"[A-Za-z0-9.-]+:\d+(/\S*)?(#.*)?")
+"""``localhost:8080/v1``: a server URL without its scheme."""
 _SPLIT_PART = re.compile(r"-(\d{5})-of-(\d{5})\.gguf$", re.IGNORECASE)
 """A split GGUF's part (``model-00002-of-00003.gguf``): llama.cpp loads the first part."""
 
@@ -113,7 +115,10 @@ def resolve_spec(
     if "://" in spec:
         return _server_profile(spec, list_models)
     prefixed = _PREFIX.fullmatch(spec)
-    if prefixed and (prefixed.group(1).lower() in PROVIDERS or not _looks_like_path(spec)):
+    known_prefix = prefixed is not None and prefixed.group(1).lower() in PROVIDERS
+    if not known_prefix and _HOST_PORT.fullmatch(spec):
+        raise ModelSpecError(f"{spec!r}: a server URL starts with http:// (http://{spec})")
+    if prefixed and (known_prefix or not _looks_like_path(spec)):
         return _provider_profile(spec, prefixed.group(1), prefixed.group(2).strip())
     if _looks_like_path(spec) or Path(os.path.expanduser(spec)).is_file():
         return gguf_profile(spec)

@@ -288,6 +288,7 @@ def _bad_specs(tmp_path: Path, server: WireServer) -> dict[str, str]:
         f"http://127.0.0.1:{free_port()}/v1": "does not answer",
         server.origin: "serves 2 models (a-model, b-model)",
         "ftp://127.0.0.1/v1": "unknown URL scheme",
+        "localhost:8080/v1#qwen": "a server URL starts with http://",
     }
 
 
