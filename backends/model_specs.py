@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from backends.api_errors import public_url
+from backends.api_errors import public_url, scrub_urls
 from backends.base import one_line
 from backends.gguf_meta import GGUFMetadataError, read_gguf_metadata
 from backends.profiles import BackendName, ModelProfile
@@ -88,7 +88,7 @@ def server_model_ids(base_url: str, timeout_s: float = SERVER_TIMEOUT_S) -> list
             f"{shown}/models answered HTTP {exc.status_code}; name the model as {shown}#MODEL"
         ) from None
     except openai.APIConnectionError as exc:
-        cause = one_line(str(exc.__cause__ or exc), 80)
+        cause = one_line(scrub_urls(str(exc.__cause__ or exc)), 80)
         raise ModelSpecError(
             f"server {shown} does not answer ({cause}); start it, or check the URL"
         ) from None
