@@ -318,3 +318,28 @@ def test_kurabe_prompt_takes_a_gguf_path(
     assert main(["prompt", "--model", str(tiny_gguf), "--user", "やあ"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("<|im_start|>system\n") and "<|im_start|>user\nやあ<|im_end|>" in out
+
+
+def test_the_app_opens_on_typed_models_and_offers_them_and_the_folders(
+    tiny_gguf: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kurabe.session.launch import AppOptions, build_context, plan_start
+
+    folder = tmp_path / "models"
+    folder.mkdir()
+    shutil.copy(tiny_gguf, folder / "in-folder.gguf")
+    shutil.copy(tiny_gguf, tmp_path / "mine.gguf")
+    monkeypatch.chdir(tmp_path)
+    options = AppOptions(
+        models="gemma-270m,./mine.gguf,in-folder.gguf",
+        models_dir=[str(folder)],
+        judge="openai:gpt-4.1",
+        db=str(tmp_path / "k.sqlite3"),
+    )
+    context = build_context(options)
+    plan = plan_start(options, context)
+    assert [p.name for p in plan.profiles] == ["gemma-270m", "./mine.gguf", "in-folder.gguf"]
+    assert plan.profiles[2].model == str(folder / "in-folder.gguf")
+    assert {"./mine.gguf", "in-folder.gguf"} <= set(context.profiles)  # the panes dialog lists them
+    assert context.judge_profile is not None and context.judge_profile.name == "openai:gpt-4.1"
+    context.store.close()
