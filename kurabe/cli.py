@@ -44,8 +44,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--persona", metavar="ID", help="persona to start with (default: anime-fan)"
     )
     parser.add_argument("--scenario", metavar="ID", help="scenario to replay in the app")
-    parser.add_argument("--models", metavar="A,B,C", help="model profiles, one pane each (1-6)")
+    parser.add_argument(
+        "--models",
+        metavar="A,B,C",
+        help="models, one pane each (1-6): profile names, .gguf paths, openai:MODEL, "
+        "anthropic:MODEL, server URLs[#MODEL]",
+    )
     parser.add_argument("--models-file", metavar="FILE", help="extra model profiles (TOML)")
+    parser.add_argument(
+        "--models-dir", metavar="DIR", action="append", help="a folder of GGUF files to offer"
+    )
     parser.add_argument("--db", metavar="PATH", help="database file (default: in the data dir)")
     parser.add_argument("--blind", action="store_true", help="hide model names behind A, B, C")
     parser.add_argument("--rater", metavar="NAME", help="who is rating (default: from config)")
@@ -54,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--parallel-local", action="store_true", help="run local panes at the same time"
     )
     parser.add_argument(
-        "--judge", metavar="PROFILE", help="the LLM judge the j key asks (default: from config)"
+        "--judge", metavar="MODEL", help="the LLM judge the j key asks (default: from config)"
     )
     # No subcommand: no func, and ``kurabe`` opens the app.
     parser.set_defaults(func=None)

@@ -84,6 +84,8 @@ class WireServer:
         self.frames_sent = 0
         self.errors: list[BaseException] = []
         """Unexpected exceptions in handler threads (a client hanging up is expected)."""
+        self.model_ids: list[str] = []
+        """What ``GET /v1/models`` lists (an OpenAI-style model list)."""
         self._replies: deque[Reply] = deque()
         self._last: Reply | None = None
         self._lock = threading.Lock()
@@ -164,7 +166,11 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self._record(None)
         if self.path.rstrip("/").endswith("/models"):
-            self._send_json(JSONReply(200, {"object": "list", "data": []}))
+            models = [
+                {"id": model, "object": "model", "created": 1744000000, "owned_by": "kurabe"}
+                for model in self.wire.model_ids
+            ]
+            self._send_json(JSONReply(200, {"object": "list", "data": models}))
         else:
             self._send_json(JSONReply(404, {"error": {"message": "Not Found"}}))
 

@@ -21,6 +21,7 @@ from textual.command import Provider
 
 from backends import create_backend
 from backends.base import one_line
+from backends.model_specs import FOLDER_SOURCE, SPEC_FORMS, resolve_spec
 from backends.profiles import ModelProfile
 from backends.readiness import unusable_reason
 from foundation.errors import KurabeError
@@ -221,6 +222,8 @@ class KurabeApp(App[int]):
         self.run_worker(self._choose_panes(), name="models", exit_on_error=False)
 
     async def _choose_panes(self) -> None:
+        for profile in self._current_profiles():  # a resumed session's models, typed or not
+            self.context.profiles.setdefault(profile.name, profile)
         profiles = list(self.context.profiles.values())
         choices = await asyncio.to_thread(profile_choices, profiles)
         selected = [name for name in self._current_names()]
@@ -231,7 +234,17 @@ class KurabeApp(App[int]):
             chosen_profiles = [self.context.profiles[name] for name in names]
             self._start_session(self.session.persona, chosen_profiles, self.session.scenario)
 
-        self.push_screen(ModelsDialog(choices, selected), chosen)
+        self.push_screen(ModelsDialog(choices, selected, self._add_model_spec), chosen)
+
+    async def _add_model_spec(self, spec: str) -> Choice:
+        """A model typed into the panes dialog, resolved off the loop (a server may be asked
+        which models it serves); raises KurabeError, one line."""
+        profile = await asyncio.to_thread(resolve_spec, spec, self.context.profiles)
+        if profile is None:
+            raise KurabeError(f"unknown model profile '{spec}'; give {SPEC_FORMS}")
+        self.context.profiles.setdefault(profile.name, profile)
+        (choice,) = await asyncio.to_thread(profile_choices, [profile])
+        return choice
 
     def _current_profiles(self) -> list[ModelProfile]:
         ordered = sorted(self.session.panes, key=lambda pane: pane.index)
@@ -313,6 +326,8 @@ def profile_choices(profiles: Iterable[ModelProfile]) -> list[Choice]:
                 state, info = describe(profile, offload)
                 if state == "usable":
                     detail = info or detail
+                    if profile.source.startswith(FOLDER_SOURCE):  # size, template, folder
+                        detail = f"{profile.description} · {profile.source}"
                 else:
                     reason = f"{state}: {info}"
             except Exception as exc:

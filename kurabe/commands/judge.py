@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -65,7 +66,12 @@ def register(subparsers: Any) -> None:
         description="Judge a stored session with any model profile. SESSION is an id, or 'last'.",
     )
     parser.add_argument("session", metavar="SESSION", help="session id, or 'last'")
-    parser.add_argument("--judge", metavar="PROFILE", required=True, help="the judge's profile")
+    parser.add_argument(
+        "--judge",
+        metavar="MODEL",
+        required=True,
+        help="the judge: a profile name, .gguf path, openai:MODEL, anthropic:MODEL or URL",
+    )
     add_judge_options(parser)
     parser.add_argument(
         "--retry-failed",
@@ -74,6 +80,13 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--models-file", metavar="FILE", default=argparse.SUPPRESS, help="extra model profiles"
+    )
+    parser.add_argument(
+        "--models-dir",
+        metavar="DIR",
+        action="append",
+        default=argparse.SUPPRESS,
+        help="a folder of GGUF files (named by file name)",
     )
     parser.add_argument("--db", metavar="PATH", default=argparse.SUPPRESS, help="database file")
     parser.add_argument(
@@ -93,18 +106,28 @@ class JudgeSettings:
     no_schema: bool = False
 
 
-def make_judge(profile_name: str, models_file: str | None, settings: JudgeSettings) -> Any:
-    """A :class:`kurabe.judge.runner.Judge` asking ``profile_name`` with ``settings``."""
-    from backends.profiles import load_profiles
+def make_judge(
+    profile_name: str,
+    models_file: str | None,
+    settings: JudgeSettings,
+    models_dirs: Sequence[str] | None = None,
+) -> Any:
+    """A :class:`kurabe.judge.runner.Judge` asking the model ``profile_name`` names (a profile
+    or any model spec, :mod:`backends.model_specs`) with ``settings``."""
+    from backends.model_specs import SPEC_FORMS, resolve_spec
+    from kurabe.core.model_catalog import load_model_catalog
     from kurabe.judge.rubric import load_rubric
     from kurabe.judge.runner import Judge
 
-    profiles = load_profiles(models_file)
-    if profile_name not in profiles:
+    profiles = load_model_catalog(models_file, models_dirs).profiles
+    profile = resolve_spec(profile_name, profiles)
+    if profile is None:
         known = ", ".join(sorted(profiles))
-        raise KurabeError(f"unknown judge profile {profile_name!r} (known: {known})")
+        raise KurabeError(
+            f"unknown judge profile {profile_name!r} (known: {known}; or {SPEC_FORMS})"
+        )
     return Judge(
-        profiles[profile_name],
+        profile,
         rubric=load_rubric(settings.rubric),
         mode=settings.mode,
         max_attempts=settings.attempts,
@@ -121,6 +144,7 @@ class JudgeOptions:
     judge: str
     retry_failed: bool = False
     models_file: str | None = None
+    models_dir: Sequence[str] | None = None
     db: str | None = None
     plain: bool = False
 
@@ -128,13 +152,16 @@ class JudgeOptions:
 def run(args: argparse.Namespace) -> int:
     import asyncio
 
+    from backends.api_errors import scrub_urls
     from kurabe.judge.progress import make_progress
     from kurabe.judge.runner import judge_sessions
     from kurabe.store.session_number import resolve_session_id
     from kurabe.store.store import Store
 
     options = options_from(JudgeOptions, args)
-    judge = make_judge(options.judge, options.models_file, options_from(JudgeSettings, args))
+    judge = make_judge(
+        options.judge, options.models_file, options_from(JudgeSettings, args), options.models_dir
+    )
     with Store.open_default(options.db) as store:
         session_id = resolve_session_id(options.session, store)
         try:
@@ -150,7 +177,7 @@ def run(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             print(
                 f"kurabe: interrupted; every judgement so far is saved (resume with: kurabe judge "
-                f"{session_id} --judge {options.judge})",
+                f"{session_id} --judge {scrub_urls(options.judge)})",
                 file=sys.stderr,
             )
             return 130

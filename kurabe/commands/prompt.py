@@ -53,14 +53,17 @@ class PromptOptions:
 
 
 def run(args: argparse.Namespace) -> int:
+    from backends.model_specs import SPEC_FORMS, resolve_spec
     from backends.profiles import load_profiles
     from personas.loader import load_personas
 
     options = options_from(PromptOptions, args)
     profiles = load_profiles(options.models_file)
-    if options.model not in profiles:
-        raise KurabeError(f"unknown model {options.model!r}; known: {', '.join(profiles)}")
-    profile = profiles[options.model]
+    profile = resolve_spec(options.model, profiles)  # a profile name or a .gguf path …
+    if profile is None:
+        raise KurabeError(
+            f"unknown model {options.model!r}; known: {', '.join(profiles)}; or {SPEC_FORMS}"
+        )
     if not profile.is_local:
         raise KurabeError(
             f"{profile.name} is an API model: its server applies the template (the persona goes "

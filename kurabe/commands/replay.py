@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,10 +37,20 @@ def register(subparsers: Any) -> None:
         "--tag", metavar="TAG", help="replay every scenario with this tag, one after another"
     )
     parser.add_argument(
-        "--models", metavar="A,B,C", default=argparse.SUPPRESS, help="model profiles (1-6)"
+        "--models",
+        metavar="A,B,C",
+        default=argparse.SUPPRESS,
+        help="models (1-6): profile names, .gguf paths, openai:MODEL, anthropic:MODEL, URLs",
     )
     parser.add_argument(
         "--models-file", metavar="FILE", default=argparse.SUPPRESS, help="extra model profiles"
+    )
+    parser.add_argument(
+        "--models-dir",
+        metavar="DIR",
+        action="append",
+        default=argparse.SUPPRESS,
+        help="a folder of GGUF files (named by file name)",
     )
     parser.add_argument("--db", metavar="PATH", default=argparse.SUPPRESS, help="database file")
     parser.add_argument("--seed", type=int, metavar="N", help="sampling seed for every pane")
@@ -70,24 +81,31 @@ def register(subparsers: Any) -> None:
         "--plain", action="store_true", help="plain progress lines even on a terminal"
     )
     parser.add_argument(
-        "--judge", metavar="PROFILE", default=None, help="judge each session after replaying it"
+        "--judge", metavar="MODEL", default=None, help="judge each session after replaying it"
     )
     add_judge_options(parser, prefix="judge-")
     parser.set_defaults(func=run)
 
 
-def choose_profiles(names: str | None, models_file: str | None) -> list[Any]:
-    """The profiles named in ``--models`` (comma-separated), else the usable defaults."""
-    from backends.profiles import load_profiles
+def choose_profiles(
+    names: str | None, models_file: str | None, models_dirs: Sequence[str] | None = None
+) -> list[Any]:
+    """The models named in ``--models`` (comma-separated specs: profile names, GGUF paths,
+    ``openai:MODEL`` …; see :mod:`backends.model_specs`), else the usable defaults."""
+    from backends.model_specs import SPEC_FORMS, resolve_specs
+    from kurabe.core.model_catalog import load_model_catalog
 
-    profiles = load_profiles(models_file)
+    profiles = load_model_catalog(models_file, models_dirs).profiles
     if names:
         wanted = [n.strip() for n in names.split(",") if n.strip()]
-        unknown = [n for n in wanted if n not in profiles]
+        resolved = resolve_specs(wanted, profiles)
+        unknown = [spec for spec, profile in resolved if profile is None]
         if unknown:
             known = ", ".join(sorted(profiles))
-            raise KurabeError(f"unknown model profile {', '.join(unknown)} (known: {known})")
-        chosen = [profiles[n] for n in wanted]
+            raise KurabeError(
+                f"unknown model profile {', '.join(unknown)} (known: {known}; or {SPEC_FORMS})"
+            )
+        chosen = [profile for _, profile in resolved]
     else:
         chosen = [p for p in profiles.values() if p.default and p.missing_key_reason() is None]
     if not 1 <= len(chosen) <= MAX_PANES:
@@ -138,6 +156,7 @@ class ReplayOptions:
     tag: str | None = None
     models: str | None = None
     models_file: str | None = None
+    models_dir: Sequence[str] | None = None
     db: str | None = None
     seed: int | None = None
     repeat: int = 1
@@ -171,7 +190,10 @@ def run(args: argparse.Namespace) -> int:
         from kurabe.commands.judge import JudgeSettings, make_judge
 
         judge = make_judge(
-            options.judge, models_file, options_from(JudgeSettings, args, prefix="judge_")
+            options.judge,
+            models_file,
+            options_from(JudgeSettings, args, prefix="judge_"),
+            options.models_dir,
         )
 
     with Store.open_default(options.db) as store:
@@ -202,7 +224,7 @@ def run(args: argparse.Namespace) -> int:
                 (scenario, personas.get(options.persona or scenario.persona))
                 for scenario in scenarios
             ]
-            profiles_chosen = choose_profiles(options.models, models_file)
+            profiles_chosen = choose_profiles(options.models, models_file, options.models_dir)
 
             async def replay_each() -> None:
                 for scenario, persona in pairs:

@@ -13,11 +13,13 @@ from typing import TYPE_CHECKING
 
 from backends import create_backend
 from backends.base import Backend
-from backends.profiles import ModelProfile, load_profiles
+from backends.model_specs import SPEC_FORMS, resolve_spec
+from backends.profiles import ModelProfile
 from backends.readiness import unusable_reason
 from foundation.catalog import Catalog
 from foundation.errors import ConfigError, KurabeError
 from foundation.options import options_from
+from kurabe.core.model_catalog import load_model_catalog
 from kurabe.core.pane_labels import MAX_PANES
 from kurabe.store.session_number import resolve_session_id
 from personas import Persona
@@ -85,15 +87,21 @@ def default_profiles(profiles: dict[str, ModelProfile]) -> list[ModelProfile]:
 
 
 def parse_models_option(value: str, profiles: dict[str, ModelProfile]) -> list[ModelProfile]:
-    """``--models a,b,c``: 1–6 known profile names (a name may repeat)."""
+    """``--models a,b,c``: 1–6 model specs (a profile name, a GGUF path, ``openai:MODEL``, a
+    server URL …; see :mod:`backends.model_specs`); a spec may repeat."""
     names = [name.strip() for name in value.split(",") if name.strip()]
     if not 1 <= len(names) <= MAX_PANES:
         raise KurabeError(f"--models takes 1 to {MAX_PANES} profile names, got {len(names)}")
-    unknown = [name for name in names if name not in profiles]
-    if unknown:
-        known = ", ".join(profiles)
-        raise KurabeError(f"unknown model profile '{unknown[0]}'; known profiles: {known}")
-    return [profiles[name] for name in names]
+    chosen = []
+    for name in names:
+        profile = resolve_spec(name, profiles)
+        if profile is None:
+            known = ", ".join(profiles)
+            raise KurabeError(
+                f"unknown model profile '{name}'; known profiles: {known}; or {SPEC_FORMS}"
+            )
+        chosen.append(profile)
+    return chosen
 
 
 @dataclass
@@ -114,6 +122,7 @@ class AppOptions:
     scenario: str | None = None
     models: str | None = None
     models_file: str | None = None
+    models_dir: Sequence[str] | None = None
     db: str | None = None
     blind: bool = False
     rater: str | None = None
@@ -140,10 +149,12 @@ def build_context(
     from scenarios.loader import load_scenarios
 
     options = AppOptions.from_args(args)
-    profiles = load_profiles(options.models_file)
+    catalog = load_model_catalog(options.models_file, options.models_dir or ())
+    profiles = catalog.profiles
     personas = load_personas()
     scenarios = load_scenarios(personas=personas)
     warnings = [f"skipped {problem}" for problem in [*personas.problems, *scenarios.problems]]
+    warnings += catalog.problems
     score_labels = dict(SCORE_LABELS_JA)
     tags: tuple[str, ...] = ()
     judge_name = options.judge
@@ -158,10 +169,12 @@ def build_context(
         warnings.append(f"ignored {exc}")
     judge_profile = None
     if judge_name:
-        if judge_name not in profiles:
+        judge_profile = resolve_spec(judge_name, profiles)
+        if judge_profile is None:
             known = ", ".join(profiles)
-            raise KurabeError(f"unknown judge profile '{judge_name}'; known profiles: {known}")
-        judge_profile = profiles[judge_name]
+            raise KurabeError(
+                f"unknown judge profile '{judge_name}'; known profiles: {known}; or {SPEC_FORMS}"
+            )
     if store is None:
         store = Store.open_default(options.db)
     return AppContext(
@@ -202,6 +215,8 @@ def plan_start(args: argparse.Namespace | AppOptions, context: AppContext) -> St
     models = options.models
     if models:
         profiles = parse_models_option(models, context.profiles)
+        for profile in profiles:  # the picker offers the specs given too
+            context.profiles.setdefault(profile.name, profile)
     else:
         profiles = default_profiles(context.profiles)
         if not profiles:
