@@ -229,7 +229,8 @@ def test_list_reports_bad_files_on_stderr_and_still_lists_the_good_ones() -> Non
     assert len(out.splitlines()) == 5
     assert err == (
         f"kurabe: {bad}:3: sytem: unknown key (did you mean 'system'?); known keys: id, title, "
-        "system, char_name, user_name, language, register, max_reply_chars, first_person, notes\n"
+        "system, char_name, user_name, language, register, max_reply_chars, first_person, notes, "
+        "examples\n"
     )
 
 

@@ -11,7 +11,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from backends.base import ChatMessage, Conversation
+from backends.base import ChatMessage
 from foundation.errors import KurabeError
 from foundation.options import options_from
 
@@ -54,6 +54,7 @@ class PromptOptions:
 
 def run(args: argparse.Namespace) -> int:
     from backends.profiles import load_profiles
+    from kurabe.core.persona_conversation import persona_conversation
     from personas.loader import load_personas
 
     options = options_from(PromptOptions, args)
@@ -68,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         )
     persona = load_personas().get(options.persona)
     turns = tuple(options.turns or [ChatMessage("user", "ねえ、アニメ好きなの？")])
-    conversation = Conversation(persona.system, turns, persona.char_name, persona.user_name)
+    conversation = persona_conversation(persona, turns)
     from backends.llama_cpp_backend import LlamaCppBackend, ModelFileError
     from backends.templates import TemplateError
 

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from kurabe.checks.report import CheckReport, load_check_report
-from personas import Persona
+from personas import ExampleExchange, Persona
 from scenarios import Scenario, Turn
 
 REPLY_STATUSES = ("streaming", "complete", "failed", "cancelled", "interrupted")
@@ -67,6 +67,11 @@ def persona_from_dict(data: Mapping[str, Any]) -> Persona:
     known = set(Persona.__dataclass_fields__)
     values = {k: v for k, v in data.items() if k in known}
     values["first_person"] = tuple(values.get("first_person") or ())
+    values["examples"] = tuple(
+        ExampleExchange(user=str(e.get("user", "")), char=str(e.get("char", "")))
+        for e in values.get("examples") or ()
+        if isinstance(e, Mapping)
+    )
     return Persona(**values)
 
 
