@@ -12,6 +12,7 @@ from kurabe.export.view import (
     ExportView,
     agreement_html,
     fmt,
+    persona_examples_text,
     reply_state,
     score_labels,
     state_words,
@@ -44,7 +45,11 @@ def _sent_cell(view: ExportView, pane: PaneRecord) -> str:
     if view.hide_names:
         return HIDDEN_SETTINGS
     sent = view.sent(pane)
-    return NOT_RECORDED if sent is None else sent_summary(sent)
+    cell = NOT_RECORDED if sent is None else sent_summary(sent)
+    examples = view.backend_settings(pane).get("examples")
+    if examples and view.session.persona.get("examples"):
+        cell += f"; examples {examples}"
+    return cell
 
 
 def charts_html(view: ExportView) -> str:
@@ -104,6 +109,9 @@ def to_html(view: ExportView) -> str:
         f" · rater {esc(info.rater)} · {esc(info.created_at)}</p>"
     )
     parts.append(f'<pre class="text">{esc(str(persona.get("system", "")))}</pre>')
+    examples = persona_examples_text(persona)
+    if examples:
+        parts.append(f'<p>Example exchanges</p><pre class="text examples">{esc(examples)}</pre>')
     parts.append(
         '<table class="summary"><tr><th>Pane</th><th>Model</th><th>Quality</th><th>Note</th>'
         "<th>Mean score</th><th>tokens/s</th><th>chars/s</th><th>Sent</th></tr>"

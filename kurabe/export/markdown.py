@@ -13,6 +13,7 @@ from kurabe.export.view import (
     agreement_markdown,
     fmt,
     pane_summary,
+    persona_examples_text,
     score_labels,
     state_words,
     verdict_text,
@@ -91,7 +92,11 @@ def to_markdown(view: ExportView) -> str:
         if sent is not None:
             out.append(f"Temp: {sent_value(sent.value('temperature'))}")
             out.append("")
-        out.append(_code_block(f"Prompt:\n{persona.get('system', '')}"))
+        prompt = f"Prompt:\n{persona.get('system', '')}"
+        examples = persona_examples_text(persona)
+        if examples:
+            prompt += f"\n\nExamples:\n{examples}"
+        out.append(_code_block(prompt))
         out.append("")
         out.append(_code_block(_settings_block(view, pane)))
         out.append("")
@@ -135,6 +140,7 @@ def _settings_block(view: ExportView, pane: PaneRecord) -> str:
         extra = [
             ("Backend", pane.backend),
             ("Prompt format", profile.get("prompt_format") if local else None),
+            ("Examples", backend.get("examples") if persona.get("examples") else None),
             ("Chat template", backend.get("chat_template")),
             ("Quantization", backend.get("quantization")),
             ("Model size", backend.get("model_size")),

@@ -36,6 +36,17 @@ def score_labels() -> Mapping[int, str]:
         return SCORE_LABELS_JA
 
 
+def persona_examples_text(persona: Mapping[str, Any]) -> str:
+    """The stored persona's example exchanges as named lines (empty when it has none)."""
+    user = str(persona.get("user_name", "ユーザー"))
+    char = str(persona.get("char_name", "アシスタント"))
+    lines: list[str] = []
+    for example in persona.get("examples") or ():
+        if isinstance(example, Mapping):
+            lines += [f"{user}: {example.get('user', '')}", f"{char}: {example.get('char', '')}"]
+    return "\n".join(lines)
+
+
 def verdict_text(verdict: str | None) -> str:
     return "" if verdict is None else verdict_label(verdict)
 
