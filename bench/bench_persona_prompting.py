@@ -20,8 +20,9 @@ The pairs:
   examples as prior turns) and ``gemma-270m-transcript`` (the few-shot transcript).
 
 Exit status 1 when the transcript pane is not better than both "before" panes on all three.
-It loads the real model: run it on an idle machine, once. On a busy machine the two pairs can run
-as two processes (``--pair before`` and ``--pair after``, each with its own ``--keep DIR``) and be
+It loads the real model (with ``OMP_WAIT_POLICY=PASSIVE`` unless set: only the replies count, and
+on a shared machine passive waiting is ten times faster); run it once. The two pairs can run as
+two processes (``--pair before`` and ``--pair after``, each with its own ``--keep DIR``) and be
 reported together with ``--tally DB DB``; only finished sessions count.
 
     .venv/bin/python bench/bench_persona_prompting.py [--seeds 1,2,3] [--keep DIR]
@@ -171,6 +172,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     # The assembled model stays where it is; everything else goes to the temporary home.
     os.environ.setdefault(CACHE_ENV, str(cache_dir()))
+    # Only the replies count here, not the speed: on a shared machine llama.cpp's spinning
+    # threads slow it tenfold (README, Benchmarks), waiting passively does not.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     if args.tally:
         tallies = tally(args.tally)
     else:
