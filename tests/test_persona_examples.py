@@ -448,3 +448,11 @@ def test_the_default_panes_compare_the_chat_template_with_the_few_shot_transcrip
         ("gemma-270m-transcript", "transcript"),
     ]
     assert chosen[0].model == chosen[1].model
+
+
+def test_personas_show_prints_the_examples(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["personas", "show", "keigo-clerk"]) == 0
+    out = capsys.readouterr().out
+    clerk = load_personas().get("keigo-clerk")
+    assert "examples (2):\n" in out
+    assert f"  お客様: {clerk.examples[0].user}\n  店員: {clerk.examples[0].char}\n" in out
