@@ -1,6 +1,6 @@
 """Prompt formats for local models: render a :class:`Conversation` into the exact prompt text.
 
-Four kinds, chosen per profile by ``prompt_format``:
+The formats, chosen per profile by ``prompt_format``:
 
 * ``gguf`` — the model's own chat template from its GGUF metadata (Jinja2, as llama.cpp ships it);
 * ``llama2-sys`` — the hand-written comparison's completion format for ELYZA::
