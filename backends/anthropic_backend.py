@@ -120,7 +120,7 @@ class AnthropicBackend(ApiBackend["AsyncAnthropic", "RawMessageStreamEvent"]):
         return anthropic_request(self.profile)
 
     @staticmethod
-    def messages(conversation: Conversation) -> list[dict[str, str]]:
+    def wire_messages(conversation: Conversation) -> list[dict[str, str]]:
         return [{"role": t.role, "content": t.content} for t in conversation.turns]
 
     def _sdk_fields(self, conversation: Conversation) -> dict[str, Any]:

@@ -17,9 +17,12 @@
 A subclass says what is particular to its API: the SDK's client class and modules
 (:meth:`ApiBackend._new_client`, :attr:`ApiBackend.sdk_module`), the request
 (:meth:`ApiBackend.sent_request`, one function of :mod:`backends.sent`, which the settings
-snapshot records as well; :meth:`ApiBackend.messages`, :meth:`ApiBackend._sdk_fields`), how it is
-sent (:meth:`ApiBackend._open`), how its events read (its :class:`ReplyTally`), and optionally
+snapshot records as well; :meth:`ApiBackend.wire_messages`, :meth:`ApiBackend._sdk_fields`), how
+it is sent (:meth:`ApiBackend._open`), how its events read (its :class:`ReplyTally`), and optionally
 what an empty stream means (:meth:`ApiBackend._empty_stream`).
+
+The persona's example exchanges are moved into the turns or the system prompt before either of
+those sees the conversation (:func:`backends.examples.for_chat`, the profile's ``examples_as``).
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ from backends.base import (
     TextDelta,
     one_line,
 )
+from backends.examples import examples_given, for_chat
 from backends.profiles import ModelProfile
 from backends.sent import SentRequest
 
@@ -148,10 +152,16 @@ class ApiBackend(Backend, Generic[ClientT, EventT]):
         """The sampling part of every request, from :mod:`backends.sent`: SDK parameters, body
         fields and headers. Requests are built from it and the settings snapshot records it."""
 
+    def messages(self, conversation: Conversation) -> list[dict[str, str]]:
+        """The API's ``messages`` for ``conversation``, the persona's examples included where
+        the profile's ``examples_as`` puts them."""
+        return self.wire_messages(for_chat(conversation, self.profile.examples_as))
+
     @staticmethod
     @abstractmethod
-    def messages(conversation: Conversation) -> list[dict[str, str]]:
-        """The conversation as the API's ``messages``."""
+    def wire_messages(conversation: Conversation) -> list[dict[str, str]]:
+        """A conversation without examples (:func:`backends.examples.for_chat` has placed them)
+        as the API's ``messages``."""
 
     def _sdk_fields(self, conversation: Conversation) -> dict[str, Any]:
         """Further request fields only this API takes. Default: none."""
@@ -160,11 +170,12 @@ class ApiBackend(Backend, Generic[ClientT, EventT]):
     def _request(self, conversation: Conversation) -> dict[str, Any]:
         """The keyword arguments of the SDK's streaming ``create`` call."""
         sent = self.sent_request()
+        chat = for_chat(conversation, self.profile.examples_as)
         request: dict[str, Any] = {
             "model": self.profile.model,
-            "messages": self.messages(conversation),
+            "messages": self.wire_messages(chat),
             "stream": True,
-            **self._sdk_fields(conversation),
+            **self._sdk_fields(chat),
             **sent.params,
         }
         if sent.body:
@@ -249,6 +260,7 @@ class ApiBackend(Backend, Generic[ClientT, EventT]):
             "timeout_s": self.profile.timeout_s,
             "max_retries": self.profile.max_retries,
             "api_key_env": self.profile.api_key_env,
+            "examples": examples_given(self.profile.examples_as),
         }
 
     def unusable_reason(self) -> str | None:

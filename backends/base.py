@@ -1,7 +1,7 @@
 """The one streaming interface every backend speaks.
 
-A backend turns a :class:`Conversation` (the persona's system prompt, then alternating user and
-assistant turns ending with a user turn) into an async stream of events:
+A backend turns a :class:`Conversation` (the persona's system prompt and example exchanges, then
+alternating user and assistant turns ending with a user turn) into an async stream of events:
 
 * :class:`TextDelta` — text as it arrives, in order;
 * then exactly one of :class:`StreamDone` (figures: tokens, time to first token, duration, finish
@@ -57,6 +57,9 @@ class Conversation:
     user_name: str = "ユーザー"
     conversation_id: str = "default"
     """Stable per pane: local backends key their KV-cache reuse on it."""
+    examples: tuple[ChatMessage, ...] = ()
+    """The persona's example exchanges (user, assistant, user, assistant …), sent before
+    ``turns``; how is each backend's choice, shared in :mod:`backends.examples`."""
 
 
 @dataclass(frozen=True, slots=True)

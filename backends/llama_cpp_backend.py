@@ -39,6 +39,7 @@ from backends.base import (
     TextDelta,
     one_line,
 )
+from backends.examples import examples_given
 from backends.llama_engine import (
     EngineError,
     GenerationResult,
@@ -491,6 +492,7 @@ class LlamaCppBackend(Backend):
             conversation,
             custom_template=self.profile.template,
             gguf_formatter=formatter,
+            examples_as=self.profile.examples_as,
         )
         self._last_render = rendered
         return rendered
@@ -511,6 +513,7 @@ class LlamaCppBackend(Backend):
         snapshot: dict[str, Any] = {
             "backend": "llama_cpp",
             "prompt_format": profile.prompt_format,
+            "examples": examples_given(profile.examples_as, profile.prompt_format),
             "sampling": asdict(profile.sampling),
             "n_ctx": profile.n_ctx,
             "n_gpu_layers_requested": profile.n_gpu_layers,

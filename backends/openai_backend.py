@@ -99,7 +99,7 @@ class OpenAIBackend(ApiBackend["AsyncOpenAI", "ChatCompletionChunk"]):
         return openai_request(self.profile)
 
     @staticmethod
-    def messages(conversation: Conversation) -> list[dict[str, str]]:
+    def wire_messages(conversation: Conversation) -> list[dict[str, str]]:
         """The persona as the system message, then the pane's turns in order."""
         messages: list[dict[str, str]] = []
         if conversation.system:

@@ -9,7 +9,9 @@ File format::
     [models.elyza-7b]
     backend = "llama_cpp"
     model = "~/models/ELYZA-japanese-Llama-2-7b-fast-instruct-q6_K.gguf"
-    prompt_format = "llama2-sys"      # gguf | llama2-sys | alpaca-ja | custom | <chat_format name>
+    prompt_format = "llama2-sys"      # gguf | llama2-sys | alpaca-ja | transcript | custom |
+                                       # <chat_format name>
+    examples_as = "turns"              # the persona's examples: turns | system | none
     n_gpu_layers = -1                  # -1: all layers where the build supports offload
     context = "trim"                   # trim: drop the oldest turns to fit n_ctx | fail
     kv_budget_mb = 4096                # KV cache of every pane on this file (default 1 GiB)
@@ -41,6 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from backends.examples import EXAMPLES_AS
 from backends.sent import ANTHROPIC_SAMPLING
 from foundation.errors import ConfigError
 from foundation.tomlfile import KeyPath, TomlDocument
@@ -161,6 +164,10 @@ class ModelProfile:
     send_sampling: tuple[str, ...] | None = None
     """Anthropic only: which of ``temperature``, ``top_p`` and ``top_k`` to send. None: the
     backend's default (none to Anthropic's own API; see :mod:`backends.sent`)."""
+    examples_as: str = "turns"
+    """How a chat template or an API gets the persona's example exchanges: ``turns`` (prior
+    turns), ``system`` (in the system prompt) or ``none``; completion formats write them as
+    dialogue lines unless ``none`` (:mod:`backends.examples`)."""
     default: bool = False
     """Shown as a pane when kurabe starts with no --models (if usable)."""
     description: str = ""
@@ -205,7 +212,19 @@ BUILTIN_PROFILES: tuple[ModelProfile, ...] = (
         n_ctx=EMBEDDED_N_CTX,
         sampling=Sampling(max_tokens=160),
         default=True,
-        description="Embedded Gemma 3 270M Q4_K_M with its own chat template",
+        description="Embedded Gemma 3 270M Q4_K_M (a base model) with Gemma's chat template; "
+        "the persona's examples as prior turns",
+    ),
+    ModelProfile(
+        name="gemma-270m-transcript",
+        backend="llama_cpp",
+        model=EMBEDDED_MODEL,
+        prompt_format="transcript",
+        n_ctx=EMBEDDED_N_CTX,
+        sampling=Sampling(max_tokens=160),
+        default=True,
+        description="The same model given the persona and its examples as a few-shot "
+        "transcript (ユーザー: … / オタク: …), the way to prompt a base model",
     ),
     ModelProfile(
         name="gemma-270m-llama2",
@@ -214,7 +233,6 @@ BUILTIN_PROFILES: tuple[ModelProfile, ...] = (
         prompt_format="llama2-sys",
         n_ctx=EMBEDDED_N_CTX,
         sampling=Sampling(max_tokens=160),
-        default=True,
         description="The same model in the Llama-2 <<SYS>> completion format of the "
         "hand-written comparison",
     ),
@@ -279,6 +297,7 @@ _PROFILE_TYPES: dict[str, type | tuple[type, ...]] = {
     "timeout_s": float,
     "max_retries": int,
     "send_sampling": list,
+    "examples_as": str,
     "default": bool,
     "description": str,
 }
@@ -353,6 +372,8 @@ def _parse_profile(doc: TomlDocument, name: str, table: Mapping[str, Any]) -> Mo
         raise doc.error((*at, "n_ctx"), "n_ctx must be at least 64")
     if values.get("context", "trim") not in CONTEXT_POLICIES:
         raise doc.error((*at, "context"), f"must be one of {', '.join(CONTEXT_POLICIES)}")
+    if values.get("examples_as", "turns") not in EXAMPLES_AS:
+        raise doc.error((*at, "examples_as"), f"must be one of {', '.join(EXAMPLES_AS)}")
     if values.get("kv_budget_mb", 1) < 1:
         raise doc.error((*at, "kv_budget_mb"), "kv_budget_mb must be at least 1")
     return ModelProfile(**values)

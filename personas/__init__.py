@@ -13,6 +13,17 @@ Register = Literal["casual", "polite", "any"]
 
 
 @dataclass(frozen=True, slots=True)
+class ExampleExchange:
+    """One example of how the character talks: a user's line and the character's answer.
+
+    Sent before the real conversation (few-shot); how depends on the model profile's prompt
+    format and ``examples_as`` (see :mod:`backends.examples`)."""
+
+    user: str
+    char: str
+
+
+@dataclass(frozen=True, slots=True)
 class Persona:
     id: str
     title: str
@@ -26,4 +37,6 @@ class Persona:
     first_person: tuple[str, ...] = ()
     """First-person pronouns that fit the character (empty: any). 俺 in a 私 persona is a break."""
     notes: str = ""
+    examples: tuple[ExampleExchange, ...] = ()
+    """Example exchanges in the character's voice, sent before the conversation (few-shot)."""
     source: str = "built-in"

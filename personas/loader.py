@@ -13,6 +13,14 @@ A persona file::
     first_person = ["私", "僕"]   # optional: pronouns that fit the character
     notes = "…"                   # optional, free text
 
+    [[examples]]                  # optional, any number: example exchanges (few-shot)
+    user = "ねえ、アニメ好きなの？"
+    char = "うん、毎晩なにか見てるよ！"
+
+Examples are sent before the conversation: to a chat template or an API as prior turns (or in
+the system prompt, per the model profile's ``examples_as``), and to a completion format as lines
+of its dialogue (see :mod:`backends.examples`).
+
 Text is kept exactly as written (full-width spaces, line breaks, emoji). Every problem is a
 :class:`~foundation.errors.ConfigError` naming the file, the line and the key.
 """
@@ -20,7 +28,7 @@ Text is kept exactly as written (full-width spaces, line breaks, emoji). Every p
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import fields
 from pathlib import Path
 from typing import Any, cast
@@ -37,7 +45,7 @@ from foundation.catalog import (
 )
 from foundation.paths import config_dir
 from foundation.tomlfile import TomlDocument
-from personas import Persona, Register
+from personas import ExampleExchange, Persona, Register
 
 DEFAULT_PERSONA_ID = "anime-fan"
 REGISTERS: tuple[Register, ...] = ("casual", "polite", "any")
@@ -52,7 +60,9 @@ PERSONA_KEYS: tuple[str, ...] = (
     "max_reply_chars",
     "first_person",
     "notes",
+    "examples",
 )
+EXAMPLE_KEYS: tuple[str, ...] = ("user", "char")
 _DEFAULTS: dict[str, Any] = {field.name: field.default for field in fields(Persona)}
 _LANGUAGE_TAG = re.compile(r"[a-z]{2,3}(?:-[A-Za-z0-9]{1,8})*")
 
@@ -60,6 +70,20 @@ _LANGUAGE_TAG = re.compile(r"[a-z]{2,3}(?:-[A-Za-z0-9]{1,8})*")
 def user_personas_dir() -> Path:
     """Where a user's own persona files live."""
     return config_dir() / "personas"
+
+
+def _parse_example(document: TomlDocument, entry: Any, index: int) -> ExampleExchange:
+    at = ("examples", index)
+    if not isinstance(entry, Mapping):
+        raise document.error(
+            at,
+            f'each example must be a table with user = "…" and char = "…" (write [[examples]]), '
+            f"got {entry!r}"[:160],
+        )
+    document.reject_unknown(entry, at, EXAMPLE_KEYS)
+    user: str = document.take(entry, at, "user", str, non_empty=True)
+    char: str = document.take(entry, at, "char", str, non_empty=True)
+    return ExampleExchange(user=user, char=char)
 
 
 def parse_persona_document(document: TomlDocument, source: str = BUILT_IN) -> Persona:
@@ -86,6 +110,8 @@ def parse_persona_document(document: TomlDocument, source: str = BUILT_IN) -> Pe
         raise document.error(("max_reply_chars",), f"must be 1 or more, got {max_reply_chars}")
     first_person = take_one_line_list(document, data, (), "first_person")
     notes: str = document.take(data, (), "notes", str, required=False, default="")
+    entries: list[Any] = document.take(data, (), "examples", list, required=False, default=[])
+    examples = tuple(_parse_example(document, entry, i) for i, entry in enumerate(entries))
     return Persona(
         id=persona_id,
         title=title,
@@ -97,6 +123,7 @@ def parse_persona_document(document: TomlDocument, source: str = BUILT_IN) -> Pe
         max_reply_chars=max_reply_chars,
         first_person=first_person,
         notes=notes,
+        examples=examples,
         source=source,
     )
 

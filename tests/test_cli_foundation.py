@@ -92,7 +92,9 @@ def test_prompt_of_a_llama2_profile_is_the_seed_format(
 ) -> None:
     models = tmp_path / "models.toml"
     models.write_text(
-        f'[models.tiny]\nbackend = "llama_cpp"\nmodel = "{tiny_gguf}"\nprompt_format = "llama2-sys"\n',
+        f'[models.tiny]\nbackend = "llama_cpp"\nmodel = "{tiny_gguf}"\nprompt_format = "llama2-sys"\n'
+        # The seed's ELYZA section gave no example exchanges: the persona's are left out.
+        'examples_as = "none"\n',
         encoding="utf-8",
     )
     try:

@@ -10,6 +10,7 @@ from textual.widgets import Static
 
 from backends.base import ChatMessage, Conversation
 from backends.templates import RenderedPrompt, render_prompt
+from kurabe.core.persona_conversation import example_messages
 from tests.fake_backends import FakeBackend
 from tests.tui_support import make_harness, settle, wait_until
 from tui.main_screen import MainScreen
@@ -100,6 +101,7 @@ async def test_w_shows_the_exact_prompt_of_the_latest_turn_as_rendered_for_kurab
                 ),
                 persona.char_name,
                 persona.user_name,
+                examples=example_messages(persona),
             )
         ).text
         shown = screen.query_one("#sent-prompt-text", Static)
@@ -199,7 +201,11 @@ async def test_w_says_what_kurabe_prompt_says_of_the_format_and_stop_strings() -
         screen = harness.app.screen
         assert isinstance(screen, SentPromptScreen)
         conversation = Conversation(
-            persona.system, (ChatMessage("user", "ねえ"),), persona.char_name, persona.user_name
+            persona.system,
+            (ChatMessage("user", "ねえ"),),
+            persona.char_name,
+            persona.user_name,
+            examples=example_messages(persona),
         )
         rendered = backend.render(conversation)
         assert screen.prompt.note == rendered.describe()

@@ -41,7 +41,7 @@ def test_defaults_are_the_embedded_panes_and_the_anime_fan(tmp_path: Path) -> No
     context = build_context(args(db=str(tmp_path / "k.sqlite3")))
     plan = plan_start(args(), context)
     assert plan.persona.id == "anime-fan"
-    assert [p.name for p in plan.profiles] == ["gemma-270m", "gemma-270m-llama2"]
+    assert [p.name for p in plan.profiles] == ["gemma-270m", "gemma-270m-transcript"]
     assert plan.scenario is None
     context.store.close()
 

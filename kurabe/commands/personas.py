@@ -1,10 +1,13 @@
-"""``kurabe personas``: list the personas in use, ``kurabe personas show ID``: print one.
+"""``kurabe personas``: list the personas in use, ``kurabe personas show ID``: print one,
+``kurabe personas import FILE``: a Character Card (V2 JSON, or a PNG carrying one) as a persona.
 
 The list says where each persona comes from (``built-in (file.toml)`` or the user's file) and
 whether it overrides another with the same id. On a terminal it is a rich table; otherwise
 tab-separated lines without a header (id, title, register, source, override), for scripts.
 Problems go to stderr, one line each, after the good personas are listed; the exit status is
-then 1.
+then 1. ``import`` writes the persona file into the user's persona folder (or ``--out DIR``),
+prints its path, its examples and every card field that did not map; a file it cannot read is
+one line, ``kurabe: FILE: what is wrong``, exit status 2 (:mod:`kurabe.importing.character_card`).
 
 The small output helpers here are shared with :mod:`kurabe.commands.scenarios`.
 """
@@ -42,6 +45,22 @@ def register(subparsers: SubParsers) -> None:
     show.add_argument("persona_id", metavar="ID")
     add_path_option(show, "--path", "persona", suppress_default=True)
     show.set_defaults(func=show_persona)
+    card = actions.add_parser(
+        "import",
+        help="a Character Card (V2 JSON or PNG) as a persona file",
+        description="Read a Character Card V2 (JSON, or a PNG with a 'chara' chunk) into a "
+        "persona TOML in your persona folder. Fields that do not map are listed.",
+    )
+    card.add_argument("file", type=Path, metavar="FILE", help="the card (.json or .png)")
+    card.add_argument("--id", dest="card_id", metavar="ID", help="the persona's id")
+    card.add_argument(
+        "--user-name", metavar="NAME", default="ユーザー", help="who {{user}} is (default ユーザー)"
+    )
+    card.add_argument(
+        "--out", type=Path, metavar="DIR", help="where to write (default: your persona folder)"
+    )
+    card.add_argument("--force", action="store_true", help="overwrite a file already there")
+    card.set_defaults(func=import_card)
 
 
 def add_path_option(
@@ -116,9 +135,52 @@ def show_persona(
     if override:
         lines.append(override)
     lines += ["", "system:", indent(persona.system)]
+    if persona.examples:
+        lines += ["", f"examples ({len(persona.examples)}):"]
+        for example in persona.examples:
+            lines += [
+                indent(f"{persona.user_name}: {example.user}"),
+                indent(f"{persona.char_name}: {example.char}"),
+            ]
     if persona.notes.strip():
         lines += ["", "notes:", indent(persona.notes.strip("\n"))]
     out.write("\n".join(lines) + "\n")
+    return 0
+
+
+@dataclass(frozen=True)
+class CardImportOptions:
+    """``kurabe personas import FILE``'s options."""
+
+    file: Path
+    card_id: str | None = None
+    user_name: str = "ユーザー"
+    out: Path | None = None
+    force: bool = False
+
+
+def import_card(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    from kurabe.importing import character_card
+    from personas.loader import user_personas_dir
+
+    out = out or sys.stdout
+    options = options_from(CardImportOptions, args)
+    target, imported = character_card.import_card(
+        options.file.expanduser(),
+        (options.out or user_personas_dir()).expanduser(),
+        user_name=options.user_name,
+        persona_id=options.card_id,
+        force=options.force,
+    )
+    persona = imported.persona
+    count = len(persona.examples)
+    out.write(f"wrote {target}  {persona.id}  {count} example{'s' if count != 1 else ''}\n")
+    out.write(f"{persona.char_name} / {persona.user_name}, language {persona.language}\n")
+    if imported.unmapped:
+        out.write(f"not mapped ({len(imported.unmapped)}):\n")
+        for line in imported.unmapped:
+            out.write(f"  {_one_line(line)}\n")
+    out.write(f"try it: kurabe --persona {persona.id}\n")
     return 0
 
 

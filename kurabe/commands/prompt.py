@@ -11,7 +11,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from backends.base import ChatMessage, Conversation
+from backends.base import ChatMessage
 from foundation.errors import KurabeError
 from foundation.options import options_from
 
@@ -55,6 +55,7 @@ class PromptOptions:
 def run(args: argparse.Namespace) -> int:
     from backends.model_specs import SPEC_FORMS, resolve_spec
     from backends.profiles import load_profiles
+    from kurabe.core.persona_conversation import persona_conversation
     from personas.loader import load_personas
 
     options = options_from(PromptOptions, args)
@@ -71,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         )
     persona = load_personas().get(options.persona)
     turns = tuple(options.turns or [ChatMessage("user", "ねえ、アニメ好きなの？")])
-    conversation = Conversation(persona.system, turns, persona.char_name, persona.user_name)
+    conversation = persona_conversation(persona, turns)
     from backends.llama_cpp_backend import LlamaCppBackend, ModelFileError
     from backends.templates import TemplateError
 

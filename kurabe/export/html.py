@@ -34,7 +34,10 @@ def _sent_cell(view: ExportView, pane: PaneView) -> str:
     if view.hide_names:
         return HIDDEN_SETTINGS
     sent = pane.sent
-    return NOT_RECORDED if sent is None else sent_summary(sent)
+    cell = NOT_RECORDED if sent is None else sent_summary(sent)
+    if pane.examples_given:
+        cell += f"; examples {pane.examples_given}"
+    return cell
 
 
 def charts_html(view: ExportView) -> str:
@@ -92,6 +95,10 @@ def to_html(view: ExportView) -> str:
         f" · rater {esc(info.rater)} · {esc(info.created_at)}</p>"
     )
     parts.append(f'<pre class="text">{esc(str(persona.get("system", "")))}</pre>')
+    if view.persona_examples:
+        parts.append(
+            f'<p>Example exchanges</p><pre class="text examples">{esc(view.persona_examples)}</pre>'
+        )
     parts.append(
         '<table class="summary"><tr><th>Pane</th><th>Model</th><th>Quality</th><th>Note</th>'
         "<th>Mean score</th><th>tokens/s</th><th>chars/s</th><th>Sent</th></tr>"

@@ -76,7 +76,10 @@ def to_markdown(view: ExportView) -> str:
         if sent is not None:
             out.append(f"Temp: {sent_value(sent.value('temperature'))}")
             out.append("")
-        out.append(_code_block(f"Prompt:\n{persona.get('system', '')}"))
+        prompt = f"Prompt:\n{persona.get('system', '')}"
+        if view.persona_examples:
+            prompt += f"\n\nExamples:\n{view.persona_examples}"
+        out.append(_code_block(prompt))
         out.append("")
         out.append(_code_block(_settings_block(view, pane)))
         out.append("")
@@ -124,6 +127,7 @@ def _settings_block(view: ExportView, pane_view: PaneView) -> str:
         extra = [
             ("Backend", pane.backend),
             ("Prompt format", profile.get("prompt_format") if local else None),
+            ("Examples", pane_view.examples_given),
             ("Chat template", backend.get("chat_template")),
             ("Quantization", backend.get("quantization")),
             ("Model size", backend.get("model_size")),

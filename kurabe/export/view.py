@@ -63,6 +63,9 @@ class PaneView:
     sent: SentSettings | None
     """The sampling the pane's backend recorded as sent; None when hidden or not recorded."""
     summary: PaneSummary
+    examples_given: str | None
+    """How the persona's example exchanges were given (``turns``, ``system``, ``dialogue`` …);
+    None when the persona has none or the settings are hidden."""
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,8 @@ class ExportView:
     session: SessionRow
     hide_names: bool
     score_labels: Mapping[int, str]
+    persona_examples: str
+    """The persona's example exchanges as named lines (empty when it has none)."""
     panes: tuple[PaneView, ...]
     turns: tuple[TurnView, ...]
     replies: tuple[ReplyView, ...]
@@ -149,7 +154,10 @@ def build_view(
     info = record.session
     hidden = names_hidden(blind=info.blind, revealed=info.revealed or reveal_names)
     summaries = {summary.position: summary for summary in pane_summaries(record)}
-    panes = tuple(_pane_view(pane, summaries[pane.position], hidden) for pane in record.panes)
+    has_examples = bool(info.persona.get("examples"))
+    panes = tuple(
+        _pane_view(pane, summaries[pane.position], hidden, has_examples) for pane in record.panes
+    )
     names = {pane.pane.position: pane.name for pane in panes}
     latest = record.latest_replies()
     turns_by_idx = {turn.idx: turn for turn in record.turns}
@@ -167,6 +175,7 @@ def build_view(
         session=info,
         hide_names=hidden,
         score_labels=score_labels(),
+        persona_examples=persona_examples_text(info.persona),
         panes=panes,
         turns=turns,
         replies=replies,
@@ -180,7 +189,9 @@ def build_view(
     )
 
 
-def _pane_view(pane: PaneRecord, summary: PaneSummary, hidden: bool) -> PaneView:
+def _pane_view(
+    pane: PaneRecord, summary: PaneSummary, hidden: bool, has_examples: bool
+) -> PaneView:
     settings: dict[str, Any] = {}
     if not hidden:
         clean = scrub_secrets(pane.settings)
@@ -196,6 +207,9 @@ def _pane_view(pane: PaneRecord, summary: PaneSummary, hidden: bool) -> PaneView
         backend_settings=backend,
         sent=sent_settings(backend),
         summary=summary,
+        examples_given=str(backend["examples"])
+        if has_examples and backend.get("examples")
+        else None,
     )
 
 
@@ -257,6 +271,17 @@ def _battle_view(
         sent_a=panes[battle.pane_a].sent,
         sent_b=panes[battle.pane_b].sent,
     )
+
+
+def persona_examples_text(persona: Mapping[str, Any]) -> str:
+    """The stored persona's example exchanges as named lines (empty when it has none)."""
+    user = str(persona.get("user_name", "ユーザー"))
+    char = str(persona.get("char_name", "アシスタント"))
+    lines: list[str] = []
+    for example in persona.get("examples") or ():
+        if isinstance(example, Mapping):
+            lines += [f"{user}: {example.get('user', '')}", f"{char}: {example.get('char', '')}"]
+    return "\n".join(lines)
 
 
 def score_labels() -> Mapping[int, str]:

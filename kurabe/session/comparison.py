@@ -62,6 +62,7 @@ from backends.profiles import ModelProfile
 from foundation.errors import KurabeError
 from kurabe.core.blind import names_hidden
 from kurabe.core.pane_labels import MAX_PANES
+from kurabe.core.persona_conversation import persona_conversation
 from kurabe.core.rating_config import resolve_rater
 from kurabe.core.secret_scrub import env_secrets
 from kurabe.session.compute_sharing import ComputeTurnstile, cpu_order, model_key
@@ -501,18 +502,16 @@ class ComparisonSession:
         self.store.set_revealed(self.id)
 
     def conversation_for(self, pane: int, turn: int) -> Conversation:
-        """What pane ``pane`` is (or was) given for ``turn``: the persona, the pane's own history
-        before that turn and the turn's user line (as
+        """What pane ``pane`` is (or was) given for ``turn``: the persona (with its examples), the
+        pane's own history before that turn and the turn's user line (as
         :class:`~kurabe.session.reply_stream.ReplyStream` sends it)."""
         target = self._pane(pane)
         if not 0 <= turn < len(self.user_turns):
             raise KurabeError(f"no turn {turn} in this session")
         history = self._turns.history_before(target.index, turn)
-        return Conversation(
-            system=self.persona.system,
-            turns=(*history, ChatMessage("user", self.user_turns[turn])),
-            char_name=self.persona.char_name,
-            user_name=self.persona.user_name,
+        return persona_conversation(
+            self.persona,
+            (*history, ChatMessage("user", self.user_turns[turn])),
             conversation_id=f"kurabe-{self.id}-{target.index}",
         )
 

@@ -11,7 +11,7 @@ from typing import Any, Protocol, TypeVar
 
 from kurabe.checks.report import CheckReport, load_check_report
 from kurabe.core.blind import names_hidden
-from personas import Persona
+from personas import ExampleExchange, Persona
 from scenarios import Scenario, Turn
 
 REPLY_STATUSES = ("streaming", "complete", "failed", "cancelled", "interrupted")
@@ -68,6 +68,11 @@ def persona_from_dict(data: Mapping[str, Any]) -> Persona:
     known = set(Persona.__dataclass_fields__)
     values = {k: v for k, v in data.items() if k in known}
     values["first_person"] = tuple(values.get("first_person") or ())
+    values["examples"] = tuple(
+        ExampleExchange(user=str(e.get("user", "")), char=str(e.get("char", "")))
+        for e in values.get("examples") or ()
+        if isinstance(e, Mapping)
+    )
     return Persona(**values)
 
 
