@@ -422,10 +422,12 @@ def build_agreement(
     """The report over the stored sessions (of ``scenario``; or the one ``session``)."""
     if session is not None:
         ids = (
-            [session] if scenario is None or store.session(session).scenario_id == scenario else []
+            [session]
+            if scenario is None or store.sessions.get(session).scenario_id == scenario
+            else []
         )
     else:
-        ids = store.session_ids(scenario=scenario)
+        ids = store.sessions.ids(scenario=scenario)
     records = [store.load_record(sid) for sid in ids]
     return agreement_from_records(
         records, rounds=rounds, seed=seed, scenario=scenario, session=session
