@@ -14,7 +14,7 @@ import pytest
 
 from backends import base
 from kurabe.checks import report
-from kurabe.core import pane_labels, verdicts
+from kurabe.core import pane_labels, scores, verdicts
 from kurabe.export import pane_summary
 from kurabe.store import session_number
 
@@ -35,6 +35,9 @@ SINGLE_DEFINITIONS: dict[str, object] = {
     "pane_summaries": pane_summary.pane_summaries,
     "one_line": base.one_line,
     "load_check_report": report.load_check_report,
+    "SCORES": scores.SCORES,
+    "is_score": scores.is_score,
+    "check_score": scores.check_score,
 }
 """Each rule, as the object its users must get: imported here from where it lives today."""
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from foundation.errors import KurabeError
+from kurabe.core.scores import check_score
 from kurabe.core.verdicts import normalize_verdict
 from kurabe.session.pane import Pane, pane_at
 from kurabe.session.turns import SessionTurns
@@ -43,8 +44,7 @@ class SessionRatings:
         """Store ``rater``'s rating of a reply; fields left ``None`` keep their previous value."""
         if self._store.replies.reply_session(reply_id) != self._session_id:
             raise KurabeError(f"reply {reply_id} is not in session {self._session_id}")
-        if score is not None and (isinstance(score, bool) or not 1 <= int(score) <= 5):
-            raise KurabeError(f"score must be 1 to 5, got {score!r}")
+        check_score(score)
         previous = self.rating_of(reply_id, rater)
         merged = RatingView(
             score=previous.score if score is None else score,
