@@ -109,7 +109,7 @@ def tally(databases: Sequence[Path]) -> dict[str, Tally]:
     tallies: dict[str, Tally] = {}
     for db in databases:
         with Store(db) as store:
-            for session_id in store.session_ids():
+            for session_id in store.sessions.ids():
                 tally_session(store.load_record(session_id), tallies)
     return tallies
 

@@ -106,11 +106,11 @@ async def make_rated_store(tmp_path: Path) -> tuple[Store, int]:
     latest = record.latest_replies()
     r1, r2, r3, r4 = latest[(0, 0)], latest[(1, 0)], latest[(0, 1)], latest[(1, 1)]
     for reply, score in ((r1, 1), (r2, 2), (r3, 3), (r4, 4)):
-        store.add_rating(reply.id, score=score, tags=(), note="", rater="hana", blind=False)
+        store.ratings.add_rating(reply.id, score=score, tags=(), note="", rater="hana", blind=False)
     for reply, score in ((r1, 1), (r2, 2), (r3, 4)):
-        store.add_rating(reply.id, score=score, tags=(), note="", rater="yuki", blind=False)
+        store.ratings.add_rating(reply.id, score=score, tags=(), note="", rater="yuki", blind=False)
     rubric = load_rubric()
-    single = store.add_judge_run(
+    single = store.judging.add_run(
         session_id,
         judge="judge:j",
         profile_name="j",
@@ -121,10 +121,10 @@ async def make_rated_store(tmp_path: Path) -> tuple[Store, int]:
         settings={},
     )
     for reply, score in ((r1, 1), (r2, 3), (r3, 3), (r4, 5)):
-        store.add_judgement(
+        store.judging.add_judgement(
             single, turn_id=reply.turn_id, reply_id=reply.id, status="ok", score=score
         )
-    pairwise = store.add_judge_run(
+    pairwise = store.judging.add_run(
         session_id,
         judge="judge:j",
         profile_name="j",
@@ -135,7 +135,7 @@ async def make_rated_store(tmp_path: Path) -> tuple[Store, int]:
         settings={},
     )
     # turn 0: pane 0 wins; turn 1: pane 1 wins
-    store.add_judgement(
+    store.judging.add_judgement(
         pairwise,
         turn_id=r1.turn_id,
         reply_id=r1.id,
@@ -143,7 +143,7 @@ async def make_rated_store(tmp_path: Path) -> tuple[Store, int]:
         status="ok",
         winner_reply_id=r1.id,
     )
-    store.add_judgement(
+    store.judging.add_judgement(
         pairwise,
         turn_id=r3.turn_id,
         reply_id=r3.id,
@@ -153,7 +153,13 @@ async def make_rated_store(tmp_path: Path) -> tuple[Store, int]:
     )
     panes = {p.position: p.id for p in record.panes}
     turn_ids = {t.idx: t.id for t in record.turns}
-    store.add_pick(turn_ids[0], winner_pane_id=panes[0], outcome="pane", rater="hana", blind=False)
-    store.add_pick(turn_ids[1], winner_pane_id=None, outcome="tie", rater="hana", blind=False)
-    store.add_pick(turn_ids[0], winner_pane_id=panes[1], outcome="pane", rater="yuki", blind=False)
+    store.ratings.add_pick(
+        turn_ids[0], winner_pane_id=panes[0], outcome="pane", rater="hana", blind=False
+    )
+    store.ratings.add_pick(
+        turn_ids[1], winner_pane_id=None, outcome="tie", rater="hana", blind=False
+    )
+    store.ratings.add_pick(
+        turn_ids[0], winner_pane_id=panes[1], outcome="pane", rater="yuki", blind=False
+    )
     return store, session_id

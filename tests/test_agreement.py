@@ -116,7 +116,7 @@ async def test_a_failed_judgement_adds_no_pair(tmp_path: Path) -> None:
     record = store.load_record(session_id)
     run = record.judge_runs[0].id
     reply = record.latest_replies()[(0, 0)]
-    store.add_judgement(
+    store.judging.add_judgement(
         run,
         turn_id=reply.turn_id,
         reply_id=reply.id,

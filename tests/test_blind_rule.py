@@ -67,7 +67,7 @@ def without_letters(name: str) -> str:
 
 Place = Callable[[Store, ComparisonSession, SessionRecord], set[str]]
 PLACES: dict[str, Place] = {
-    "the session list": lambda store, session, record: set(store.list_sessions()[0].models),
+    "the session list": lambda store, session, record: set(store.sessions.summaries()[0].models),
     "the session's panes": lambda store, session, record: {
         shown_name(p.label, p.profile.name, hidden=session.hidden) for p in session.panes
     },

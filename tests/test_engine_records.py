@@ -43,7 +43,7 @@ async def test_engine_figures_are_stored_shown_and_exported(tmp_path: Path) -> N
     await session.load()
     await session.send("ねえ、アニメ好きなの？")
 
-    rows = {r.pane: r for r in store.replies(session.id)}
+    rows = {r.pane: r for r in store.replies.replies(session.id)}
     trimmed, plain = rows[0], rows[1]
     assert (trimmed.cached_prompt_tokens, trimmed.decoded_alongside) == (412, 2)
     assert (trimmed.history_trimmed_turns, trimmed.max_tokens_clamped) == (3, 96)

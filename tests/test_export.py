@@ -443,7 +443,7 @@ async def test_exports_never_contain_the_api_key(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     session = await build_session(store, monkeypatch)
-    assert SECRET not in store.dump_text()
+    assert SECRET not in store.database.dump_text()
     for fmt in FORMATS:
         assert SECRET not in export_session(store, session.id, fmt), fmt
 
@@ -492,7 +492,7 @@ async def test_export_refuses_to_overwrite_the_database(
         assert code == 2, target
         assert "refusing to write the export over the database" in capsys.readouterr().err
     assert db.read_bytes() == before
-    assert Store(db).session_exists(session.id)
+    assert Store(db).sessions.exists(session.id)
 
 
 async def test_sessions_and_export_commands(

@@ -18,7 +18,7 @@ async def judged_store(tmp_path: Path) -> tuple[Store, int]:
     record = store.load_record(session_id)
     run = record.judge_runs[0].id
     reply = record.latest_replies()[(1, 1)]
-    store.add_judgement(
+    store.judging.add_judgement(
         run,
         turn_id=reply.turn_id,
         reply_id=reply.id,

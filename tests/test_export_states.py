@@ -62,16 +62,18 @@ async def build(store: Store) -> tuple[int, dict[str, str], dict[Entry, str]]:
     await session.send("何が好き？")
     # Turn 3 as a process that stopped mid-reply leaves it: a reply still 'streaming' with its
     # partial text, one a later resume marked 'interrupted', one that failed before it stopped.
-    turn_id = store.add_turn(session.id, 2, "ジブリは？", None)
+    turn_id = store.replies.add_turn(session.id, 2, "ジブリは？", None)
     panes = {p.profile.name: p.db_id for p in session.panes}
-    cut_id, _ = store.start_reply(turn_id, panes["cut"])
-    store.update_partial(cut_id, "ジブリは")
-    store.mark_interrupted(session.id)
-    ok_id, _ = store.start_reply(turn_id, panes["ok"])
-    store.update_partial(ok_id, "書きかけの")
-    bad_id, _ = store.start_reply(turn_id, panes["bad"])
-    store.fail_reply(bad_id, status="failed", text="", error="timed out after 60 s")
-    store.add_pick(turn_id, winner_pane_id=panes["ok"], outcome="pane", rater="はな", blind=False)
+    cut_id, _ = store.replies.start_reply(turn_id, panes["cut"])
+    store.replies.update_partial(cut_id, "ジブリは")
+    store.replies.mark_interrupted(session.id)
+    ok_id, _ = store.replies.start_reply(turn_id, panes["ok"])
+    store.replies.update_partial(ok_id, "書きかけの")
+    bad_id, _ = store.replies.start_reply(turn_id, panes["bad"])
+    store.replies.fail_reply(bad_id, status="failed", text="", error="timed out after 60 s")
+    store.ratings.add_pick(
+        turn_id, winner_pane_id=panes["ok"], outcome="pane", rater="はな", blind=False
+    )
     await session.aclose()
 
     expected = {

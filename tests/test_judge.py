@@ -323,7 +323,7 @@ async def test_a_run_records_the_judges_request_settings_and_rubric_but_no_key(
     assert sent["temperature"] == 0.0  # the judge's temperature, as it went out
     assert server.requests[0].body["temperature"] == 0.0
     assert sent["max_tokens"] == 200
-    assert JUDGE_KEY not in store.dump_text()
+    assert JUDGE_KEY not in store.database.dump_text()
 
 
 # -- structured output ---------------------------------------------------------------------------

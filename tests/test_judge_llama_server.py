@@ -93,7 +93,7 @@ async def test_a_judge_session_on_llama_server_is_parsed_stored_and_measured(
 
     # a person's scores beside the judge's: the figures are computed (n/a when undefined)
     for reply in record.latest_replies().values():
-        store.add_rating(reply.id, score=3, tags=(), note="", rater="tester", blind=False)
+        store.ratings.add_rating(reply.id, score=3, tags=(), note="", rater="tester", blind=False)
     report = build_agreement(store, session=session_id, rounds=100)
     assert len(report.scores) == (1 if summary.ok else 0)
     assert report_lines(report)
@@ -111,12 +111,12 @@ async def test_held_to_the_schema_the_judge_answers_parse_and_the_figures_are_co
     # A person's scores and picks that vary, so each figure is defined once the judge answers.
     latest = record.latest_replies()
     for (pane, turn), score in {(0, 0): 1, (1, 0): 5, (0, 1): 2, (1, 1): 4}.items():
-        store.add_rating(
+        store.ratings.add_rating(
             latest[(pane, turn)].id, score=score, tags=(), note="", rater="tester", blind=False
         )
     panes = {p.position: p.id for p in record.panes}
     for turn in record.turns:
-        store.add_pick(
+        store.ratings.add_pick(
             turn.id, winner_pane_id=panes[turn.idx], outcome="pane", rater="tester", blind=False
         )
     summaries = []

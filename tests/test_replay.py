@@ -300,14 +300,14 @@ def test_kill_9_mid_stream_keeps_everything_completed(
     deadline = time.monotonic() + 120
     try:
         while time.monotonic() < deadline and process.poll() is None:
-            rows = store._query("SELECT id, status, text FROM replies ORDER BY id")
+            rows = store.database.query("SELECT id, status, text FROM replies ORDER BY id")
             for reply_id, status, text in rows:
                 if status == "complete" and reply_id not in completed:
                     completed[reply_id] = text
                     # a rater on the same database while the replay runs
                     score = 1 + reply_id % 5
                     note = f"返信{reply_id}はまあまあ"
-                    store.add_rating(
+                    store.ratings.add_rating(
                         reply_id,
                         score=score,
                         tags=["repetitive"],
@@ -330,16 +330,19 @@ def test_kill_9_mid_stream_keeps_everything_completed(
     assert process.returncode == -signal.SIGKILL
 
     after = Store(db)
-    stored = {r.id: r for r in after.replies(after.latest_session_id() or 0)}
+    stored = {r.id: r for r in after.replies.replies(after.sessions.latest_id() or 0)}
     for reply_id, text in completed.items():
         assert stored[reply_id].status == "complete" and stored[reply_id].text == text
         assert stored[reply_id].checks
-    ratings = {r.reply_id: (r.score, r.note) for r in after.ratings(after.latest_session_id() or 0)}
+    ratings = {
+        r.reply_id: (r.score, r.note)
+        for r in after.ratings.ratings(after.sessions.latest_id() or 0)
+    }
     assert ratings == rated
     half = stored[victim]
     assert half.status == "streaming" and half.incomplete and half.text
     assert half.finished_at is None
-    session_id = after.latest_session_id()
+    session_id = after.sessions.latest_id()
     after.close()
 
     # the interrupted replay resumes from the first turn without a completed reply
@@ -368,7 +371,7 @@ def test_ctrl_c_stops_cleanly_with_everything_saved(
     deadline = time.monotonic() + 120
     try:
         while time.monotonic() < deadline and process.poll() is None:
-            rows = store._query("SELECT id, status, text FROM replies ORDER BY id")
+            rows = store.database.query("SELECT id, status, text FROM replies ORDER BY id")
             streaming = [r for r in rows if r[1] == "streaming" and r[2]]
             if any(r[1] == "complete" for r in rows) and streaming:
                 interrupted = streaming[0][0]
@@ -381,7 +384,7 @@ def test_ctrl_c_stops_cleanly_with_everything_saved(
             process.kill()
     assert interrupted is not None, err.decode()[-2000:]
     assert process.returncode == 130, err.decode()[-2000:]
-    session_id = store.latest_session_id()
+    session_id = store.sessions.latest_id()
     assert out.decode().splitlines()[-1] == f"session {session_id}"
     assert f"kurabe replay --resume {session_id}" in err.decode()
     assert "Traceback" not in err.decode()

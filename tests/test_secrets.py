@@ -80,7 +80,7 @@ async def test_the_database_holds_no_url_credential(tmp_path: Path, server: Wire
     session = await run_session(store, server)
     # The request really carried them: the backend uses the URL as written.
     assert QUERY_SECRET in server.requests[0].path
-    dump = store.dump_text()
+    dump = store.database.dump_text()
     assert PASSWORD not in dump and QUERY_SECRET not in dump
     [pane] = store.load_record(session.id).panes
     assert pane.settings["profile"]["base_url"] == public(server)
@@ -103,14 +103,14 @@ async def test_no_export_carries_a_url_credential(tmp_path: Path, server: WireSe
 
 def test_rows_stored_before_the_scrub_are_exported_without_credentials(tmp_path: Path) -> None:
     store = Store(tmp_path / "kurabe.sqlite3")
-    session_id = store.create_session(PERSONA, None, blind=False, rater="はな")
-    pane_id = store.add_pane(
+    session_id = store.sessions.create(PERSONA, None, blind=False, rater="はな")
+    pane_id = store.sessions.add_pane(
         session_id, 0, "A", profile_name="vllm", backend="openai", model="m", settings={}
     )
     url = f"https://kurabe:{PASSWORD}@example.com/v1?token={QUERY_SECRET}"
     raw = json.dumps({"profile": {"base_url": url}, "backend": {"base_url": url}})
-    store._execute("UPDATE panes SET settings_json = ? WHERE id = ?", (raw, pane_id))
-    assert PASSWORD in store.dump_text()  # as an older kurabe stored it
+    store.database.execute("UPDATE panes SET settings_json = ? WHERE id = ?", (raw, pane_id))
+    assert PASSWORD in store.database.dump_text()  # as an older kurabe stored it
     for fmt in FORMATS:
         text = export_session(store, session_id, fmt)
         assert PASSWORD not in text and QUERY_SECRET not in text, fmt

@@ -143,7 +143,7 @@ async def test_fan_out_each_pane_keeps_its_own_history(store: Store) -> None:
     assert slow_first.figures.tokens_per_s is not None
     # the Japanese checks ran and were stored with the reply
     assert slow_first.checks["japanese_share"] == pytest.approx(1.0)
-    stored = store.reply(slow_first.reply_id)
+    stored = store.replies.reply(slow_first.reply_id)
     assert stored.status == "complete" and not stored.incomplete
     assert stored.checks == slow_first.checks
     assert stored.text == "まあね、けっこう見るよ。"
@@ -186,7 +186,7 @@ async def test_one_failing_pane_never_stops_the_others_and_can_be_retried(store:
     assert session.panes[1].status == "failed"
     assert session.panes[1].last_error == "rate limited (429)"
 
-    first_failure = store.reply(reply_of(failed[1].reply_id))
+    first_failure = store.replies.reply(reply_of(failed[1].reply_id))
     assert first_failure.status == "failed" and first_failure.incomplete
     assert first_failure.text == "えっと" and first_failure.error_kind == "rate_limit"
 
@@ -195,8 +195,8 @@ async def test_one_failing_pane_never_stops_the_others_and_can_be_retried(store:
     await session.retry(1)
     retried = rec.of(PaneFinished)[-1]
     assert retried.pane == 1 and retried.text == "うん、好きだよ！"
-    assert store.reply(retried.reply_id).version == 2
-    assert store.reply(first_failure.id).status == "failed"  # the failed version is kept
+    assert store.replies.reply(retried.reply_id).version == 2
+    assert store.replies.reply(first_failure.id).status == "failed"  # the failed version is kept
     assert session.panes[1].status == "ready"
     assert session.panes[1].history[-1].content == "うん、好きだよ！"
 
@@ -215,7 +215,7 @@ async def test_a_stalled_pane_times_out_alone(store: Store) -> None:
     assert failure.partial_text == "考え中"
     assert stalled.cancelled == 1
     assert rec.of(PaneFinished)[0].text == "宮崎駿の作品はマジで最高だよね！"
-    row = store.reply(reply_of(failure.reply_id))
+    row = store.replies.reply(reply_of(failure.reply_id))
     assert row.status == "failed" and row.error_kind == "timeout" and row.text == "考え中"
     assert not session.busy
 
@@ -233,7 +233,7 @@ async def test_cancel_one_pane_keeps_partial_text_and_others_finish(store: Store
     assert await asyncio.wait_for(task, timeout=5) == 0
     (cancelled,) = rec.of(PaneFailed)
     assert cancelled.cancelled and cancelled.partial_text == "ナウシカはね、"
-    assert store.reply(reply_of(cancelled.reply_id)).status == "cancelled"
+    assert store.replies.reply(reply_of(cancelled.reply_id)).status == "cancelled"
     assert rec.of(PaneFinished)[0].text == "腐海を守る話だよ。"
     # a cancelled reply can be retried on its own
     stalled.replies = ["腐海は森だよ。"]
@@ -337,7 +337,7 @@ async def test_cancel_a_local_pane_still_waiting_for_its_turn(store: Store) -> N
     assert set(failures) == {0, 1} and all(f.cancelled for f in failures.values())
     assert failures[waiting].partial_text == ""
     assert (first, second)[waiting].calls == []  # never streamed
-    assert store.reply(reply_of(failures[waiting].reply_id)).status == "cancelled"
+    assert store.replies.reply(reply_of(failures[waiting].reply_id)).status == "cancelled"
 
 
 async def test_unusable_and_failing_loads_are_skipped(store: Store) -> None:
@@ -387,9 +387,9 @@ async def test_regenerate_keeps_both_versions_and_history_uses_newest(store: Sto
     await session.regenerate(0)
     second = rec.of(PaneFinished)[1]
     assert second.text == "作り直した返事"
-    assert store.reply(first_id).text == "最初の返事"
-    assert store.reply(first_id).status == "complete"
-    assert store.reply(second.reply_id).version == 2
+    assert store.replies.reply(first_id).text == "最初の返事"
+    assert store.replies.reply(first_id).status == "complete"
+    assert store.replies.reply(second.reply_id).version == 2
     await session.send("それで？")
     assert [m.content for m in fake.calls[2].turns] == ["ねえ", "作り直した返事", "それで？"]
 
@@ -403,15 +403,15 @@ async def test_partial_text_is_flushed_while_streaming(store: Store) -> None:
         await asyncio.sleep(0.005)
     reply_id = rec.of(PaneStarted)[0].reply_id
     other = Store(store.path)  # what another process would see
-    first = other.reply(reply_id)
+    first = other.replies.reply(reply_id)
     assert first.status == "streaming" and first.text == "ゆ"  # the first delta is saved at once
     await asyncio.sleep(0.7)
-    partial = other.reply(reply_id)
+    partial = other.replies.reply(reply_id)
     assert partial.status == "streaming" and partial.incomplete
     assert 1 < len(partial.text) < len(words) and words.startswith(partial.text)
     other.close()
     await task
-    assert store.reply(reply_id).text == words
+    assert store.replies.reply(reply_id).text == words
 
 
 async def test_outer_cancellation_saves_and_propagates(store: Store) -> None:
@@ -425,7 +425,7 @@ async def test_outer_cancellation_saves_and_propagates(store: Store) -> None:
         await task
     (failure,) = rec.of(PaneFailed)
     assert failure.cancelled
-    row = store.reply(reply_of(failure.reply_id))
+    row = store.replies.reply(reply_of(failure.reply_id))
     assert row.status == "cancelled" and row.text == "途中まで"
     assert not session.busy
 
@@ -465,7 +465,7 @@ async def test_ratings_verdicts_and_picks(store: Store) -> None:
     with pytest.raises(KurabeError):
         session.set_verdict(0, "meh")
 
-    ratings = store.ratings(session.id)
+    ratings = store.ratings.ratings(session.id)
     assert len(ratings) == 5
     latest_b = [r for r in ratings if r.reply_id == reply_b][-1]
     assert latest_b.score == 2
@@ -479,8 +479,8 @@ async def test_ratings_verdicts_and_picks(store: Store) -> None:
     assert view.replies[1].ratings.tags == ("wrong-register", "敬語すぎ")
     assert view.pick == "tie"
     assert session.verdict_of(1) == ("out-of-character", "丁寧語")
-    assert [v.verdict for v in store.verdicts(session.id)] == ["great", "out-of-character"]
-    assert [p.outcome for p in store.picks(session.id)] == ["pane", "tie"]
+    assert [v.verdict for v in store.ratings.verdicts(session.id)] == ["great", "out-of-character"]
+    assert [p.outcome for p in store.ratings.picks(session.id)] == ["pane", "tie"]
 
 
 async def test_rating_a_reply_of_another_session_is_refused(store: Store) -> None:
@@ -503,11 +503,11 @@ async def test_blind_session_shuffles_hides_and_reveals(store: Store) -> None:
         "C",
         "D",
     ]
-    assert [p.label for p in store.panes(session.id)] == ["A", "B", "C", "D"]
-    created = store.events(session.id)[0]
+    assert [p.label for p in store.sessions.panes(session.id)] == ["A", "B", "C", "D"]
+    created = store.sessions.events(session.id)[0]
     assert created.kind == "created" and created.data["blind"] is True
     assert [names[i] for i in created.data["order"]] == order
-    assert store.list_sessions()[0].models == ("A", "B", "C", "D")
+    assert store.sessions.summaries()[0].models == ("A", "B", "C", "D")
 
     await session.send("ねえ")
     session.rate_reply(rec.of(PaneFinished)[0].reply_id, score=3)
@@ -516,9 +516,9 @@ async def test_blind_session_shuffles_hides_and_reveals(store: Store) -> None:
         shown_name(p.label, p.profile.name, hidden=session.hidden) for p in session.panes
     ] == order
     session.rate_reply(rec.of(PaneFinished)[0].reply_id, score=4)
-    assert [r.blind for r in store.ratings(session.id)] == [True, False]
-    assert store.session(session.id).revealed
-    assert "reveal" in [e.kind for e in store.events(session.id)]
+    assert [r.blind for r in store.ratings.ratings(session.id)] == [True, False]
+    assert store.sessions.get(session.id).revealed
+    assert "reveal" in [e.kind for e in store.sessions.events(session.id)]
 
 
 async def test_scenario_turns_are_tracked(store: Store) -> None:
@@ -533,8 +533,8 @@ async def test_scenario_turns_are_tracked(store: Store) -> None:
     await session.send_scenario_turn()
     assert session.next_scenario_turn() is None
     assert await session.send_scenario_turn() is None
-    assert [t.scenario_turn for t in store.turns(session.id)] == [0, None, 1, 2]
-    assert store.session(session.id).status == "finished"
+    assert [t.scenario_turn for t in store.replies.turns(session.id)] == [0, None, 1, 2]
+    assert store.sessions.get(session.id).status == "finished"
 
 
 async def test_resume_rebuilds_histories_and_fills_missing_replies(store: Store) -> None:
@@ -549,10 +549,10 @@ async def test_resume_rebuilds_histories_and_fills_missing_replies(store: Store)
         await asyncio.sleep(0.005)
     # simulate a killed process: the task vanishes without saving anything more
     stuck_reply = [e for e in rec.of(PaneStarted) if e.pane == 1][-1].reply_id
-    store.update_partial(stuck_reply, "途中")
+    store.replies.update_partial(stuck_reply, "途中")
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
-    store._execute(  # what kill -9 leaves behind: the row still says streaming
+    store.database.execute(  # what kill -9 leaves behind: the row still says streaming
         "UPDATE replies SET status = 'streaming', incomplete = 1 WHERE id = ?", (stuck_reply,)
     )
 
@@ -567,7 +567,7 @@ async def test_resume_rebuilds_histories_and_fills_missing_replies(store: Store)
     assert resumed.persona == ANIME_FAN
     assert resumed.scenario == SCENARIO
     assert resumed.rater == "hana"
-    assert store.reply(stuck_reply).status == "interrupted"
+    assert store.replies.reply(stuck_reply).status == "interrupted"
     assert resumed.user_turns == [SCENARIO.turns[0].text, SCENARIO.turns[1].text]
     assert [m.content for m in resumed.panes[0].history] == [
         SCENARIO.turns[0].text,
@@ -593,7 +593,7 @@ async def test_resume_rebuilds_histories_and_fills_missing_replies(store: Store)
         "ナウシカは風の谷の話。",
     ]
     assert views[1].replies[1].versions == 2
-    assert [e.kind for e in store.events(session.id)].count("resumed") == 1
+    assert [e.kind for e in store.sessions.events(session.id)].count("resumed") == 1
 
 
 async def test_listener_errors_do_not_break_the_stream(store: Store) -> None:
@@ -631,10 +631,10 @@ async def test_no_api_key_reaches_the_database(
         store, ANIME_FAN, [profile], backend_factory=fake_factory({"gpt": leaky})
     )
     await session.send("ねえ")
-    dump = store.dump_text()
+    dump = store.database.dump_text()
     assert secret not in dump
     assert "KURABE_TEST_KEY" in dump  # the variable's name is recorded, its value never
-    settings = store.panes(session.id)[0].settings
+    settings = store.sessions.panes(session.id)[0].settings
     assert settings["backend"]["model"] == "gpt-4.1-mini"
     assert "api_key" not in settings["backend"]
 

@@ -14,7 +14,7 @@ import pytest
 
 from backends import base
 from kurabe.checks import report
-from kurabe.core import blind, languages, pane_labels, verdicts
+from kurabe.core import blind, languages, pane_labels, scores, verdicts
 from kurabe.export import pane_summary
 from kurabe.store import session_number
 
@@ -38,6 +38,9 @@ SINGLE_DEFINITIONS: dict[str, object] = {
     "names_hidden": blind.names_hidden,
     "shown_name": blind.shown_name,
     "LANGUAGE_NAMES": languages.LANGUAGE_NAMES,
+    "SCORES": scores.SCORES,
+    "is_score": scores.is_score,
+    "check_score": scores.check_score,
 }
 """Each rule, as the object its users must get: imported here from where it lives today."""
 

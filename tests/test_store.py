@@ -33,11 +33,13 @@ SCENARIO = Scenario(
 
 def test_open_sets_wal_foreign_keys_and_latest_schema(tmp_path: Path) -> None:
     store = Store(tmp_path / "sub" / "kurabe.sqlite3")
-    assert store.schema_version == SCHEMA_VERSION == len(MIGRATIONS)
-    assert store._query("PRAGMA journal_mode")[0][0] == "wal"
-    assert store._query("PRAGMA foreign_keys")[0][0] == 1
+    assert store.database.schema_version == SCHEMA_VERSION == len(MIGRATIONS)
+    assert store.database.query("PRAGMA journal_mode")[0][0] == "wal"
+    assert store.database.query("PRAGMA foreign_keys")[0][0] == 1
     with pytest.raises(sqlite3.IntegrityError):
-        store.add_pane(999, 0, "A", profile_name="x", backend="openai", model="x", settings={})
+        store.sessions.add_pane(
+            999, 0, "A", profile_name="x", backend="openai", model="x", settings={}
+        )
     store.close()
 
 
@@ -82,8 +84,8 @@ def test_migrates_a_v1_database_and_keeps_its_rows(tmp_path: Path) -> None:
     conn.close()
 
     store = Store(path)
-    assert store.schema_version == SCHEMA_VERSION
-    columns = {row[1] for row in store._query("PRAGMA table_info(replies)")}
+    assert store.database.schema_version == SCHEMA_VERSION
+    columns = {row[1] for row in store.database.query("PRAGMA table_info(replies)")}
     assert {"checks_json", "error_kind", "context_size"} <= columns
     record = store.load_record(1)
     assert record.session.rater == "はな" and record.session.seed is None
@@ -92,18 +94,18 @@ def test_migrates_a_v1_database_and_keeps_its_rows(tmp_path: Path) -> None:
     assert reply.text == "おうよ！私は週に３回くらい見てるな" and reply.checks == {}
     assert record.ratings[0].tags == ("wrong-fact",)
     # the migrated database takes new rows of the new shape
-    reply_id, version = store.start_reply(1, 1)
+    reply_id, version = store.replies.start_reply(1, 1)
     assert version == 2
-    store.finish_reply(
+    store.replies.finish_reply(
         reply_id,
         text="トトロ大好き",
         finish_reason="stop",
         figures=ReplyFigures(chars=6),
         checks={"japanese_share": 1.0},
     )
-    assert store.reply(reply_id).checks == {"japanese_share": 1.0}
+    assert store.replies.reply(reply_id).checks == {"japanese_share": 1.0}
     store.close()
-    assert Store(path).schema_version == SCHEMA_VERSION  # reopening is a no-op
+    assert Store(path).database.schema_version == SCHEMA_VERSION  # reopening is a no-op
 
 
 def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
@@ -123,66 +125,66 @@ def test_not_a_database(tmp_path: Path) -> None:
 
 
 def test_a_failed_migration_rolls_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import kurabe.store.store as store_module
+    import kurabe.store.database as store_module
 
     path = tmp_path / "half.sqlite3"
-    Store(path, migrate=False).migrate(1)
+    Store(path, migrate=False).database.migrate(1)
     broken = (MIGRATIONS[0], "ALTER TABLE replies ADD COLUMN checks_json TEXT; SELECT nope FROM x;")
     monkeypatch.setattr(store_module, "MIGRATIONS", broken)
     store = Store(path, migrate=False)
     with pytest.raises(sqlite3.Error):
-        store.migrate(2)
-    assert store.schema_version == 1
-    columns = {row[1] for row in store._query("PRAGMA table_info(replies)")}
+        store.database.migrate(2)
+    assert store.database.schema_version == 1
+    columns = {row[1] for row in store.database.query("PRAGMA table_info(replies)")}
     assert "checks_json" not in columns
 
 
 def test_session_roundtrip_and_listing(tmp_path: Path) -> None:
     store = Store(tmp_path / "k.sqlite3")
-    sid = store.create_session(PERSONA, SCENARIO, blind=False, rater="はな", kind="replay", seed=7)
-    pane_a = store.add_pane(
+    sid = store.sessions.create(PERSONA, SCENARIO, blind=False, rater="はな", kind="replay", seed=7)
+    pane_a = store.sessions.add_pane(
         sid, 0, "A", profile_name="gemma-270m", backend="llama_cpp", model="g.gguf", settings={}
     )
-    pane_b = store.add_pane(
+    pane_b = store.sessions.add_pane(
         sid, 1, "B", profile_name="elyza-7b", backend="llama_cpp", model="e.gguf", settings={}
     )
-    turn = store.add_turn(sid, 0, "ねえ、アニメ好きなの？", scenario_turn=0)
-    ra, _ = store.start_reply(turn, pane_a)
-    rb, _ = store.start_reply(turn, pane_b)
-    store.update_partial(rb, "おうよ！私は")
-    store.finish_reply(
+    turn = store.replies.add_turn(sid, 0, "ねえ、アニメ好きなの？", scenario_turn=0)
+    ra, _ = store.replies.start_reply(turn, pane_a)
+    rb, _ = store.replies.start_reply(turn, pane_b)
+    store.replies.update_partial(rb, "おうよ！私は")
+    store.replies.finish_reply(
         ra,
         text="うん、大好きだよ！",
         finish_reason="stop",
         figures=ReplyFigures(completion_tokens=9, ttft_s=0.1, total_s=1.0, chars=9),
     )
-    store.add_rating(ra, score=5, tags=["repetitive"], note="", rater="はな", blind=False)
-    store.add_verdict(pane_a, verdict="great", note="", rater="はな", blind=False)
-    store.add_pick(turn, winner_pane_id=pane_a, outcome="pane", rater="はな", blind=False)
+    store.ratings.add_rating(ra, score=5, tags=["repetitive"], note="", rater="はな", blind=False)
+    store.ratings.add_verdict(pane_a, verdict="great", note="", rater="はな", blind=False)
+    store.ratings.add_pick(turn, winner_pane_id=pane_a, outcome="pane", rater="はな", blind=False)
     with pytest.raises(KurabeError):
-        store.add_pick(turn, winner_pane_id=None, outcome="pane", rater="はな", blind=False)
+        store.ratings.add_pick(turn, winner_pane_id=None, outcome="pane", rater="はな", blind=False)
     with pytest.raises(KurabeError):
-        store.add_rating(ra, score=0, tags=[], note="", rater="はな", blind=False)
+        store.ratings.add_rating(ra, score=0, tags=[], note="", rater="はな", blind=False)
 
     record = store.load_record(sid)
     assert record.session.scenario_obj() == SCENARIO
     assert record.session.persona_obj() == PERSONA
     assert record.session.seed == 7 and record.session.kind == "replay"
-    streaming = store.reply(rb)
+    streaming = store.replies.reply(rb)
     assert streaming.status == "streaming" and streaming.incomplete
     assert streaming.text == "おうよ！私は"
 
-    (summary,) = store.list_sessions()
+    (summary,) = store.sessions.summaries()
     assert summary.models == ("gemma-270m", "elyza-7b")
     assert (summary.turns, summary.replies, summary.ratings) == (1, 1, 3)
     assert summary.scenario_id == "seed-elyza"
 
-    assert store.mark_interrupted(sid) == 1
-    interrupted = store.reply(rb)
+    assert store.replies.mark_interrupted(sid) == 1
+    interrupted = store.replies.reply(rb)
     assert interrupted.status == "interrupted" and interrupted.text == "おうよ！私は"
-    assert store.reply(ra).status == "complete"
+    assert store.replies.reply(ra).status == "complete"
     with pytest.raises(KurabeError):
-        store.session(sid + 1)
+        store.sessions.get(sid + 1)
 
 
 def test_scrub_secrets() -> None:
@@ -226,4 +228,4 @@ def test_opening_a_new_database_from_several_connections_at_once(tmp_path: Path)
         for thread in threads:
             thread.join()
         assert errors == []
-        assert Store(path).schema_version == SCHEMA_VERSION
+        assert Store(path).database.schema_version == SCHEMA_VERSION

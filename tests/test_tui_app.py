@@ -192,9 +192,9 @@ async def test_blind_mode_hides_names_until_reveal_which_is_recorded() -> None:
         headers = " ".join(w.header_text for w in screen.pane_widgets)
         assert "secret-model-one" in headers and "secret-model-two" in headers
     assert session.revealed
-    row = session.store.session(session.id)
+    row = session.store.sessions.get(session.id)
     assert row.revealed
-    assert any(event.kind == "reveal" for event in session.store.events(session.id))
+    assert any(event.kind == "reveal" for event in session.store.sessions.events(session.id))
 
 
 async def test_replay_edit_send_next_send_all_and_expect_note() -> None:
@@ -235,7 +235,7 @@ async def test_replay_edit_send_next_send_all_and_expect_note() -> None:
         assert len(session.user_turns) == total
         assert session.user_turns[2:] == [turn.text for turn in scenario.turns[2:]]
         assert f"turn {total}/{total} ✓" in str(screen.query_one("#top-bar").render())
-    turns = session.store.turns(session.id)
+    turns = session.store.replies.turns(session.id)
     assert [t.scenario_turn for t in turns] == list(range(total))
 
 
@@ -254,7 +254,7 @@ async def test_send_all_waits_for_a_pick_when_asked() -> None:
         await wait_until(pilot, lambda: len(session.user_turns) == 2)
         await pilot.press("escape")  # stop the replay
         await wait_until(pilot, lambda: not screen._replaying)
-    picks = session.store.picks(session.id)
+    picks = session.store.ratings.picks(session.id)
     assert picks and picks[0].outcome == "tie"
 
 
@@ -277,7 +277,7 @@ async def test_escape_cancels_every_stream_of_the_turn() -> None:
         for widget in screen.pane_widgets:
             assert "cancelled" in widget.status_text
             assert "ずっと" in "".join(widget.transcript.plain_lines)
-    statuses = {r.status for r in session.store.replies(session.id)}
+    statuses = {r.status for r in session.store.replies.replies(session.id)}
     assert statuses == {"cancelled"}
 
 

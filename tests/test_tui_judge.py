@@ -52,7 +52,7 @@ async def test_the_judges_badge_stays_hidden_until_the_rater_has_scored(tmp_path
     for conversation in judge.calls:
         said = conversation.system + "".join(t.content for t in conversation.turns)
         assert "hidden-name" not in said and "ねえ、アニメ好きなの？" in said
-    judged = [r for r in Store(db).ratings(session.id) if r.kind == "judge"]
+    judged = [r for r in Store(db).ratings.ratings(session.id) if r.kind == "judge"]
     assert sorted(r.rater for r in judged) == ["judge:judge-fake"] * 2
     assert {r.score for r in judged} == {4}
 

@@ -88,4 +88,4 @@ def test_resume_reopens_the_stored_session(tmp_path: Path) -> None:
     with pytest.raises(KurabeError, match="session number"):
         plan_start(args(resume="abc"), context)
     context.store.close()
-    assert Store(db).session_exists(first.id)
+    assert Store(db).sessions.exists(first.id)

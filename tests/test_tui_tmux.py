@@ -126,10 +126,10 @@ def test_kurabe_in_a_real_terminal_on_the_tiny_gguf(
 
     store = Store(db)
     try:
-        session_id = store.latest_session_id()
+        session_id = store.sessions.latest_id()
         assert session_id is not None
-        assert [turn.text for turn in store.turns(session_id)] == [LINE]
-        replies = store.replies(session_id)
+        assert [turn.text for turn in store.replies.turns(session_id)] == [LINE]
+        replies = store.replies.replies(session_id)
         assert len(replies) == 2
         assert {reply.status for reply in replies} == {"complete"}
     finally:

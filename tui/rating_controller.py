@@ -365,7 +365,7 @@ class RatingController:
             return {}
         return {
             row.reply_id: JudgeBadge(row.status, row.score)
-            for row in self.session.store.judgements(self.session.id)  # oldest first
+            for row in self.session.store.judging.judgements(self.session.id)  # oldest first
             if row.judge == rater and row.mode == "single"
         }
 

@@ -42,13 +42,13 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from kurabe.analysis.battles import derive_battles
+from kurabe.core.scores import SCORES
 from kurabe.store.records import SessionRecord, newest_by
 from kurabe.store.store import Store
 
 BOOTSTRAP_ROUNDS = 1000
 BOOTSTRAP_SEED = 0
 MIN_FOR_INTERVAL = 5
-SCORE_LABELS = (1, 2, 3, 4, 5)
 PickOutcome = str
 """``first`` (the pane with the lower position won), ``second`` or ``tie``."""
 
@@ -70,7 +70,7 @@ def weighted_kappa(first: Sequence[int], second: Sequence[int]) -> float | None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         value = cohen_kappa_score(
-            list(first), list(second), labels=list(SCORE_LABELS), weights="quadratic"
+            list(first), list(second), labels=list(SCORES), weights="quadratic"
         )
     return _defined(value)
 
@@ -104,7 +104,7 @@ def ordinal_alpha(reliability: Sequence[Sequence[float]]) -> float | None:
             value = krippendorff.alpha(
                 reliability_data=data,
                 level_of_measurement="ordinal",
-                value_domain=list(SCORE_LABELS),
+                value_domain=list(SCORES),
             )
         except (ValueError, ZeroDivisionError):
             return None
@@ -422,10 +422,12 @@ def build_agreement(
     """The report over the stored sessions (of ``scenario``; or the one ``session``)."""
     if session is not None:
         ids = (
-            [session] if scenario is None or store.session(session).scenario_id == scenario else []
+            [session]
+            if scenario is None or store.sessions.get(session).scenario_id == scenario
+            else []
         )
     else:
-        ids = store.session_ids(scenario=scenario)
+        ids = store.sessions.ids(scenario=scenario)
     records = [store.load_record(sid) for sid in ids]
     return agreement_from_records(
         records, rounds=rounds, seed=seed, scenario=scenario, session=session

@@ -358,7 +358,7 @@ def build_leaderboard(
     completed: dict[str, list[Any]] = defaultdict(list)
     battles: list[Battle] = []
     judged: list[Match] = []
-    session_ids = store.session_ids(scenario=scenario)
+    session_ids = store.sessions.ids(scenario=scenario)
 
     def entry(model: str) -> ModelStats:
         if model not in stats:

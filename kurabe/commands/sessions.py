@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
 
     options = options_from(SessionsOptions, args)
     with Store.open_default(options.db) as store:
-        sessions = store.list_sessions(limit=options.limit)
+        sessions = store.sessions.summaries(limit=options.limit)
     if options.format == "json":
         for item in sessions:
             print(json.dumps(asdict(item), ensure_ascii=False))

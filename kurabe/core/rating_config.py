@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from foundation.errors import ConfigError
+from kurabe.core.scores import SCORES
 
 SCORE_LABELS_JA = {1: "破綻", 2: "不自然", 3: "OK", 4: "良い", 5: "素晴らしい"}
 SCORE_LABELS_EN = {1: "broken", 2: "unnatural", 3: "OK", 4: "good", 5: "excellent"}
@@ -68,7 +69,7 @@ def load_rating_config(path: Path | str | None = None) -> RatingConfig:
         labels = dict(SCORE_LABELS_JA if raw_labels == "ja" else SCORE_LABELS_EN)
     elif isinstance(raw_labels, dict):
         for key, value in raw_labels.items():
-            if key not in {"1", "2", "3", "4", "5"}:
+            if key not in {str(score) for score in SCORES}:
                 raise doc.error(("score_labels", key), "keys are the scores 1 to 5")
             if not isinstance(value, str) or not value.strip():
                 raise doc.error(("score_labels", key), "expected a non-empty string")

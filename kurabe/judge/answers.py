@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from backends.profiles import JsonSchema
-from kurabe.analysis.agreement import SCORE_LABELS
+from kurabe.core.scores import SCORES, is_score
 
 MAX_REASON_CHARS = 1000
 """The longest reason an answer may give (what a judge without a schema wrote is held to it)."""
@@ -90,7 +90,7 @@ def parse_single_answer(text: str) -> SingleAnswer:
     score = answer["score"]
     if isinstance(score, bool) or not isinstance(score, int):
         raise AnswerError(f'"score" must be an integer from 1 to 5, got {json.dumps(score)}')
-    if not 1 <= score <= 5:
+    if not is_score(score):
         raise AnswerError(f'"score" must be from 1 to 5, got {score}')
     return SingleAnswer(score=score, reason=_reason(answer))
 
@@ -108,7 +108,7 @@ def parse_pairwise_answer(text: str) -> PairAnswer:
 def answer_schema(mode: JudgeMode) -> JsonSchema:
     """The JSON schema of a ``mode`` answer: exactly what :func:`parse_single_answer` or
     :func:`parse_pairwise_answer` accepts, in the strict subset OpenAI requires."""
-    verdict, values = ("score", SCORE_LABELS) if mode == "single" else ("winner", PAIR_WINNERS)
+    verdict, values = ("score", SCORES) if mode == "single" else ("winner", PAIR_WINNERS)
     return JsonSchema(
         name=f"kurabe_judge_{mode}",
         schema={

@@ -574,7 +574,7 @@ async def judge_session(
         if not todo:
             return summary
         await judge.load()
-        run_id = store.add_judge_run(
+        run_id = store.judging.add_run(
             session_id,
             judge=judge.rater,
             profile_name=judge.profile.name,
@@ -590,7 +590,7 @@ async def judge_session(
         for count, item in enumerate(todo, start=1):
             result = await ask(judge, record, item)
             first = item.replies[0]
-            store.add_judgement(
+            store.judging.add_judgement(
                 run_id,
                 turn_id=item.turn.id,
                 reply_id=first.id,
@@ -611,7 +611,7 @@ async def judge_session(
             summary.results.append(result)
             progress.result(record, result, count, len(todo))
         # The backend's record can be fuller once it has run (a local model's file, offload).
-        store.update_judge_run_settings(run_id, judge.settings(), judge.secrets)
+        store.judging.update_run_settings(run_id, judge.settings(), judge.secrets)
         return summary
     finally:
         progress.end(summary)

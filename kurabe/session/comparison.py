@@ -149,7 +149,7 @@ class ComparisonSession:
         order = pane_order(len(profiles), blind=blind, shuffle_seed=shuffle_seed)
         rater = resolve_rater(rater)
         secrets = env_secrets(p.api_key_env for p in profiles)
-        session_id = store.create_session(
+        session_id = store.sessions.create(
             persona, scenario, blind=blind, rater=rater, kind=kind, seed=seed
         )
         panes = add_panes(
@@ -160,7 +160,7 @@ class ComparisonSession:
             backend_factory=backend_factory,
             secrets=secrets,
         )
-        store.add_event(
+        store.sessions.add_event(
             session_id,
             "created",
             {
@@ -205,8 +205,8 @@ class ComparisonSession:
         A pane's profile is taken from ``profiles`` by name, else rebuilt from the stored
         snapshot. ``persona`` and ``scenario`` default to the stored snapshots.
         """
-        store.session(session_id)  # a clear error for an unknown id
-        store.mark_interrupted(session_id)
+        store.sessions.get(session_id)  # a clear error for an unknown id
+        store.replies.mark_interrupted(session_id)
         record = store.load_record(session_id)
         info = record.session
         persona = persona or info.persona_obj()
@@ -226,7 +226,7 @@ class ComparisonSession:
             secrets=env_secrets(p.profile.api_key_env for p in panes),
             turns=restore_turns(record, panes),
         )
-        store.add_event(session_id, "resumed", {"rater": session.rater})
+        store.sessions.add_event(session_id, "resumed", {"rater": session.rater})
         return session
 
     # -- events -----------------------------------------------------------------------------
@@ -308,14 +308,14 @@ class ComparisonSession:
                 ):
                     scenario_turn = upcoming
             index = len(self.user_turns)
-            turn_id = self.store.add_turn(self.id, index, text, scenario_turn)
+            turn_id = self.store.replies.add_turn(self.id, index, text, scenario_turn)
             self._turns.add(text, turn_id, scenario_turn)
             self._events.emit(TurnStarted(index, text))
             usable = [p for p in self.panes if not p.unusable]
             await self._run_panes(usable, index, rotate=True)
             self._events.emit(TurnFinished(index))
             if self.scenario is not None and self.next_scenario_turn() is None:
-                self.store.set_session_status(self.id, "finished")
+                self.store.sessions.set_status(self.id, "finished")
             return index
         finally:
             self._turn_running = False
@@ -354,7 +354,7 @@ class ComparisonSession:
                     if not p.unusable and self.reply_status(p.index, turn) != "complete"
                 ]
                 if missing:
-                    self.store.add_event(
+                    self.store.sessions.add_event(
                         self.id, "fill", {"turn": turn, "panes": [p.index for p in missing]}
                     )
                     await self._run_panes(missing, turn, rotate=True)
@@ -399,7 +399,7 @@ class ComparisonSession:
             await self._load_pane(pane)
             if pane.unusable:
                 return
-        self.store.add_event(self.id, kind, {"pane": pane.index, "turn": turn})
+        self.store.sessions.add_event(self.id, kind, {"pane": pane.index, "turn": turn})
         await self._run_panes([pane], turn, rotate=False)
 
     async def _run_panes(self, panes: Sequence[Pane], turn: int, *, rotate: bool) -> None:
@@ -447,7 +447,9 @@ class ComparisonSession:
             if target._entered and target._task is not None:
                 target._task.cancel()
         if any(t._cancel_requested for t in targets):
-            self.store.add_event(self.id, "cancel", {"pane": pane if pane is not None else "all"})
+            self.store.sessions.add_event(
+                self.id, "cancel", {"pane": pane if pane is not None else "all"}
+            )
 
     # -- rating -----------------------------------------------------------------------------
 
@@ -499,7 +501,7 @@ class ComparisonSession:
     def reveal(self) -> None:
         """Show the model names of a blind session (recorded as an event)."""
         self.revealed = True
-        self.store.set_revealed(self.id)
+        self.store.sessions.set_revealed(self.id)
 
     def conversation_for(self, pane: int, turn: int) -> Conversation:
         """What pane ``pane`` is (or was) given for ``turn``: the persona (with its examples), the

@@ -200,7 +200,7 @@ def plan_start(args: argparse.Namespace | AppOptions, context: AppContext) -> St
     resume = options.resume
     if resume:
         session_id = resolve_session_id(resume, context.store, "--resume")
-        row = context.store.session(session_id)
+        row = context.store.sessions.get(session_id)
         return StartPlan(
             persona=row.persona_obj(),
             profiles=[],

@@ -64,7 +64,7 @@ async def load_pane(
         pane.header = pane.backend.header() or pane.profile.name
     except Exception:
         pane.header = pane.profile.name
-    store.update_pane(
+    store.sessions.update_pane(
         pane.db_id,
         settings=pane_settings(pane.profile, pane.backend),
         header=pane.header,
@@ -79,5 +79,5 @@ def _mark_unusable(
 ) -> None:
     pane.status = "unusable"
     pane.last_error = reason
-    store.add_event(session_id, "pane_unusable", {"pane": pane.index, "reason": reason})
+    store.sessions.add_event(session_id, "pane_unusable", {"pane": pane.index, "reason": reason})
     events.emit(PaneFailed(pane.index, None, reason, retryable=False))

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from foundation.errors import KurabeError
+from kurabe.core.scores import check_score
 from kurabe.core.verdicts import normalize_verdict
 from kurabe.session.pane import Pane, pane_at
 from kurabe.session.turns import SessionTurns
@@ -41,10 +42,9 @@ class SessionRatings:
         blind: bool,
     ) -> RatingView:
         """Store ``rater``'s rating of a reply; fields left ``None`` keep their previous value."""
-        if self._store.reply_session(reply_id) != self._session_id:
+        if self._store.replies.reply_session(reply_id) != self._session_id:
             raise KurabeError(f"reply {reply_id} is not in session {self._session_id}")
-        if score is not None and (isinstance(score, bool) or not 1 <= int(score) <= 5):
-            raise KurabeError(f"score must be 1 to 5, got {score!r}")
+        check_score(score)
         previous = self.rating_of(reply_id, rater)
         merged = RatingView(
             score=previous.score if score is None else score,
@@ -54,7 +54,7 @@ class SessionRatings:
             note=previous.note if note is None else note,
             rater=rater,
         )
-        self._store.add_rating(
+        self._store.ratings.add_rating(
             reply_id,
             score=merged.score,
             tags=merged.tags,
@@ -70,7 +70,7 @@ class SessionRatings:
     def ratings(self, rater: str) -> dict[int, RatingView]:
         mine = (
             r
-            for r in self._store.ratings(self._session_id)
+            for r in self._store.ratings.ratings(self._session_id)
             if r.rater == rater and r.kind == "human"
         )
         return {
@@ -83,7 +83,7 @@ class SessionRatings:
     ) -> tuple[str, str]:
         target = pane_at(self._panes, pane)
         stored = normalize_verdict(verdict)
-        self._store.add_verdict(
+        self._store.ratings.add_verdict(
             target.db_id,
             verdict=stored,
             note=note,
@@ -96,7 +96,7 @@ class SessionRatings:
         target = pane_at(self._panes, pane)
         row = newest(
             v
-            for v in self._store.verdicts(self._session_id)
+            for v in self._store.ratings.verdicts(self._session_id)
             if v.pane_id == target.db_id and v.rater == rater
         )
         return None if row is None else (row.verdict, row.note)
@@ -105,7 +105,7 @@ class SessionRatings:
         if not 0 <= turn < len(self._turns):
             raise KurabeError(f"no turn {turn} in this session")
         if winner in ("tie", "bothbad"):
-            self._store.add_pick(
+            self._store.ratings.add_pick(
                 self._turns.ids[turn],
                 winner_pane_id=None,
                 outcome=str(winner),
@@ -116,7 +116,7 @@ class SessionRatings:
         if isinstance(winner, bool) or not isinstance(winner, int):
             raise KurabeError(f"pick a pane index, 'tie' or 'bothbad', not {winner!r}")
         target = pane_at(self._panes, winner)
-        self._store.add_pick(
+        self._store.ratings.add_pick(
             self._turns.ids[turn],
             winner_pane_id=target.db_id,
             outcome="pane",
@@ -126,7 +126,7 @@ class SessionRatings:
         return winner
 
     def picks(self, rater: str) -> dict[int, PickWinner]:
-        mine = (p for p in self._store.picks(self._session_id) if p.rater == rater)
+        mine = (p for p in self._store.ratings.picks(self._session_id) if p.rater == rater)
         found: dict[int, PickWinner] = {}
         for turn, row in newest_by(mine, lambda p: p.turn).items():
             if row.outcome == "pane" and row.winner is not None:

@@ -236,15 +236,17 @@ async def _play(session: ComparisonSession, progress: ReplayProgress) -> None:
         await session.load()
         if all(p.unusable for p in session.panes):
             reasons = "; ".join(f"{p.profile.name}: {p.last_error}" for p in session.panes)
-            session.store.set_session_status(session.id, "failed")
+            session.store.sessions.set_status(session.id, "failed")
             raise KurabeError(f"no pane can run ({reasons})")
         await session.fill_missing()
         while await session.send_scenario_turn() is not None:
             pass
-        session.store.set_session_status(session.id, "finished")
+        session.store.sessions.set_status(session.id, "finished")
     except asyncio.CancelledError:
-        session.store.set_session_status(session.id, "interrupted")
-        session.store.add_event(session.id, "interrupted", {"turns": len(session.user_turns)})
+        session.store.sessions.set_status(session.id, "interrupted")
+        session.store.sessions.add_event(
+            session.id, "interrupted", {"turns": len(session.user_turns)}
+        )
         raise
     finally:
         progress.end(session)
@@ -311,11 +313,11 @@ async def resume_replay(
     stall_timeout_s: float | None = DEFAULT_STALL_TIMEOUT_S,
 ) -> int:
     """Continue an interrupted replay from the first turn without a completed reply."""
-    info = store.session(session_id)
+    info = store.sessions.get(session_id)
     if info.scenario is None:
         raise KurabeError(f"session {session_id} has no scenario to replay")
     chosen: dict[str, ModelProfile] = {}
-    for pane in store.panes(session_id):
+    for pane in store.sessions.panes(session_id):
         if pane.profile_name in profiles:
             chosen[pane.profile_name] = seeded([profiles[pane.profile_name]], info.seed)[0]
     session = ComparisonSession.resume(
@@ -330,6 +332,6 @@ async def resume_replay(
     progress = progress or NullProgress()
     session.subscribe(progress.event)
     progress.begin(session, 1, 1)
-    store.set_session_status(session_id, "open")
+    store.sessions.set_status(session_id, "open")
     await _play(session, progress)
     return session_id

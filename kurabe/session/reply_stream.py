@@ -112,7 +112,7 @@ class ReplyStream:
 
     def _begin_reply(self) -> None:
         pane = self.pane
-        self.reply_id, self.version = self._store.start_reply(
+        self.reply_id, self.version = self._store.replies.start_reply(
             self._turns.ids[self.turn], pane.db_id
         )
         pane.status = "busy"
@@ -151,7 +151,7 @@ class ReplyStream:
                     parts.append(event.text)
                     emit(PaneDelta(pane_index, reply_id, event.text))
                     if now - last_flush >= PARTIAL_FLUSH_S:
-                        self._store.update_partial(reply_id, "".join(parts))
+                        self._store.replies.update_partial(reply_id, "".join(parts))
                         last_flush = now
                 elif isinstance(event, StreamDone):
                     self._end_done(event)
@@ -219,7 +219,7 @@ class ReplyStream:
             max_tokens_clamped=done.max_tokens_clamped,
         )
         checks = self._checks(text, done)
-        self._store.finish_reply(
+        self._store.replies.finish_reply(
             self.reply_id,
             text=text,
             finish_reason=done.finish_reason,
@@ -273,7 +273,7 @@ class ReplyStream:
         )
         reason = one_line(error.reason)
         status = "cancelled" if error.kind == "cancelled" else "failed"
-        self._store.fail_reply(
+        self._store.replies.fail_reply(
             self.reply_id,
             status=status,
             text=text,

@@ -83,7 +83,7 @@ def add_panes(
     for position, source in enumerate(order):
         profile = profiles[source]
         backend = build_backend(backend_factory, profile)
-        pane_id = store.add_pane(
+        pane_id = store.sessions.add_pane(
             session_id,
             position,
             PANE_LABELS[position],

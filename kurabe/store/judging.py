@@ -1,10 +1,12 @@
-"""Judging's tables: judge runs and their judgements.
+"""Judging's tables: judge runs and their judgements, as :class:`JudgingRepository`,
+``store.judging``.
 
 An LLM judge (:mod:`kurabe.judge.runner`) scores the replies of a session. Each judge run records
 the judge's exact request settings (scrubbed of every key) and its rubric (text and sha256); each
 judgement, failed ones included, keeps every raw answer the judge gave. A single-mode judgement
 that succeeded also writes the judge's score as a rating of kind ``judge`` and rater
-``judge:<profile>``, in the same transaction (:mod:`kurabe.store.ratings` reads it back with the
+``judge:<profile>``, in the same transaction and through the ratings' one way in
+(:meth:`~kurabe.store.ratings.RatingRepository.add_rating`, which reads it back with the
 people's).
 """
 
@@ -15,14 +17,21 @@ from typing import Any
 
 from foundation.errors import KurabeError
 from kurabe.core.secret_scrub import scrub_secrets
-from kurabe.store.connection import StoreConnection, from_json, now_iso, to_json
+from kurabe.store.database import Database, from_json, now_iso, to_json
+from kurabe.store.ratings import RatingRepository
 from kurabe.store.records import JUDGE_MODES, JUDGEMENT_STATUSES, JudgementRow, JudgeRunRow
 
 
-class JudgeTables(StoreConnection):
-    """Judge runs and judgements; a mixin of :class:`~kurabe.store.store.Store`."""
+class JudgingRepository:
+    """Judge runs and judgements, on one :class:`~kurabe.store.database.Database`; a judge's
+    score is written as a rating through ``ratings`` (by default a
+    :class:`~kurabe.store.ratings.RatingRepository` on the same database)."""
 
-    def add_judge_run(
+    def __init__(self, database: Database, ratings: RatingRepository | None = None) -> None:
+        self.database = database
+        self.ratings = ratings if ratings is not None else RatingRepository(database)
+
+    def add_run(
         self,
         session_id: int,
         *,
@@ -39,7 +48,7 @@ class JudgeTables(StoreConnection):
         rubric it used."""
         if mode not in JUDGE_MODES:
             raise KurabeError(f"judge mode is one of {', '.join(JUDGE_MODES)}, not {mode!r}")
-        cursor = self._execute(
+        return self.database.insert(
             "INSERT INTO judge_runs (session_id, judge, profile_name, mode, rubric_name,"
             " rubric_hash, rubric_text, settings_json, created_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -55,13 +64,12 @@ class JudgeTables(StoreConnection):
                 now_iso(),
             ),
         )
-        return int(cursor.lastrowid or 0)
 
-    def update_judge_run_settings(
+    def update_run_settings(
         self, run_id: int, settings: Mapping[str, Any], secrets: Iterable[str] = ()
     ) -> None:
         """The settings once the judge's backend is loaded (it then says what it sends)."""
-        self._execute(
+        self.database.execute(
             "UPDATE judge_runs SET settings_json = ? WHERE id = ?",
             (to_json(scrub_secrets(dict(settings), secrets)), run_id),
         )
@@ -88,24 +96,24 @@ class JudgeTables(StoreConnection):
             raise KurabeError(f"judgement status is one of {', '.join(JUDGEMENT_STATUSES)}")
         if status != "ok" and (score is not None or winner_reply_id is not None):
             raise KurabeError("a judgement that failed carries no score and no winner")
-        if score is not None and not 1 <= score <= 5:
-            raise KurabeError(f"score must be 1 to 5, got {score}")
         secret_list = list(secrets)
         clean_attempts = scrub_secrets([dict(a) for a in attempts], secret_list, urls=False)
-        stamp = now_iso()
-        with self._transaction() as conn:
-            run = conn.execute("SELECT judge FROM judge_runs WHERE id = ?", (run_id,)).fetchone()
+        with self.database.transaction():
+            run = self.database.query_one("SELECT judge FROM judge_runs WHERE id = ?", (run_id,))
             if run is None:
                 raise KurabeError(f"no judge run {run_id}")
             rating_id = None
             if status == "ok" and score is not None:
-                cursor = conn.execute(
-                    "INSERT INTO ratings (reply_id, score, tags_json, note, rater, blind,"
-                    " created_at, kind) VALUES (?, ?, '[]', ?, ?, ?, ?, 'judge')",
-                    (reply_id, score, reason, run["judge"], int(blind), stamp),
+                rating_id = self.ratings.add_rating(
+                    reply_id,
+                    score=score,
+                    tags=(),
+                    note=reason,
+                    rater=run["judge"],
+                    blind=blind,
+                    kind="judge",
                 )
-                rating_id = int(cursor.lastrowid or 0)
-            cursor = conn.execute(
+            return self.database.insert(
                 "INSERT INTO judgements (run_id, turn_id, reply_id, other_reply_id, status,"
                 " score, winner_reply_id, reason, attempts_json, rating_id, created_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -120,13 +128,12 @@ class JudgeTables(StoreConnection):
                     reason,
                     to_json(clean_attempts),
                     rating_id,
-                    stamp,
+                    now_iso(),
                 ),
             )
-        return int(cursor.lastrowid or 0)
 
-    def judge_runs(self, session_id: int) -> list[JudgeRunRow]:
-        rows = self._query(
+    def runs(self, session_id: int) -> list[JudgeRunRow]:
+        rows = self.database.query(
             "SELECT * FROM judge_runs WHERE session_id = ? ORDER BY id", (session_id,)
         )
         return [
@@ -146,7 +153,7 @@ class JudgeTables(StoreConnection):
         ]
 
     def judgements(self, session_id: int) -> list[JudgementRow]:
-        rows = self._query(
+        rows = self.database.query(
             "SELECT j.*, u.judge AS run_judge, u.mode AS run_mode, u.rubric_hash AS run_hash,"
             " t.idx AS turn_idx FROM judgements j JOIN judge_runs u ON u.id = j.run_id"
             " JOIN turns t ON t.id = j.turn_id WHERE u.session_id = ? ORDER BY j.id",

@@ -1,4 +1,5 @@
-"""Ratings' tables: the scores, verdicts and picks of people and judges.
+"""Ratings' tables: the scores, verdicts and picks of people and judges, as
+:class:`RatingRepository`, ``store.ratings``.
 
 A rating scores one reply (1–5, tags, a note), a verdict sums up one pane's model over the
 session (great … out of character), a pick says which pane answered a turn best (or a tie, or
@@ -16,12 +17,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from foundation.errors import KurabeError
-from kurabe.store.connection import StoreConnection, from_json, now_iso, to_json
+from kurabe.core.scores import check_score
+from kurabe.store.database import Database, from_json, now_iso, to_json
 from kurabe.store.records import PICK_OUTCOMES, RATING_KINDS, PickRow, RatingRow, VerdictRow
 
 
-class RatingTables(StoreConnection):
-    """Ratings, verdicts and picks; a mixin of :class:`~kurabe.store.store.Store`."""
+class RatingRepository:
+    """Ratings, verdicts and picks, on one :class:`~kurabe.store.database.Database`."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
 
     def add_rating(
         self,
@@ -34,24 +39,23 @@ class RatingTables(StoreConnection):
         blind: bool,
         kind: str = "human",
     ) -> int:
-        if score is not None and not 1 <= score <= 5:
-            raise KurabeError(f"score must be 1 to 5, got {score}")
+        """Add a rating of one reply: the one way a ``ratings`` row is written, a judge's too
+        (:meth:`~kurabe.store.judging.JudgingRepository.add_judgement`)."""
+        check_score(score)
         if kind not in RATING_KINDS:
             raise KurabeError(f"a rating's kind is one of {', '.join(RATING_KINDS)}, not {kind!r}")
-        cursor = self._execute(
+        return self.database.insert(
             "INSERT INTO ratings (reply_id, score, tags_json, note, rater, blind, created_at,"
             " kind) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (reply_id, score, to_json(list(tags)), note, rater, int(blind), now_iso(), kind),
         )
-        return int(cursor.lastrowid or 0)
 
     def add_verdict(self, pane_id: int, *, verdict: str, note: str, rater: str, blind: bool) -> int:
-        cursor = self._execute(
+        return self.database.insert(
             "INSERT INTO verdicts (pane_id, verdict, note, rater, blind, created_at)"
             " VALUES (?, ?, ?, ?, ?, ?)",
             (pane_id, verdict, note, rater, int(blind), now_iso()),
         )
-        return int(cursor.lastrowid or 0)
 
     def add_pick(
         self, turn_id: int, *, winner_pane_id: int | None, outcome: str, rater: str, blind: bool
@@ -60,15 +64,14 @@ class RatingTables(StoreConnection):
             raise KurabeError(f"pick must be one of {', '.join(PICK_OUTCOMES)}")
         if (outcome == "pane") != (winner_pane_id is not None):
             raise KurabeError("a pane pick names its pane; a tie or all-bad pick names none")
-        cursor = self._execute(
+        return self.database.insert(
             "INSERT INTO picks (turn_id, winner_pane_id, outcome, rater, blind, created_at)"
             " VALUES (?, ?, ?, ?, ?, ?)",
             (turn_id, winner_pane_id, outcome, rater, int(blind), now_iso()),
         )
-        return int(cursor.lastrowid or 0)
 
     def ratings(self, session_id: int) -> list[RatingRow]:
-        rows = self._query(
+        rows = self.database.query(
             "SELECT g.* FROM ratings g JOIN replies r ON r.id = g.reply_id"
             " JOIN turns t ON t.id = r.turn_id WHERE t.session_id = ? ORDER BY g.id",
             (session_id,),
@@ -89,7 +92,7 @@ class RatingTables(StoreConnection):
         ]
 
     def verdicts(self, session_id: int) -> list[VerdictRow]:
-        rows = self._query(
+        rows = self.database.query(
             "SELECT v.*, p.position AS pane_pos FROM verdicts v JOIN panes p ON p.id = v.pane_id"
             " WHERE p.session_id = ? ORDER BY v.id",
             (session_id,),
@@ -109,7 +112,7 @@ class RatingTables(StoreConnection):
         ]
 
     def picks(self, session_id: int) -> list[PickRow]:
-        rows = self._query(
+        rows = self.database.query(
             "SELECT k.*, t.idx AS turn_idx, p.position AS winner_pos FROM picks k"
             " JOIN turns t ON t.id = k.turn_id LEFT JOIN panes p ON p.id = k.winner_pane_id"
             " WHERE t.session_id = ? ORDER BY k.id",

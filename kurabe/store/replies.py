@@ -1,25 +1,25 @@
-"""A session's turns and the replies each pane streamed to them, with their life cycle.
+"""A session's turns and the replies each pane streamed to them, with their life cycle, as
+:class:`ReplyRepository`, ``store.replies``.
 
 A reply row is created when its stream starts (``status='streaming'``, ``incomplete=1``); while it
-streams the session writes the partial text every half second (:meth:`ReplyTables.update_partial`,
-one single-statement commit); it ends as ``complete`` (``incomplete=0``), ``failed``,
-``cancelled`` or — when the process died and the session was later resumed — ``interrupted``
-(:meth:`ReplyTables.mark_interrupted`). A row still ``streaming`` with no process behind it is
-therefore a half-streamed reply, kept and marked incomplete. Asking a pane again adds a new
-version of the reply; the earlier ones are kept.
+streams the session writes the partial text every half second
+(:meth:`ReplyRepository.update_partial`, one single-statement commit); it ends as ``complete``
+(``incomplete=0``), ``failed``, ``cancelled`` or — when the process died and the session was later
+resumed — ``interrupted`` (:meth:`ReplyRepository.mark_interrupted`). A row still
+``streaming`` with no process behind it is therefore a half-streamed reply, kept and marked
+incomplete. Asking a pane again adds a new version of the reply; the earlier ones are kept.
 
 An error's text is stored with the user info and secret query values of its URLs removed.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Mapping
 from typing import Any
 
 from backends.api_errors import scrub_urls
 from foundation.errors import KurabeError
-from kurabe.store.connection import StoreConnection, from_json, now_iso, to_json
+from kurabe.store.database import Database, Row, from_json, now_iso, to_json
 from kurabe.store.records import ReplyFigures, ReplyRow, TurnRow
 
 _REPLY_WITH_PLACE = (
@@ -29,40 +29,45 @@ _REPLY_WITH_PLACE = (
 """A reply's row with the turn and pane it belongs to (what :func:`_reply_row` reads)."""
 
 
-class ReplyTables(StoreConnection):
-    """Turns and replies; a mixin of :class:`~kurabe.store.store.Store`."""
+class ReplyRepository:
+    """Turns and replies, on one :class:`~kurabe.store.database.Database`."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
 
     def add_turn(
         self, session_id: int, idx: int, text: str, scenario_turn: int | None = None
     ) -> int:
         stamp = now_iso()
-        with self._transaction() as conn:
-            cursor = conn.execute(
+        with self.database.transaction():
+            turn_id = self.database.insert(
                 "INSERT INTO turns (session_id, idx, text, scenario_turn, created_at)"
                 " VALUES (?, ?, ?, ?, ?)",
                 (session_id, idx, text, scenario_turn, stamp),
             )
-            conn.execute("UPDATE sessions SET updated_at = ? WHERE id = ?", (stamp, session_id))
-        return int(cursor.lastrowid or 0)
+            self.database.execute(
+                "UPDATE sessions SET updated_at = ? WHERE id = ?", (stamp, session_id)
+            )
+        return turn_id
 
     def start_reply(self, turn_id: int, pane_id: int) -> tuple[int, int]:
         """Create a streaming reply row; returns (reply id, version)."""
-        with self._transaction() as conn:
-            row = conn.execute(
+        with self.database.transaction():
+            row = self.database.query_one(
                 "SELECT COALESCE(MAX(version), 0) FROM replies WHERE turn_id = ? AND pane_id = ?",
                 (turn_id, pane_id),
-            ).fetchone()
-            version = int(row[0]) + 1
-            cursor = conn.execute(
+            )
+            version = (int(row[0]) if row else 0) + 1
+            reply_id = self.database.insert(
                 "INSERT INTO replies (turn_id, pane_id, version, status, incomplete, started_at)"
                 " VALUES (?, ?, ?, 'streaming', 1, ?)",
                 (turn_id, pane_id, version, now_iso()),
             )
-        return int(cursor.lastrowid or 0), version
+        return reply_id, version
 
     def update_partial(self, reply_id: int, text: str) -> None:
         """Save the text streamed so far (the row stays ``streaming`` and incomplete)."""
-        self._execute(
+        self.database.execute(
             "UPDATE replies SET text = ?, chars = ? WHERE id = ? AND status = 'streaming'",
             (text, len(text), reply_id),
         )
@@ -76,7 +81,7 @@ class ReplyTables(StoreConnection):
         figures: ReplyFigures,
         checks: Mapping[str, Any] | None = None,
     ) -> None:
-        self._execute(
+        self.database.execute(
             "UPDATE replies SET status = 'complete', incomplete = 0, text = ?, finish_reason = ?,"
             " error = NULL, error_kind = NULL, retryable = NULL, prompt_tokens = ?,"
             " completion_tokens = ?, ttft_s = ?, total_s = ?, chars = ?, chars_per_s = ?,"
@@ -119,7 +124,7 @@ class ReplyTables(StoreConnection):
         if status not in ("failed", "cancelled", "interrupted"):
             raise ValueError(f"not a failure status: {status}")
         figs = figures or ReplyFigures(chars=len(text))
-        self._execute(
+        self.database.execute(
             "UPDATE replies SET status = ?, incomplete = 1, text = ?, error = ?, error_kind = ?,"
             " retryable = ?, prompt_tokens = ?, completion_tokens = ?, ttft_s = ?, total_s = ?,"
             " chars = ?, chars_per_s = ?, tokens_per_s = ?, finished_at = ? WHERE id = ?",
@@ -143,7 +148,7 @@ class ReplyTables(StoreConnection):
 
     def mark_interrupted(self, session_id: int) -> int:
         """Mark this session's replies left ``streaming`` by a dead process as ``interrupted``."""
-        cursor = self._execute(
+        return self.database.execute(
             "UPDATE replies SET status = 'interrupted', incomplete = 1,"
             " error = COALESCE(error, 'interrupted: the process stopped while streaming'),"
             " retryable = 1, finished_at = COALESCE(finished_at, ?)"
@@ -151,10 +156,11 @@ class ReplyTables(StoreConnection):
             " AND pane_id IN (SELECT id FROM panes WHERE session_id = ?)",
             (now_iso(), session_id),
         )
-        return int(cursor.rowcount)
 
     def turns(self, session_id: int) -> list[TurnRow]:
-        rows = self._query("SELECT * FROM turns WHERE session_id = ? ORDER BY idx", (session_id,))
+        rows = self.database.query(
+            "SELECT * FROM turns WHERE session_id = ? ORDER BY idx", (session_id,)
+        )
         return [
             TurnRow(
                 id=r["id"],
@@ -168,27 +174,27 @@ class ReplyTables(StoreConnection):
         ]
 
     def replies(self, session_id: int) -> list[ReplyRow]:
-        rows = self._query(
+        rows = self.database.query(
             _REPLY_WITH_PLACE + " WHERE t.session_id = ? ORDER BY t.idx, p.position, r.version",
             (session_id,),
         )
         return [_reply_row(r) for r in rows]
 
     def reply(self, reply_id: int) -> ReplyRow:
-        rows = self._query(_REPLY_WITH_PLACE + " WHERE r.id = ?", (reply_id,))
+        rows = self.database.query(_REPLY_WITH_PLACE + " WHERE r.id = ?", (reply_id,))
         if not rows:
             raise KurabeError(f"no reply {reply_id}")
         return _reply_row(rows[0])
 
     def reply_session(self, reply_id: int) -> int | None:
-        rows = self._query(
+        rows = self.database.query(
             "SELECT t.session_id FROM replies r JOIN turns t ON t.id = r.turn_id WHERE r.id = ?",
             (reply_id,),
         )
         return int(rows[0][0]) if rows else None
 
 
-def _reply_row(r: sqlite3.Row) -> ReplyRow:
+def _reply_row(r: Row) -> ReplyRow:
     retryable = r["retryable"]
     return ReplyRow(
         id=r["id"],

@@ -1,6 +1,6 @@
 """The database schema: numbered SQL scripts, applied in order, each in one transaction, by
-:meth:`kurabe.store.store.Store.migrate`; ``PRAGMA user_version`` records how many have run. A new
-version appends a script here, never edits an old one."""
+:meth:`kurabe.store.database.Database.migrate`; ``PRAGMA user_version`` records how many have
+run. A new version appends a script here, never edits an old one."""
 
 from __future__ import annotations
 

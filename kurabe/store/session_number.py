@@ -18,7 +18,7 @@ def resolve_session_id(value: str, store: Store, option: str = "SESSION") -> int
     """The stored session ``value`` names; ``option`` is what the user typed it into."""
     word = value.strip()
     if word.lower() in ("last", "latest"):
-        latest = store.latest_session_id()
+        latest = store.sessions.latest_id()
         if latest is None:
             raise KurabeError(f"there is no saved session in {store.path}")
         return latest
@@ -26,6 +26,6 @@ def resolve_session_id(value: str, store: Store, option: str = "SESSION") -> int
         session_id = int(word.lstrip("#"))
     except ValueError:
         raise KurabeError(f"{option} takes a session number or 'last', got {value!r}") from None
-    if not store.session_exists(session_id):
+    if not store.sessions.exists(session_id):
         raise KurabeError(f"no session {session_id} in {store.path}")
     return session_id

@@ -1,4 +1,5 @@
-"""A session's own tables: the session, its panes and its events; the list of sessions.
+"""A session's own tables (the session, its panes and its events) and the list of sessions, as
+:class:`SessionRepository`, ``store.sessions``.
 
 A session is one comparison: a persona (and maybe a scripted scenario) talking to several panes
 at once, each pane one model behind a profile, labelled A, B, … (blind sessions show only the
@@ -12,7 +13,6 @@ info and secret query values of every URL in them (``https://user:pass@host/v1?a
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -20,7 +20,7 @@ from foundation.errors import KurabeError
 from kurabe import __version__
 from kurabe.core.blind import names_hidden, shown_name
 from kurabe.core.secret_scrub import scrub_secrets
-from kurabe.store.connection import StoreConnection, from_json, now_iso, to_json
+from kurabe.store.database import Database, Row, from_json, now_iso, to_json
 from kurabe.store.records import (
     EventRow,
     PaneRecord,
@@ -33,10 +33,13 @@ from personas import Persona
 from scenarios import Scenario
 
 
-class SessionTables(StoreConnection):
-    """Sessions, panes and events; a mixin of :class:`~kurabe.store.store.Store`."""
+class SessionRepository:
+    """Sessions, panes and events, on one :class:`~kurabe.store.database.Database`."""
 
-    def create_session(
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    def create(
         self,
         persona: Persona,
         scenario: Scenario | None = None,
@@ -47,7 +50,7 @@ class SessionTables(StoreConnection):
         seed: int | None = None,
     ) -> int:
         stamp = now_iso()
-        cursor = self._execute(
+        return self.database.insert(
             "INSERT INTO sessions (created_at, updated_at, kind, persona_id, persona_json,"
             " scenario_id, scenario_json, blind, rater, seed, kurabe_version)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -65,7 +68,6 @@ class SessionTables(StoreConnection):
                 __version__,
             ),
         )
-        return int(cursor.lastrowid or 0)
 
     def add_pane(
         self,
@@ -79,7 +81,7 @@ class SessionTables(StoreConnection):
         settings: Mapping[str, Any],
         secrets: Iterable[str] = (),
     ) -> int:
-        cursor = self._execute(
+        return self.database.insert(
             "INSERT INTO panes (session_id, position, label, profile_name, backend, model,"
             " settings_json) VALUES (?, ?, ?, ?, ?, ?, ?)",
             (
@@ -92,7 +94,6 @@ class SessionTables(StoreConnection):
                 to_json(scrub_secrets(dict(settings), secrets)),
             ),
         )
-        return int(cursor.lastrowid or 0)
 
     def update_pane(
         self,
@@ -104,55 +105,52 @@ class SessionTables(StoreConnection):
     ) -> None:
         secret_list = list(secrets)
         if settings is not None:
-            self._execute(
+            self.database.execute(
                 "UPDATE panes SET settings_json = ? WHERE id = ?",
                 (to_json(scrub_secrets(dict(settings), secret_list)), pane_id),
             )
         if header is not None:
-            self._execute(
+            self.database.execute(
                 "UPDATE panes SET header = ? WHERE id = ?",
                 (scrub_secrets(header, secret_list), pane_id),
             )
 
-    def set_session_status(self, session_id: int, status: str) -> None:
-        self._execute(
+    def set_status(self, session_id: int, status: str) -> None:
+        self.database.execute(
             "UPDATE sessions SET status = ?, updated_at = ? WHERE id = ?",
             (status, now_iso(), session_id),
         )
 
     def set_revealed(self, session_id: int) -> None:
-        with self._transaction() as conn:
-            conn.execute(
+        with self.database.transaction():
+            self.database.execute(
                 "UPDATE sessions SET revealed = 1, updated_at = ? WHERE id = ?",
                 (now_iso(), session_id),
             )
-            conn.execute(
-                "INSERT INTO events (session_id, created_at, kind, data_json) VALUES (?, ?, ?, ?)",
-                (session_id, now_iso(), "reveal", "{}"),
-            )
+            self.add_event(session_id, "reveal")
 
     def add_event(self, session_id: int, kind: str, data: Mapping[str, Any] | None = None) -> None:
-        self._execute(
+        self.database.execute(
             "INSERT INTO events (session_id, created_at, kind, data_json) VALUES (?, ?, ?, ?)",
             (session_id, now_iso(), kind, to_json(scrub_secrets(dict(data or {})))),
         )
 
-    def session_exists(self, session_id: int) -> bool:
-        return bool(self._query("SELECT 1 FROM sessions WHERE id = ?", (session_id,)))
+    def exists(self, session_id: int) -> bool:
+        return bool(self.database.query("SELECT 1 FROM sessions WHERE id = ?", (session_id,)))
 
-    def session(self, session_id: int) -> SessionRow:
-        rows = self._query("SELECT * FROM sessions WHERE id = ?", (session_id,))
+    def get(self, session_id: int) -> SessionRow:
+        rows = self.database.query("SELECT * FROM sessions WHERE id = ?", (session_id,))
         if not rows:
-            raise KurabeError(f"no session {session_id} in {self.path}")
+            raise KurabeError(f"no session {session_id} in {self.database.path}")
         return _session_row(rows[0])
 
-    def latest_session_id(self) -> int | None:
-        rows = self._query("SELECT MAX(id) FROM sessions")
+    def latest_id(self) -> int | None:
+        rows = self.database.query("SELECT MAX(id) FROM sessions")
         value = rows[0][0] if rows else None
         return None if value is None else int(value)
 
     def panes(self, session_id: int) -> list[PaneRecord]:
-        rows = self._query(
+        rows = self.database.query(
             "SELECT * FROM panes WHERE session_id = ? ORDER BY position", (session_id,)
         )
         return [
@@ -171,7 +169,9 @@ class SessionTables(StoreConnection):
         ]
 
     def events(self, session_id: int) -> list[EventRow]:
-        rows = self._query("SELECT * FROM events WHERE session_id = ? ORDER BY id", (session_id,))
+        rows = self.database.query(
+            "SELECT * FROM events WHERE session_id = ? ORDER BY id", (session_id,)
+        )
         return [
             EventRow(
                 id=r["id"],
@@ -182,16 +182,16 @@ class SessionTables(StoreConnection):
             for r in rows
         ]
 
-    def session_ids(self, *, scenario: str | None = None) -> list[int]:
+    def ids(self, *, scenario: str | None = None) -> list[int]:
         if scenario is None:
-            rows = self._query("SELECT id FROM sessions ORDER BY id")
+            rows = self.database.query("SELECT id FROM sessions ORDER BY id")
         else:
-            rows = self._query(
+            rows = self.database.query(
                 "SELECT id FROM sessions WHERE scenario_id = ? ORDER BY id", (scenario,)
             )
         return [int(r[0]) for r in rows]
 
-    def list_sessions(self, limit: int | None = None) -> list[SessionSummary]:
+    def summaries(self, limit: int | None = None) -> list[SessionSummary]:
         sql = (
             "SELECT s.*,"
             " (SELECT COUNT(*) FROM turns t WHERE t.session_id = s.id) AS n_turns,"
@@ -211,7 +211,7 @@ class SessionTables(StoreConnection):
             sql += " LIMIT ?"
             params = (limit,)
         out = []
-        for row in self._query(sql, params):
+        for row in self.database.query(sql, params):
             hidden = names_hidden(blind=bool(row["blind"]), revealed=bool(row["revealed"]))
             panes = self.panes(int(row["id"]))
             models = tuple(shown_name(p.label, p.profile_name, hidden=hidden) for p in panes)
@@ -234,7 +234,7 @@ class SessionTables(StoreConnection):
         return out
 
 
-def _session_row(r: sqlite3.Row) -> SessionRow:
+def _session_row(r: Row) -> SessionRow:
     scenario = from_json(r["scenario_json"], None)
     return SessionRow(
         id=r["id"],
