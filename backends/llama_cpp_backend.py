@@ -39,6 +39,7 @@ from backends.base import (
     TextDelta,
     one_line,
 )
+from backends.gguf_meta import GGUF_MAGIC, offloaded_layer_count, quantization_name
 from backends.llama_engine import (
     EngineError,
     GenerationResult,
@@ -47,6 +48,7 @@ from backends.llama_engine import (
 )
 from backends.llama_sampling import SamplingSettings
 from backends.profiles import EMBEDDED_MODEL, JsonSchema, ModelProfile
+from backends.readiness import unusable_reason
 from backends.sent import llama_cpp_request
 from backends.templates import (
     Formatter,
@@ -57,13 +59,6 @@ from backends.templates import (
 )
 from backends.text_pipe import TextPipe
 from foundation.paths import llama_log_path
-
-GGUF_MAGIC = b"GGUF"
-FILE_TYPES = {
-    0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 7: "Q8_0", 8: "Q5_0", 9: "Q5_1", 10: "Q2_K",
-    11: "Q3_K_S", 12: "Q3_K_M", 13: "Q3_K_L", 14: "Q4_K_S", 15: "Q4_K_M", 16: "Q5_K_S",
-    17: "Q5_K_M", 18: "Q6_K", 19: "IQ2_XXS", 20: "IQ2_XS", 30: "BF16",
-}  # fmt: skip
 
 # Gemma 3's official chat template (the system prompt becomes the first user turn's prefix).
 # Used for "gguf" when a Gemma 3 file carries no template of its own, as the embedded one does.
@@ -189,24 +184,6 @@ def gpu_offload_supported() -> bool:
     import llama_cpp
 
     return bool(llama_cpp.llama_supports_gpu_offload())
-
-
-def quantization_name(file_type: object) -> str:
-    """A GGUF's ``general.file_type`` as llama.cpp names it (``Q4_K_M`` …), ``?`` if absent."""
-    try:
-        code = int(str(file_type))
-    except ValueError:
-        return "?"
-    return FILE_TYPES.get(code, f"type {code}")
-
-
-def offloaded_layer_count(n_layers: int, requested: int, supported: bool) -> int:
-    """Layers llama.cpp puts on the GPU: the repeating layers plus the output layer, at most;
-    ``requested = -1`` means all of them; none where the build has no GPU offload."""
-    if not supported:
-        return 0
-    offloadable = n_layers + 1
-    return offloadable if requested < 0 else min(requested, offloadable)
 
 
 def default_threads() -> int:
@@ -453,8 +430,6 @@ class LlamaCppBackend(Backend):
         return self.profile.model
 
     def unusable_reason(self) -> str | None:
-        from backends.readiness import unusable_reason
-
         return unusable_reason(self.profile)
 
     def load_blocking(self, progress: ProgressCallback | None = None) -> LoadedModel:
@@ -578,7 +553,11 @@ class LlamaCppBackend(Backend):
         max_tokens = min(budget, room)
         return FittedPrompt(rendered, tokens, max_tokens, dropped // 2, max_tokens < budget)
 
-    def _request(self, fitted: FittedPrompt, conversation_id: str, pipe: TextPipe) -> Request:
+    def engine_request(
+        self, fitted: FittedPrompt, conversation_id: str, pipe: TextPipe[GenerationResult]
+    ) -> Request:
+        """The engine's request for a fitted prompt: sampling, stop strings and grammar as the
+        profile says (also what tests and the benchmark submit to the engine directly)."""
         # What goes to the engine comes from the one function that also writes the snapshot's
         # record of what was sent (backends/sent.py), so the two cannot drift.
         params = dict(llama_cpp_request(self.profile.sampling).params)
@@ -619,8 +598,8 @@ class LlamaCppBackend(Backend):
                 prompt_tokens=exc.prompt_tokens,
             )
             return
-        pipe = TextPipe(asyncio.get_running_loop())
-        request = self._request(fitted, conversation.conversation_id, pipe)
+        pipe: TextPipe[GenerationResult] = TextPipe(asyncio.get_running_loop())
+        request = self.engine_request(fitted, conversation.conversation_id, pipe)
         engine = loaded.engine
         try:
             engine.submit(request)

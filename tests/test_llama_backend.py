@@ -265,7 +265,7 @@ async def test_idle_sequences_are_reused_least_recent_first(tiny_gguf: Path) -> 
 
 
 def test_offloaded_layers_and_quantization_names() -> None:
-    from backends.llama_cpp_backend import offloaded_layer_count, quantization_name
+    from backends.gguf_meta import offloaded_layer_count, quantization_name
 
     assert offloaded_layer_count(18, -1, True) == 19  # every repeating layer and the output
     assert offloaded_layer_count(18, 5, True) == 5
