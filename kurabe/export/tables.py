@@ -8,7 +8,7 @@ import io
 import json
 from typing import Any
 
-from backends.sent import SAMPLING_FIELDS
+from backends.profiles import SAMPLING_FIELDS
 from kurabe.checks.report import load_check_report
 from kurabe.core.csvsafe import spreadsheet_safe
 from kurabe.export.sent import sent_record
