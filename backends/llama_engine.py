@@ -92,7 +92,7 @@ class Request:
     max_tokens: int
     sampling: SamplingSettings
     stop: tuple[str, ...]
-    pipe: TextPipe
+    pipe: TextPipe[GenerationResult]
     strip_leading_space: bool = False
     ignore_eos: bool = False
     cancelled: bool = False
