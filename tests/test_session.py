@@ -276,11 +276,11 @@ async def test_local_cpu_panes_take_turns_in_rotated_order(store: Store) -> None
 async def test_local_panes_on_one_file_stream_together_other_files_wait(store: Store) -> None:
     log = ActivityLog()
     script = Script.text("うん、好きだよ。", delay_s=0.01)
+    shared = "/models/gemma-3-270m.gguf"
     backends = {
-        name: FakeBackend(name, [script], activity=log) for name in ("gemma-a", "gemma-b", "elyza")
+        name: FakeBackend(name, [script], activity=log, model_key=key)
+        for name, key in (("gemma-a", shared), ("gemma-b", shared), ("elyza", None))
     }
-    for name in ("gemma-a", "gemma-b"):
-        backends[name].model_key = "/models/gemma-3-270m.gguf"  # type: ignore[attr-defined]
     session, _ = make_session(store, backends, local=set(backends))
     firsts = []
     for line in ("一回目", "二回目"):
@@ -294,11 +294,9 @@ async def test_local_panes_on_one_file_stream_together_other_files_wait(store: S
 
 
 def test_a_partly_offloaded_model_competes_for_the_cpu() -> None:
-    partly = FakeBackend("x", offloaded_layers=10)
-    partly.shares_compute = True  # type: ignore[attr-defined]
+    partly = FakeBackend("x", offloaded_layers=10, shares_compute=True)
     assert not runs_on_gpu(partly)
-    wholly = FakeBackend("y", offloaded_layers=10)
-    wholly.shares_compute = False  # type: ignore[attr-defined]
+    wholly = FakeBackend("y", offloaded_layers=10, shares_compute=False)
     assert runs_on_gpu(wholly)
 
 
@@ -655,11 +653,12 @@ def test_runs_on_gpu() -> None:
     assert runs_on_gpu(FakeBackend("x", offloaded_layers=19))
     assert not runs_on_gpu(FakeBackend("x", offloaded_layers=0))
 
-    class Method(FakeBackend):
-        def offloaded_layers(self) -> int:  # type: ignore[override]
+    class Declared(FakeBackend):
+        @property
+        def offloaded_layers(self) -> int:
             return 5
 
-    method = Method.__new__(Method)
+    method = Declared("x")
     assert runs_on_gpu(method)
 
 
