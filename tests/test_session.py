@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Collection
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import pytest
 
@@ -30,6 +30,7 @@ from kurabe.session.events import (
     TurnStarted,
 )
 from kurabe.session.reply_figures import compute_figures
+from kurabe.session.reply_stream import ReplyStream, StreamState
 from kurabe.store.store import Store
 from personas import Persona
 from scenarios import Scenario, Turn
@@ -335,6 +336,34 @@ async def test_cancel_a_local_pane_still_waiting_for_its_turn(store: Store) -> N
     assert failures[waiting].partial_text == ""
     assert (first, second)[waiting].calls == []  # never streamed
     assert store.reply(reply_of(failures[waiting].reply_id)).status == "cancelled"
+
+
+async def test_a_reply_stream_owns_its_task_cancel_and_state(store: Store) -> None:
+    first = FakeBackend("first", [Script(chunks=("えっと",), stall=True)])
+    second = FakeBackend("second", ["待ってた"])
+    broken = FakeBackend("broken", [Script(chunks=(), error=StreamError("切れた", retryable=True))])
+    session, rec = make_session(
+        store, {"first": first, "second": second, "broken": broken}, local={"first", "second"}
+    )
+    task = asyncio.create_task(session.send("ねえ"))
+    while not rec.of(PaneDelta):
+        await asyncio.sleep(0.005)
+    running = rec.of(PaneDelta)[0].pane
+    streams = [pane.stream for pane in session.panes]
+    assert all(isinstance(stream, ReplyStream) for stream in streams)
+    streaming, waiting = (cast(ReplyStream, streams[i]) for i in (running, 1 - running))
+    assert streaming.state is StreamState.STREAMING and not streaming.done
+    assert waiting.state is StreamState.WAITING and session.panes[1 - running].busy
+    assert waiting.cancel() and streaming.cancel()
+    await asyncio.wait_for(task, timeout=5)
+    assert streaming.state is waiting.state is StreamState.CANCELLED
+    assert streaming.done and waiting.done and not any(p.busy for p in session.panes)
+    assert not streaming.cancel()  # already ended: nothing to cancel, no event
+    assert cast(ReplyStream, streams[2]).state is StreamState.FAILED
+    second.replies = ["二回目"]
+    await session.retry(1 - running)
+    again = cast(ReplyStream, session.panes[1 - running].stream)
+    assert again is not waiting and again.state is StreamState.COMPLETE and again.text == "二回目"
 
 
 async def test_unusable_and_failing_loads_are_skipped(store: Store) -> None:
