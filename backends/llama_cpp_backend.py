@@ -3,6 +3,10 @@
 * One :class:`~backends.llama_engine.LlamaEngine` (one context, one decode thread) serves every
   pane whose profile uses the same file with the same context settings. Each pane keeps its own
   KV sequence in place, and panes on one file are decoded together in one batch per step.
+* Every backend that loads a model holds it; :meth:`LlamaCppBackend.aclose` lets go, and the
+  last one to let go frees it (the llama.cpp context and model, weights and KV pool), so a
+  session that switches models does not keep the old ones. :func:`loaded_models` lists what is
+  loaded now and by how many backends; a shared model's pane header says so.
 * Before the first model loads, :func:`backends.llama_build.ensure_engine_works` has made sure
   (once per build and CPU, in a subprocess) that llama.cpp does not crash on this machine.
 * The conversation is fitted to ``n_ctx`` before it is sent: with ``context = "trim"`` the oldest
@@ -216,9 +220,24 @@ class LoadedModel:
         return self.gpu_layers >= self.n_layers + 1
 
 
-_models: dict[tuple[str, int, int, int], LoadedModel] = {}
+@dataclass(frozen=True, slots=True)
+class LoadedModelInfo:
+    """One loaded model as :func:`loaded_models` lists it."""
+
+    path: Path
+    n_ctx: int
+    gpu_layers: int
+    holders: int
+    """How many backends (panes, a judge) hold it; it is freed when the last one lets go."""
+
+
+ModelKey = tuple[str, int, int, int]
+"""(resolved file, n_ctx, GPU layers requested, threads): what makes two loads one model."""
+
+_models: dict[ModelKey, LoadedModel] = {}
+_holders: dict[ModelKey, int] = {}
 _models_lock = threading.Lock()
-_loading: dict[tuple[str, int, int, int], threading.Lock] = {}
+_loading: dict[ModelKey, threading.Lock] = {}
 _engine_checked = False
 
 
@@ -261,16 +280,19 @@ def load_shared_model(
 ) -> LoadedModel:
     """Load ``path`` once per (file, n_ctx, GPU layers, threads); later calls share it.
 
-    The first profile to load a file sets its KV budget; later ones share that pool.
+    Every call holds the model until a matching :func:`release_shared_model`. The first profile
+    to load a file sets its KV budget; later ones share that pool.
     """
     key = (str(path.resolve()), n_ctx, n_gpu_layers, n_threads)
     with _models_lock:
         if key in _models:
+            _holders[key] += 1
             return _models[key]
         key_lock = _loading.setdefault(key, threading.Lock())
     with key_lock:
         with _models_lock:
             if key in _models:
+                _holders[key] += 1
                 return _models[key]
         check_model_file(path)
         route_native_logs()
@@ -337,15 +359,53 @@ def load_shared_model(
                 # point prints "Exception ignored" noise to the terminal.
                 atexit.register(unload_all_models)
             _models[key] = loaded
+            _holders[key] = 1
         return loaded
 
 
+def _key_of(loaded: LoadedModel) -> ModelKey | None:
+    return next((key for key, model in _models.items() if model is loaded), None)
+
+
+def release_shared_model(loaded: LoadedModel) -> bool:
+    """Let go of one hold on ``loaded``; the last one frees it (the engine's thread, context and
+    model). True when it was freed. A model no longer registered (freed by
+    :func:`unload_all_models`) is left alone."""
+    with _models_lock:
+        key = _key_of(loaded)
+        if key is None:
+            return False
+        _holders[key] -= 1
+        if _holders[key] > 0:
+            return False
+        del _models[key], _holders[key]
+    loaded.engine.close()
+    return True
+
+
+def holders_of(loaded: LoadedModel) -> int:
+    """How many backends hold ``loaded`` now (0 once it is freed)."""
+    with _models_lock:
+        key = _key_of(loaded)
+        return 0 if key is None else _holders[key]
+
+
+def loaded_models() -> list[LoadedModelInfo]:
+    """Every model loaded in this process now, with how many backends hold it."""
+    with _models_lock:
+        return [
+            LoadedModelInfo(model.path, model.n_ctx, model.gpu_layers, _holders[key])
+            for key, model in _models.items()
+        ]
+
+
 def unload_all_models() -> None:
-    """Free every shared model (at exit, and in tests and benchmarks)."""
+    """Free every shared model, held or not (at exit, and in tests and benchmarks)."""
     atexit.unregister(unload_all_models)
     with _models_lock:
         models = list(_models.values())
         _models.clear()
+        _holders.clear()
     for loaded in models:
         loaded.engine.close()
 
@@ -390,7 +450,8 @@ class LlamaCppBackend(Backend):
     def __init__(self, profile: ModelProfile) -> None:
         self.profile = profile
         self.loaded: LoadedModel | None = None
-        self._load_error: ModelFileError | None = None
+        """The shared model this backend holds, from its load until :meth:`aclose`."""
+        self._hold_lock = threading.Lock()
         self._last_render: RenderedPrompt | None = None
 
     # -- paths and loading --
@@ -433,18 +494,32 @@ class LlamaCppBackend(Backend):
         return unusable_reason(self.profile)
 
     def load_blocking(self, progress: ProgressCallback | None = None) -> LoadedModel:
-        if self.loaded is not None:
+        """Load (or share) the model and hold it, once however often it is called."""
+        with self._hold_lock:
+            if self.loaded is not None:
+                return self.loaded
+            path = self.resolve_path(progress)
+            self.loaded = load_shared_model(
+                path,
+                n_ctx=self.profile.n_ctx,
+                n_gpu_layers=self.requested_gpu_layers,
+                n_threads=self.profile.n_threads or default_threads(),
+                kv_budget_mb=self.profile.kv_budget_mb,
+                progress=progress,
+            )
             return self.loaded
-        path = self.resolve_path(progress)
-        self.loaded = load_shared_model(
-            path,
-            n_ctx=self.profile.n_ctx,
-            n_gpu_layers=self.requested_gpu_layers,
-            n_threads=self.profile.n_threads or default_threads(),
-            kv_budget_mb=self.profile.kv_budget_mb,
-            progress=progress,
-        )
-        return self.loaded
+
+    def release_blocking(self) -> None:
+        """Let go of the model; it is freed when no other backend holds it. A later load
+        holds it (or loads it) again."""
+        with self._hold_lock:
+            loaded, self.loaded = self.loaded, None
+        if loaded is not None:
+            release_shared_model(loaded)
+
+    async def aclose(self) -> None:
+        """Let go of the model (off the loop: freeing it waits for its decode thread)."""
+        await asyncio.to_thread(self.release_blocking)
 
     async def load(self, progress: ProgressCallback | None = None) -> None:
         if self.loaded is not None:
@@ -477,7 +552,9 @@ class LlamaCppBackend(Backend):
             return "llama.cpp"
         loaded = self.loaded
         where = f"GPU {loaded.gpu_layers}/{loaded.n_layers + 1}" if loaded.gpu_layers else "CPU"
-        return f"llama.cpp · {loaded.quantization} · {where}"
+        holders = holders_of(loaded)
+        shared = f" · shared by {holders}" if holders > 1 else ""
+        return f"llama.cpp · {loaded.quantization} · {where}{shared}"
 
     def settings_snapshot(self) -> dict[str, Any]:
         import llama_cpp

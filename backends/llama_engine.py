@@ -263,7 +263,14 @@ class LlamaEngine:
         with self._cond:
             self._cond.notify()
 
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` has freed the context and the model."""
+        return self.ctx is None and self.model.model is None
+
     def close(self) -> None:
+        """Stop the decode thread (pending requests end cancelled), then free the context, its
+        batch and the model. Safe to call twice."""
         with self._cond:
             self._closing = True
             self._cond.notify()

@@ -12,7 +12,7 @@ from typing import Any, TypeVar, cast
 
 import pytest
 
-from backends.base import StreamError
+from backends.base import ProgressCallback, StreamError
 from foundation.errors import KurabeError
 from kurabe.core.rating_config import load_rating_config, resolve_rater
 from kurabe.core.verdicts import normalize_verdict
@@ -364,6 +364,31 @@ async def test_a_reply_stream_owns_its_task_cancel_and_state(store: Store) -> No
     await session.retry(1 - running)
     again = cast(ReplyStream, session.panes[1 - running].stream)
     assert again is not waiting and again.state is StreamState.COMPLETE and again.text == "二回目"
+
+
+async def test_a_header_that_changed_while_other_panes_loaded_is_shown_again(store: Store) -> None:
+    loaded: list[str] = []
+
+    class Sharing(FakeBackend):
+        """Says how many panes have loaded, as a shared local model says who holds it."""
+
+        async def load(self, progress: ProgressCallback | None = None) -> None:
+            await super().load(progress)
+            loaded.append(self.name)
+
+        def header(self) -> str:
+            return f"shared by {len(loaded)}"
+
+    panes: dict[str, FakeBackend] = {"a": Sharing("a"), "b": Sharing("b", load_delay_s=0.05)}
+    session, rec = make_session(store, panes)
+    await session.load()
+    assert [p.header for p in session.panes] == ["shared by 2", "shared by 2"]
+    assert [(e.pane, e.header) for e in rec.of(PaneReady)] == [
+        (0, "shared by 1"),
+        (1, "shared by 2"),
+        (0, "shared by 2"),
+    ]
+    assert [p.header for p in store.load_record(session.id).panes] == ["shared by 2"] * 2
 
 
 async def test_unusable_and_failing_loads_are_skipped(store: Store) -> None:

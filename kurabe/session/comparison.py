@@ -66,7 +66,7 @@ from kurabe.core.secret_scrub import env_secrets
 from kurabe.session.compute_sharing import ComputeTurnstile, cpu_order, model_key
 from kurabe.session.events import EventListeners, SessionEvent, TurnFinished, TurnStarted
 from kurabe.session.pane import Pane, PaneStatus, pane_at
-from kurabe.session.pane_loading import load_pane
+from kurabe.session.pane_loading import load_pane, refresh_headers
 from kurabe.session.ratings import SessionRatings
 from kurabe.session.reply_stream import PARTIAL_FLUSH_S, ReplyStream
 from kurabe.session.setup import add_panes, pane_order, restore_turns, stored_panes
@@ -274,6 +274,7 @@ class ComparisonSession:
         self._bind_loop()
         pending = [p for p in self.panes if p.status == "loading"]
         await asyncio.gather(*(self._load_pane(p) for p in pending))
+        refresh_headers(self.panes, store=self.store, secrets=self._secrets, events=self._events)
 
     async def _load_pane(self, pane: Pane) -> None:
         await load_pane(
@@ -514,7 +515,9 @@ class ComparisonSession:
     # -- closing ----------------------------------------------------------------------------
 
     async def aclose(self) -> None:
-        """Cancel what still streams (saving it), then release every backend."""
+        """Cancel what still streams (saving it), then release every backend: a local model no
+        other session or judge holds is freed (switching panes to other models starts a new
+        session and closes this one)."""
         running = [p.stream for p in self.panes if p.stream is not None and not p.stream.done]
         if running:
             self.cancel()
