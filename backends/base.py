@@ -135,7 +135,8 @@ class Backend(ABC):
     nothing, :meth:`header` is empty (the pane shows the profile name), :meth:`settings_snapshot`
     is empty. Where the model computes, which the session schedules local panes by, is declared
     by :attr:`offloaded_layers`, :attr:`shares_compute` and :attr:`model_key`: by default no
-    layer is on a GPU, the model competes for the CPU, and the profile's model names it.
+    layer is on a GPU, the model competes for the CPU, and the profile's model names it;
+    :attr:`shared_by` says how many backends hold one loaded model (default 1).
     """
 
     async def load(self, progress: ProgressCallback | None = None) -> None:  # noqa: B027
@@ -169,6 +170,12 @@ class Backend(ABC):
         turns with the other local panes. Default: True while no layer is offloaded; a backend
         that knows better says so (llama.cpp: False only when every layer is on the GPU)."""
         return self.offloaded_layers == 0
+
+    @property
+    def shared_by(self) -> int:
+        """How many backends (panes, a judge) hold this backend's loaded model, this one
+        included; more than 1 shows in the pane header. Default 1: its own."""
+        return 1
 
     @property
     def model_key(self) -> str | None:

@@ -6,7 +6,8 @@
 * Every backend that loads a model holds it; :meth:`LlamaCppBackend.aclose` lets go, and the
   last one to let go frees it (the llama.cpp context and model, weights and KV pool), so a
   session that switches models does not keep the old ones. :func:`loaded_models` lists what is
-  loaded now and by how many backends; a shared model's pane header says so.
+  loaded now and by how many backends; :attr:`LlamaCppBackend.shared_by` says it per backend, and
+  a shared model's pane header shows it.
 * Before the first model loads, :func:`backends.llama_build.ensure_engine_works` has made sure
   (once per build and CPU, in a subprocess) that llama.cpp does not crash on this machine.
 * The conversation is fitted to ``n_ctx`` before it is sent: with ``context = "trim"`` the oldest
@@ -484,6 +485,11 @@ class LlamaCppBackend(Backend):
         return self.loaded is None or not self.loaded.fully_offloaded
 
     @property
+    def shared_by(self) -> int:
+        """How many backends hold this one's model now (1 before it loads)."""
+        return holders_of(self.loaded) if self.loaded is not None else 1
+
+    @property
     def model_key(self) -> str:
         """Panes with the same key share one engine and are decoded together."""
         if self.loaded is not None:
@@ -552,9 +558,7 @@ class LlamaCppBackend(Backend):
             return "llama.cpp"
         loaded = self.loaded
         where = f"GPU {loaded.gpu_layers}/{loaded.n_layers + 1}" if loaded.gpu_layers else "CPU"
-        holders = holders_of(loaded)
-        shared = f" · shared by {holders}" if holders > 1 else ""
-        return f"llama.cpp · {loaded.quantization} · {where}{shared}"
+        return f"llama.cpp · {loaded.quantization} · {where}"
 
     def settings_snapshot(self) -> dict[str, Any]:
         import llama_cpp

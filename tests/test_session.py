@@ -370,25 +370,27 @@ async def test_a_header_that_changed_while_other_panes_loaded_is_shown_again(sto
     loaded: list[str] = []
 
     class Sharing(FakeBackend):
-        """Says how many panes have loaded, as a shared local model says who holds it."""
+        """Held by every pane that has loaded, as one local model shared by several panes."""
 
         async def load(self, progress: ProgressCallback | None = None) -> None:
             await super().load(progress)
             loaded.append(self.name)
 
-        def header(self) -> str:
-            return f"shared by {len(loaded)}"
+        @property
+        def shared_by(self) -> int:
+            return len(loaded)
 
     panes: dict[str, FakeBackend] = {"a": Sharing("a"), "b": Sharing("b", load_delay_s=0.05)}
     session, rec = make_session(store, panes)
     await session.load()
-    assert [p.header for p in session.panes] == ["shared by 2", "shared by 2"]
+    shared = ["fake a · shared by 2", "fake b · shared by 2"]
+    assert [p.header for p in session.panes] == shared
     assert [(e.pane, e.header) for e in rec.of(PaneReady)] == [
-        (0, "shared by 1"),
-        (1, "shared by 2"),
-        (0, "shared by 2"),
+        (0, "fake a"),
+        (1, "fake b · shared by 2"),
+        (0, "fake a · shared by 2"),
     ]
-    assert [p.header for p in store.load_record(session.id).panes] == ["shared by 2"] * 2
+    assert [p.header for p in store.load_record(session.id).panes] == shared
 
 
 async def test_unusable_and_failing_loads_are_skipped(store: Store) -> None:

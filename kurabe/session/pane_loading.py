@@ -4,8 +4,8 @@ A backend that says why it cannot run (missing key, missing GGUF) or fails to lo
 pane unusable: recorded as a session event and reported as
 :class:`~kurabe.session.events.PaneFailed` with ``reply_id=None``. A loaded pane stores its header
 and the settings its backend now reports (quantization, GPU layers …) and is reported ready.
-Once every pane has loaded, :func:`refresh_headers` shows again a header that has changed since
-(a local model another pane now shares says so).
+A header says how many panes share the pane's model (``shared by 2``); once every pane has
+loaded, :func:`refresh_headers` shows again a header that has changed since.
 """
 
 from __future__ import annotations
@@ -89,10 +89,13 @@ def refresh_headers(
 
 
 def _header_of(pane: Pane) -> str:
+    """The backend's description, and how many backends share its model when more than one."""
     try:
-        return pane.backend.header() or pane.profile.name
+        header = pane.backend.header() or pane.profile.name
+        holders = pane.backend.shared_by
     except Exception:
         return pane.profile.name
+    return f"{header} · shared by {holders}" if holders > 1 else header
 
 
 def _mark_unusable(
