@@ -135,7 +135,11 @@ class Backend(ABC):
     """A model behind one pane. Subclasses implement :meth:`stream`; the rest has defaults.
 
     Defaults: :meth:`load` does nothing (API backends have nothing to load), :meth:`aclose` does
-    nothing, :meth:`header` is the profile name, :meth:`settings_snapshot` is empty.
+    nothing, :meth:`header` is empty (the pane shows the profile name), :meth:`settings_snapshot`
+    is empty. Where the model computes, which the session schedules local panes by, is declared
+    by :attr:`offloaded_layers`, :attr:`shares_compute` and :attr:`model_key`: by default no
+    layer is on a GPU, the model competes for the CPU, and the profile's model names it;
+    :attr:`shared_by` says how many backends hold one loaded model (default 1).
     """
 
     async def load(self, progress: ProgressCallback | None = None) -> None:  # noqa: B027
@@ -155,6 +159,31 @@ class Backend(ABC):
 
     def unusable_reason(self) -> str | None:
         """Why this backend cannot run right now (missing file, unset key), or None."""
+        return None
+
+    @property
+    def offloaded_layers(self) -> int:
+        """How many of the model's layers run on a GPU. Default 0: none (an API model, or a
+        local one on the CPU)."""
+        return 0
+
+    @property
+    def shares_compute(self) -> bool:
+        """True when the model computes on this machine's CPU, so that a local pane on it takes
+        turns with the other local panes. Default: True while no layer is offloaded; a backend
+        that knows better says so (llama.cpp: False only when every layer is on the GPU)."""
+        return self.offloaded_layers == 0
+
+    @property
+    def shared_by(self) -> int:
+        """How many backends (panes, a judge) hold this backend's loaded model, this one
+        included; more than 1 shows in the pane header. Default 1: its own."""
+        return 1
+
+    @property
+    def model_key(self) -> str | None:
+        """What names the model this backend decodes: panes with the same key share one engine
+        and are decoded together. Default None: the profile's ``model`` names it."""
         return None
 
     async def aclose(self) -> None:  # noqa: B027

@@ -3,6 +3,11 @@
 * One :class:`~backends.llama_engine.LlamaEngine` (one context, one decode thread) serves every
   pane whose profile uses the same file with the same context settings. Each pane keeps its own
   KV sequence in place, and panes on one file are decoded together in one batch per step.
+* Every backend that loads a model holds it; :meth:`LlamaCppBackend.aclose` lets go, and the
+  last one to let go frees it (the llama.cpp context and model, weights and KV pool), so a
+  session that switches models does not keep the old ones. :func:`loaded_models` lists what is
+  loaded now and by how many backends; :attr:`LlamaCppBackend.shared_by` says it per backend, and
+  a shared model's pane header shows it.
 * Before the first model loads, :func:`backends.llama_build.ensure_engine_works` has made sure
   (once per build and CPU, in a subprocess) that llama.cpp does not crash on this machine.
 * The conversation is fitted to ``n_ctx`` before it is sent: with ``context = "trim"`` the oldest
@@ -40,6 +45,7 @@ from backends.base import (
     one_line,
 )
 from backends.examples import examples_given
+from backends.gguf_meta import GGUF_MAGIC, offloaded_layer_count, quantization_name
 from backends.llama_engine import (
     EngineError,
     GenerationResult,
@@ -48,6 +54,7 @@ from backends.llama_engine import (
 )
 from backends.llama_sampling import SamplingSettings
 from backends.profiles import EMBEDDED_MODEL, JsonSchema, ModelProfile
+from backends.readiness import unusable_reason
 from backends.sent import llama_cpp_request
 from backends.templates import (
     Formatter,
@@ -58,13 +65,6 @@ from backends.templates import (
 )
 from backends.text_pipe import TextPipe
 from foundation.paths import llama_log_path
-
-GGUF_MAGIC = b"GGUF"
-FILE_TYPES = {
-    0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 7: "Q8_0", 8: "Q5_0", 9: "Q5_1", 10: "Q2_K",
-    11: "Q3_K_S", 12: "Q3_K_M", 13: "Q3_K_L", 14: "Q4_K_S", 15: "Q4_K_M", 16: "Q5_K_S",
-    17: "Q5_K_M", 18: "Q6_K", 19: "IQ2_XXS", 20: "IQ2_XS", 30: "BF16",
-}  # fmt: skip
 
 # Gemma 3's official chat template (the system prompt becomes the first user turn's prefix).
 # Used for "gguf" when a Gemma 3 file carries no template of its own, as the embedded one does.
@@ -192,24 +192,6 @@ def gpu_offload_supported() -> bool:
     return bool(llama_cpp.llama_supports_gpu_offload())
 
 
-def quantization_name(file_type: object) -> str:
-    """A GGUF's ``general.file_type`` as llama.cpp names it (``Q4_K_M`` …), ``?`` if absent."""
-    try:
-        code = int(str(file_type))
-    except ValueError:
-        return "?"
-    return FILE_TYPES.get(code, f"type {code}")
-
-
-def offloaded_layer_count(n_layers: int, requested: int, supported: bool) -> int:
-    """Layers llama.cpp puts on the GPU: the repeating layers plus the output layer, at most;
-    ``requested = -1`` means all of them; none where the build has no GPU offload."""
-    if not supported:
-        return 0
-    offloadable = n_layers + 1
-    return offloadable if requested < 0 else min(requested, offloadable)
-
-
 def default_threads() -> int:
     return max(os.cpu_count() or 1, 1)
 
@@ -240,9 +222,24 @@ class LoadedModel:
         return self.gpu_layers >= self.n_layers + 1
 
 
-_models: dict[tuple[str, int, int, int], LoadedModel] = {}
+@dataclass(frozen=True, slots=True)
+class LoadedModelInfo:
+    """One loaded model as :func:`loaded_models` lists it."""
+
+    path: Path
+    n_ctx: int
+    gpu_layers: int
+    holders: int
+    """How many backends (panes, a judge) hold it; it is freed when the last one lets go."""
+
+
+ModelKey = tuple[str, int, int, int]
+"""(resolved file, n_ctx, GPU layers requested, threads): what makes two loads one model."""
+
+_models: dict[ModelKey, LoadedModel] = {}
+_holders: dict[ModelKey, int] = {}
 _models_lock = threading.Lock()
-_loading: dict[tuple[str, int, int, int], threading.Lock] = {}
+_loading: dict[ModelKey, threading.Lock] = {}
 _engine_checked = False
 
 
@@ -285,16 +282,19 @@ def load_shared_model(
 ) -> LoadedModel:
     """Load ``path`` once per (file, n_ctx, GPU layers, threads); later calls share it.
 
-    The first profile to load a file sets its KV budget; later ones share that pool.
+    Every call holds the model until a matching :func:`release_shared_model`. The first profile
+    to load a file sets its KV budget; later ones share that pool.
     """
     key = (str(path.resolve()), n_ctx, n_gpu_layers, n_threads)
     with _models_lock:
         if key in _models:
+            _holders[key] += 1
             return _models[key]
         key_lock = _loading.setdefault(key, threading.Lock())
     with key_lock:
         with _models_lock:
             if key in _models:
+                _holders[key] += 1
                 return _models[key]
         check_model_file(path)
         route_native_logs()
@@ -361,15 +361,53 @@ def load_shared_model(
                 # point prints "Exception ignored" noise to the terminal.
                 atexit.register(unload_all_models)
             _models[key] = loaded
+            _holders[key] = 1
         return loaded
 
 
+def _key_of(loaded: LoadedModel) -> ModelKey | None:
+    return next((key for key, model in _models.items() if model is loaded), None)
+
+
+def release_shared_model(loaded: LoadedModel) -> bool:
+    """Let go of one hold on ``loaded``; the last one frees it (the engine's thread, context and
+    model). True when it was freed. A model no longer registered (freed by
+    :func:`unload_all_models`) is left alone."""
+    with _models_lock:
+        key = _key_of(loaded)
+        if key is None:
+            return False
+        _holders[key] -= 1
+        if _holders[key] > 0:
+            return False
+        del _models[key], _holders[key]
+    loaded.engine.close()
+    return True
+
+
+def holders_of(loaded: LoadedModel) -> int:
+    """How many backends hold ``loaded`` now (0 once it is freed)."""
+    with _models_lock:
+        key = _key_of(loaded)
+        return 0 if key is None else _holders[key]
+
+
+def loaded_models() -> list[LoadedModelInfo]:
+    """Every model loaded in this process now, with how many backends hold it."""
+    with _models_lock:
+        return [
+            LoadedModelInfo(model.path, model.n_ctx, model.gpu_layers, _holders[key])
+            for key, model in _models.items()
+        ]
+
+
 def unload_all_models() -> None:
-    """Free every shared model (at exit, and in tests and benchmarks)."""
+    """Free every shared model, held or not (at exit, and in tests and benchmarks)."""
     atexit.unregister(unload_all_models)
     with _models_lock:
         models = list(_models.values())
         _models.clear()
+        _holders.clear()
     for loaded in models:
         loaded.engine.close()
 
@@ -414,7 +452,8 @@ class LlamaCppBackend(Backend):
     def __init__(self, profile: ModelProfile) -> None:
         self.profile = profile
         self.loaded: LoadedModel | None = None
-        self._load_error: ModelFileError | None = None
+        """The shared model this backend holds, from its load until :meth:`aclose`."""
+        self._hold_lock = threading.Lock()
         self._last_render: RenderedPrompt | None = None
 
     # -- paths and loading --
@@ -447,6 +486,11 @@ class LlamaCppBackend(Backend):
         return self.loaded is None or not self.loaded.fully_offloaded
 
     @property
+    def shared_by(self) -> int:
+        """How many backends hold this one's model now (1 before it loads)."""
+        return holders_of(self.loaded) if self.loaded is not None else 1
+
+    @property
     def model_key(self) -> str:
         """Panes with the same key share one engine and are decoded together."""
         if self.loaded is not None:
@@ -454,23 +498,35 @@ class LlamaCppBackend(Backend):
         return self.profile.model
 
     def unusable_reason(self) -> str | None:
-        from backends.readiness import unusable_reason
-
         return unusable_reason(self.profile)
 
     def load_blocking(self, progress: ProgressCallback | None = None) -> LoadedModel:
-        if self.loaded is not None:
+        """Load (or share) the model and hold it, once however often it is called."""
+        with self._hold_lock:
+            if self.loaded is not None:
+                return self.loaded
+            path = self.resolve_path(progress)
+            self.loaded = load_shared_model(
+                path,
+                n_ctx=self.profile.n_ctx,
+                n_gpu_layers=self.requested_gpu_layers,
+                n_threads=self.profile.n_threads or default_threads(),
+                kv_budget_mb=self.profile.kv_budget_mb,
+                progress=progress,
+            )
             return self.loaded
-        path = self.resolve_path(progress)
-        self.loaded = load_shared_model(
-            path,
-            n_ctx=self.profile.n_ctx,
-            n_gpu_layers=self.requested_gpu_layers,
-            n_threads=self.profile.n_threads or default_threads(),
-            kv_budget_mb=self.profile.kv_budget_mb,
-            progress=progress,
-        )
-        return self.loaded
+
+    def release_blocking(self) -> None:
+        """Let go of the model; it is freed when no other backend holds it. A later load
+        holds it (or loads it) again."""
+        with self._hold_lock:
+            loaded, self.loaded = self.loaded, None
+        if loaded is not None:
+            release_shared_model(loaded)
+
+    async def aclose(self) -> None:
+        """Let go of the model (off the loop: freeing it waits for its decode thread)."""
+        await asyncio.to_thread(self.release_blocking)
 
     async def load(self, progress: ProgressCallback | None = None) -> None:
         if self.loaded is not None:
@@ -581,7 +637,11 @@ class LlamaCppBackend(Backend):
         max_tokens = min(budget, room)
         return FittedPrompt(rendered, tokens, max_tokens, dropped // 2, max_tokens < budget)
 
-    def _request(self, fitted: FittedPrompt, conversation_id: str, pipe: TextPipe) -> Request:
+    def engine_request(
+        self, fitted: FittedPrompt, conversation_id: str, pipe: TextPipe[GenerationResult]
+    ) -> Request:
+        """The engine's request for a fitted prompt: sampling, stop strings and grammar as the
+        profile says (also what tests and the benchmark submit to the engine directly)."""
         # What goes to the engine comes from the one function that also writes the snapshot's
         # record of what was sent (backends/sent.py), so the two cannot drift.
         params = dict(llama_cpp_request(self.profile.sampling).params)
@@ -622,8 +682,8 @@ class LlamaCppBackend(Backend):
                 prompt_tokens=exc.prompt_tokens,
             )
             return
-        pipe = TextPipe(asyncio.get_running_loop())
-        request = self._request(fitted, conversation.conversation_id, pipe)
+        pipe: TextPipe[GenerationResult] = TextPipe(asyncio.get_running_loop())
+        request = self.engine_request(fitted, conversation.conversation_id, pipe)
         engine = loaded.engine
         try:
             engine.submit(request)

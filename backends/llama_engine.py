@@ -92,7 +92,7 @@ class Request:
     max_tokens: int
     sampling: SamplingSettings
     stop: tuple[str, ...]
-    pipe: TextPipe
+    pipe: TextPipe[GenerationResult]
     strip_leading_space: bool = False
     ignore_eos: bool = False
     cancelled: bool = False
@@ -263,7 +263,14 @@ class LlamaEngine:
         with self._cond:
             self._cond.notify()
 
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` has freed the context and the model."""
+        return self.ctx is None and self.model.model is None
+
     def close(self) -> None:
+        """Stop the decode thread (pending requests end cancelled), then free the context, its
+        batch and the model. Safe to call twice."""
         with self._cond:
             self._closing = True
             self._cond.notify()

@@ -35,7 +35,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from backends.api_errors import public_url, scrub_urls
 from backends.base import one_line
-from backends.gguf_meta import GGUFMetadataError, read_gguf_metadata
+from backends.gguf_meta import GGUFMetadataError, quantization_name, read_gguf_metadata
 from backends.profiles import BackendName, ModelProfile
 from foundation.errors import KurabeError
 
@@ -312,8 +312,6 @@ def human_size(size: int) -> str:
 
 def describe_gguf(path: Path, folder: Path) -> FolderModel:
     """One file's entry, from its metadata header. Raises GGUFMetadataError or OSError."""
-    from backends.llama_cpp_backend import quantization_name
-
     metadata = read_gguf_metadata(path)
     return FolderModel(
         path=path,

@@ -44,7 +44,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 from backends.examples import EXAMPLES_AS
-from backends.sent import ANTHROPIC_SAMPLING
 from foundation.errors import ConfigError
 from foundation.tomlfile import KeyPath, TomlDocument
 
@@ -53,6 +52,23 @@ BACKENDS: tuple[str, ...] = ("llama_cpp", "openai", "anthropic")
 ContextPolicy = Literal["trim", "fail"]
 CONTEXT_POLICIES: tuple[str, ...] = ("trim", "fail")
 EMBEDDED_MODEL = "embedded:gemma-3-270m-q4_k_m"
+
+SAMPLING_FIELDS: tuple[str, ...] = (
+    "temperature",
+    "top_k",
+    "top_p",
+    "min_p",
+    "repeat_penalty",
+    "repeat_last_n",
+    "max_tokens",
+    "seed",
+    "stop",
+)
+"""The profile's sampling settings (:class:`Sampling`, less ``json_schema``), in the order
+exports list them."""
+ANTHROPIC_SAMPLING = ("temperature", "top_p", "top_k")
+"""What an Anthropic profile's ``send_sampling`` may name: the Messages API's sampling
+parameters."""
 
 
 JSON_SCHEMA_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")

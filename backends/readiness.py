@@ -43,8 +43,13 @@ def describe_profile(profile: ModelProfile, offload_supported: bool) -> tuple[st
             return "usable", f"{host} (server not contacted)"
         return "usable", host
     from backends.embedded import embedded_model_path
-    from backends.gguf_meta import GGUFMetadataError, block_count, read_gguf_metadata
-    from backends.llama_cpp_backend import offloaded_layer_count, quantization_name
+    from backends.gguf_meta import (
+        GGUFMetadataError,
+        block_count,
+        offloaded_layer_count,
+        quantization_name,
+        read_gguf_metadata,
+    )
 
     if profile.model_path is None:
         if reason:

@@ -50,23 +50,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from backends.profiles import JsonSchema, ModelProfile, Sampling
-
-SAMPLING_FIELDS: tuple[str, ...] = (
-    "temperature",
-    "top_k",
-    "top_p",
-    "min_p",
-    "repeat_penalty",
-    "repeat_last_n",
-    "max_tokens",
-    "seed",
-    "stop",
+from backends.profiles import (
+    ANTHROPIC_SAMPLING,
+    SAMPLING_FIELDS,
+    JsonSchema,
+    ModelProfile,
+    Sampling,
 )
-"""The profile's sampling settings, in the order exports list them."""
 
 WIRE_FIELDS: Mapping[str, str] = {
     "max_completion_tokens": "max_tokens",
@@ -77,8 +69,6 @@ WIRE_FIELDS: Mapping[str, str] = {
 MODEL_DEFAULT = "model default"
 """How a setting that was not sent reads, in every export and on screen."""
 
-ANTHROPIC_SAMPLING = ("temperature", "top_p", "top_k")
-"""What ``send_sampling`` may name: the Messages API's sampling parameters."""
 ANTHROPIC_SAMPLING_API_VERSION = "2023-06-01"
 """The ``anthropic-version`` under which the Messages API still takes sampling parameters
 (``2026-10-21``, the SDK 2.x default, rejects them even at their defaults)."""

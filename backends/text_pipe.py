@@ -1,5 +1,8 @@
 """How generated text crosses from the llama.cpp engine's thread to the event loop
-(:class:`TextPipe`): in coalesced pieces, then one final result, without the engine ever waiting."""
+(:class:`TextPipe`): in coalesced pieces, then one final result, without the engine ever waiting.
+
+The pipe knows nothing of the engine: the final result's type is its parameter
+(``TextPipe[GenerationResult]`` in :mod:`backends.llama_engine`)."""
 
 from __future__ import annotations
 
@@ -8,16 +11,16 @@ import contextlib
 import threading
 import time
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
+from typing import Generic, TypeVar
 
-if TYPE_CHECKING:
-    from backends.llama_engine import GenerationResult
+ResultT = TypeVar("ResultT")
+"""What the producer sends last, once, after all its text."""
 
 WAKE_INTERVAL_S = 0.008
 """Text waits at most this long (or one decode step) before the event loop is woken for it."""
 
 
-class TextPipe:
+class TextPipe(Generic[ResultT]):
     """Engine thread → event loop: text in coalesced pieces, then one final result.
 
     The engine never blocks on the consumer. Waking the event loop from another thread costs
@@ -31,7 +34,7 @@ class TextPipe:
         self._loop = loop
         self._lock = threading.Lock()
         self._parts: list[str] = []
-        self._final: GenerationResult | None = None
+        self._final: ResultT | None = None
         self._scheduled = False
         self._last_wake = float("-inf")
         self._ready = asyncio.Event()
@@ -59,7 +62,7 @@ class TextPipe:
             self._scheduled = True
         self._wake()
 
-    def finish(self, result: GenerationResult) -> None:
+    def finish(self, result: ResultT) -> None:
         with self._lock:
             self._final = result
             if self._scheduled:
@@ -67,7 +70,7 @@ class TextPipe:
             self._scheduled = True
         self._wake()
 
-    async def items(self) -> AsyncIterator[str | GenerationResult]:
+    async def items(self) -> AsyncIterator[str | ResultT]:
         while True:
             await self._ready.wait()
             self._ready.clear()

@@ -334,7 +334,7 @@ def bench_cancel(repeats: int) -> None:
 
     async def once(run: int) -> float:
         pipe = TextPipe(asyncio.get_running_loop())
-        request = backend._request(fitted, f"cancel-{run}", pipe)
+        request = backend.engine_request(fitted, f"cancel-{run}", pipe)
         before = engine.tokens_evaluated
         engine.submit(request)
         started = time.perf_counter()

@@ -3,7 +3,9 @@
 A :class:`FakeBackend` speaks the real :class:`backends.base.Backend` interface and plays one
 :class:`Script` per call to :meth:`FakeBackend.stream`: chunks of text with a delay between them,
 then a :class:`StreamDone`, or a :class:`StreamError`, or a stall until the stream is cancelled,
-or an exception. Loading can be slowed down, made to fail, or the backend marked unusable.
+or an exception. Loading can be slowed down, made to fail, or the backend marked unusable; where
+its model computes (GPU layers, CPU sharing, the model file it shares) is declared as a real
+backend declares it.
 
 ``fake_factory({"name": backend, ...})`` gives a ``backend_factory`` for
 :meth:`kurabe.session.comparison.ComparisonSession.create`; :class:`ActivityLog` records when each backend
@@ -103,6 +105,8 @@ class FakeBackend(Backend):
         unusable: str | None = None,
         header: str | None = None,
         offloaded_layers: int = 0,
+        shares_compute: bool | None = None,
+        model_key: str | None = None,
         snapshot: Mapping[str, Any] | None = None,
         activity: ActivityLog | None = None,
         load_messages: Sequence[str] = (),
@@ -113,7 +117,9 @@ class FakeBackend(Backend):
         self.load_error = load_error
         self.unusable = unusable
         self._header = header if header is not None else f"fake {name}"
-        self.offloaded_layers = offloaded_layers
+        self._offloaded_layers = offloaded_layers
+        self._shares_compute = shares_compute
+        self._model_key = model_key
         self.snapshot = dict(snapshot or {"fake": True, "name": name})
         self.activity = activity
         self.load_messages = tuple(load_messages)
@@ -148,6 +154,21 @@ class FakeBackend(Backend):
 
     def header(self) -> str:
         return self._header
+
+    @property
+    def offloaded_layers(self) -> int:
+        return self._offloaded_layers
+
+    @property
+    def shares_compute(self) -> bool:
+        """As given, else the default: on the CPU while no layer is offloaded."""
+        if self._shares_compute is None:
+            return super().shares_compute
+        return self._shares_compute
+
+    @property
+    def model_key(self) -> str | None:
+        return self._model_key
 
     def settings_snapshot(self) -> dict[str, Any]:
         return dict(self.snapshot)

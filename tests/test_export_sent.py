@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from backends.profiles import ModelProfile, Sampling
-from backends.sent import SAMPLING_FIELDS, setting_of
+from backends.profiles import SAMPLING_FIELDS, ModelProfile, Sampling
+from backends.sent import setting_of
 from kurabe.export.exporter import export_session
 from kurabe.export.sent import SAMPLING_LABELS, sent_value
 from kurabe.session.comparison import ComparisonSession

@@ -13,9 +13,21 @@ from pathlib import Path
 
 import pytest
 
-from backends.base import ChatMessage, Conversation, StreamDone, StreamError, StreamEvent, TextDelta
-from backends.llama_cpp_backend import LlamaCppBackend, unload_all_models
+from backends.base import (
+    Backend,
+    ChatMessage,
+    Conversation,
+    StreamDone,
+    StreamError,
+    StreamEvent,
+    TextDelta,
+)
+from backends.llama_cpp_backend import LlamaCppBackend, loaded_models, unload_all_models
+from backends.llama_engine import LlamaEngine
 from backends.profiles import BUILTIN_PROFILES, ModelProfile, Sampling
+from kurabe.session.comparison import ComparisonSession
+from kurabe.store.store import Store
+from personas import Persona
 
 ANIME_FAN = "あなたは大のアニメファンで、友達と会話しています。 返信は短くカジュアルなものにする必要があります。"
 
@@ -265,7 +277,7 @@ async def test_idle_sequences_are_reused_least_recent_first(tiny_gguf: Path) -> 
 
 
 def test_offloaded_layers_and_quantization_names() -> None:
-    from backends.llama_cpp_backend import offloaded_layer_count, quantization_name
+    from backends.gguf_meta import offloaded_layer_count, quantization_name
 
     assert offloaded_layer_count(18, -1, True) == 19  # every repeating layer and the output
     assert offloaded_layer_count(18, 5, True) == 5
@@ -275,3 +287,72 @@ def test_offloaded_layers_and_quantization_names() -> None:
     assert quantization_name(18) == "Q6_K"
     assert quantization_name(None) == "?"
     assert quantization_name(99) == "type 99"
+
+
+# -- models are held and freed -------------------------------------------------------------
+
+
+@pytest.fixture
+def other_gguf(tmp_path: Path) -> Path:
+    """A second tiny model file (other weights), for switching a pane to another model."""
+    from tests.tiny_gguf import make_tiny_gguf
+
+    return make_tiny_gguf(tmp_path / "other.gguf", seed=1)
+
+
+def held() -> list[tuple[str, int]]:
+    """(file name, holders) of every model loaded in this process."""
+    return sorted((info.path.name, info.holders) for info in loaded_models())
+
+
+def engine_of(backend: Backend) -> LlamaEngine:
+    assert isinstance(backend, LlamaCppBackend) and backend.loaded is not None
+    return backend.loaded.engine
+
+
+async def test_two_panes_on_one_file_hold_it_until_the_last_lets_go(tiny_gguf: Path) -> None:
+    pane_a = LlamaCppBackend(tiny_profile(tiny_gguf, name="a"))
+    pane_b = LlamaCppBackend(tiny_profile(tiny_gguf, name="b"))
+    await asyncio.gather(pane_a.load(), pane_b.load(), pane_a.load())
+    engine = engine_of(pane_a)
+    assert held() == [("tiny.gguf", 2)]  # one model, held once by each pane
+    assert pane_a.shared_by == pane_b.shared_by == 2
+    await pane_a.aclose()
+    assert pane_a.loaded is None and held() == [("tiny.gguf", 1)] and not engine.closed
+    text, final = await collect(pane_b, conv("まだいる？", cid="b"))
+    assert isinstance(final, StreamDone) and text
+    assert pane_b.shared_by == 1
+    await pane_b.aclose()
+    assert held() == [] and engine.closed  # the llama.cpp context and model are freed
+    await pane_b.aclose()  # closing twice is harmless
+
+
+async def test_switching_panes_to_another_model_frees_the_first(
+    tiny_gguf: Path, other_gguf: Path, tmp_path: Path
+) -> None:
+    store = Store(tmp_path / "kurabe.sqlite3")
+    persona = Persona(id="p", title="p", system=ANIME_FAN, char_name="オタク", user_name="ユーザー")
+
+    def session_on(*profiles: ModelProfile) -> ComparisonSession:
+        return ComparisonSession.create(store, persona, list(profiles), rater="hana")
+
+    first = session_on(tiny_profile(tiny_gguf, name="a"), tiny_profile(tiny_gguf, name="b"))
+    await first.load()
+    await first.send("ねえ")
+    assert held() == [("tiny.gguf", 2)]
+    assert [p.header for p in first.panes] == ["llama.cpp · F32 · CPU · shared by 2"] * 2
+    tiny_engine = engine_of(first.panes[0].backend)
+    # The palette's "panes" command: a new session on the other model, the old one closed.
+    second = session_on(tiny_profile(other_gguf, name="other"))
+    await first.aclose()
+    await second.load()
+    assert held() == [("other.gguf", 1)] and tiny_engine.closed
+    assert second.panes[0].header == "llama.cpp · F32 · CPU"
+    other_engine = engine_of(second.panes[0].backend)
+    third = session_on(tiny_profile(tiny_gguf, name="a"))
+    await second.aclose()
+    await third.load()
+    assert held() == [("tiny.gguf", 1)] and other_engine.closed
+    await third.aclose()
+    assert held() == []
+    store.close()

@@ -117,7 +117,7 @@ async def test_cancel_during_a_long_prompt_evaluation_frees_the_model(tiny_gguf:
     fitted = backend.fit(conv(long_line, cid="long"))
     assert len(fitted.tokens) > 3000
     pipe = TextPipe(asyncio.get_running_loop())
-    request = backend._request(fitted, "long", pipe)
+    request = backend.engine_request(fitted, "long", pipe)
     before = engine.tokens_evaluated
     engine.submit(request)
     deadline = time.monotonic() + 10
@@ -285,9 +285,11 @@ async def test_a_json_schema_holds_random_weights_to_the_answer_format(tiny_gguf
     # Only the schema's profile gets a grammar sampler: a plain request samples as before.
     pipe = TextPipe(asyncio.get_running_loop())
     fitted = backend.fit(conv(JUDGED_LINE, cid="held"))
-    assert backend._request(fitted, "held", pipe).sampling.grammar == json_schema_grammar(SINGLE)
+    assert backend.engine_request(fitted, "held", pipe).sampling.grammar == json_schema_grammar(
+        SINGLE
+    )
     plain_backend = await loaded_backend(plain)
-    assert plain_backend._request(fitted, "free", pipe).sampling.grammar is None
+    assert plain_backend.engine_request(fitted, "free", pipe).sampling.grammar is None
 
 
 async def test_a_held_and_a_free_reply_decoded_together_each_keep_their_own_rules(

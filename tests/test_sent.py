@@ -6,10 +6,9 @@ import json
 
 import pytest
 
-from backends.profiles import JsonSchema, ModelProfile, Sampling
+from backends.profiles import SAMPLING_FIELDS, JsonSchema, ModelProfile, Sampling
 from backends.sent import (
     MODEL_DEFAULT,
-    SAMPLING_FIELDS,
     llama_cpp_request,
     request_for,
     sent_settings,

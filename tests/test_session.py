@@ -8,11 +8,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Collection
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import pytest
 
-from backends.base import StreamError
+from backends.base import ProgressCallback, StreamError
 from foundation.errors import KurabeError
 from kurabe.core.blind import shown_name
 from kurabe.core.rating_config import load_rating_config, resolve_rater
@@ -31,6 +31,7 @@ from kurabe.session.events import (
     TurnStarted,
 )
 from kurabe.session.reply_figures import compute_figures
+from kurabe.session.reply_stream import ReplyStream, StreamState
 from kurabe.store.store import Store
 from personas import Persona
 from scenarios import Scenario, Turn
@@ -277,11 +278,11 @@ async def test_local_cpu_panes_take_turns_in_rotated_order(store: Store) -> None
 async def test_local_panes_on_one_file_stream_together_other_files_wait(store: Store) -> None:
     log = ActivityLog()
     script = Script.text("うん、好きだよ。", delay_s=0.01)
+    shared = "/models/gemma-3-270m.gguf"
     backends = {
-        name: FakeBackend(name, [script], activity=log) for name in ("gemma-a", "gemma-b", "elyza")
+        name: FakeBackend(name, [script], activity=log, model_key=key)
+        for name, key in (("gemma-a", shared), ("gemma-b", shared), ("elyza", None))
     }
-    for name in ("gemma-a", "gemma-b"):
-        backends[name].model_key = "/models/gemma-3-270m.gguf"  # type: ignore[attr-defined]
     session, _ = make_session(store, backends, local=set(backends))
     firsts = []
     for line in ("一回目", "二回目"):
@@ -295,11 +296,9 @@ async def test_local_panes_on_one_file_stream_together_other_files_wait(store: S
 
 
 def test_a_partly_offloaded_model_competes_for_the_cpu() -> None:
-    partly = FakeBackend("x", offloaded_layers=10)
-    partly.shares_compute = True  # type: ignore[attr-defined]
+    partly = FakeBackend("x", offloaded_layers=10, shares_compute=True)
     assert not runs_on_gpu(partly)
-    wholly = FakeBackend("y", offloaded_layers=10)
-    wholly.shares_compute = False  # type: ignore[attr-defined]
+    wholly = FakeBackend("y", offloaded_layers=10, shares_compute=False)
     assert runs_on_gpu(wholly)
 
 
@@ -338,6 +337,61 @@ async def test_cancel_a_local_pane_still_waiting_for_its_turn(store: Store) -> N
     assert failures[waiting].partial_text == ""
     assert (first, second)[waiting].calls == []  # never streamed
     assert store.replies.reply(reply_of(failures[waiting].reply_id)).status == "cancelled"
+
+
+async def test_a_reply_stream_owns_its_task_cancel_and_state(store: Store) -> None:
+    first = FakeBackend("first", [Script(chunks=("えっと",), stall=True)])
+    second = FakeBackend("second", ["待ってた"])
+    broken = FakeBackend("broken", [Script(chunks=(), error=StreamError("切れた", retryable=True))])
+    session, rec = make_session(
+        store, {"first": first, "second": second, "broken": broken}, local={"first", "second"}
+    )
+    task = asyncio.create_task(session.send("ねえ"))
+    while not rec.of(PaneDelta):
+        await asyncio.sleep(0.005)
+    running = rec.of(PaneDelta)[0].pane
+    streams = [pane.stream for pane in session.panes]
+    assert all(isinstance(stream, ReplyStream) for stream in streams)
+    streaming, waiting = (cast(ReplyStream, streams[i]) for i in (running, 1 - running))
+    assert streaming.state is StreamState.STREAMING and not streaming.done
+    assert waiting.state is StreamState.WAITING and session.panes[1 - running].busy
+    assert waiting.cancel() and streaming.cancel()
+    await asyncio.wait_for(task, timeout=5)
+    assert streaming.state is waiting.state is StreamState.CANCELLED
+    assert streaming.done and waiting.done and not any(p.busy for p in session.panes)
+    assert not streaming.cancel()  # already ended: nothing to cancel, no event
+    assert cast(ReplyStream, streams[2]).state is StreamState.FAILED
+    second.replies = ["二回目"]
+    await session.retry(1 - running)
+    again = cast(ReplyStream, session.panes[1 - running].stream)
+    assert again is not waiting and again.state is StreamState.COMPLETE and again.text == "二回目"
+
+
+async def test_a_header_that_changed_while_other_panes_loaded_is_shown_again(store: Store) -> None:
+    loaded: list[str] = []
+
+    class Sharing(FakeBackend):
+        """Held by every pane that has loaded, as one local model shared by several panes."""
+
+        async def load(self, progress: ProgressCallback | None = None) -> None:
+            await super().load(progress)
+            loaded.append(self.name)
+
+        @property
+        def shared_by(self) -> int:
+            return len(loaded)
+
+    panes: dict[str, FakeBackend] = {"a": Sharing("a"), "b": Sharing("b", load_delay_s=0.05)}
+    session, rec = make_session(store, panes)
+    await session.load()
+    shared = ["fake a · shared by 2", "fake b · shared by 2"]
+    assert [p.header for p in session.panes] == shared
+    assert [(e.pane, e.header) for e in rec.of(PaneReady)] == [
+        (0, "fake a"),
+        (1, "fake b · shared by 2"),
+        (0, "fake a · shared by 2"),
+    ]
+    assert [p.header for p in store.load_record(session.id).panes] == shared
 
 
 async def test_unusable_and_failing_loads_are_skipped(store: Store) -> None:
@@ -663,11 +717,12 @@ def test_runs_on_gpu() -> None:
     assert runs_on_gpu(FakeBackend("x", offloaded_layers=19))
     assert not runs_on_gpu(FakeBackend("x", offloaded_layers=0))
 
-    class Method(FakeBackend):
-        def offloaded_layers(self) -> int:  # type: ignore[override]
+    class Declared(FakeBackend):
+        @property
+        def offloaded_layers(self) -> int:
             return 5
 
-    method = Method.__new__(Method)
+    method = Declared("x")
     assert runs_on_gpu(method)
 
 

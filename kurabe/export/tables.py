@@ -9,7 +9,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from backends.sent import SAMPLING_FIELDS
+from backends.profiles import SAMPLING_FIELDS
 from kurabe.core.csvsafe import spreadsheet_safe
 from kurabe.export.sent import sent_record
 from kurabe.export.view import ExportView, TurnView, round_to, verdict_text

@@ -68,7 +68,7 @@ from kurabe.core.secret_scrub import env_secrets
 from kurabe.session.compute_sharing import ComputeTurnstile, cpu_order, model_key
 from kurabe.session.events import EventListeners, SessionEvent, TurnFinished, TurnStarted
 from kurabe.session.pane import Pane, PaneStatus, pane_at
-from kurabe.session.pane_loading import load_pane
+from kurabe.session.pane_loading import load_pane, refresh_headers
 from kurabe.session.ratings import SessionRatings
 from kurabe.session.reply_stream import PARTIAL_FLUSH_S, ReplyStream
 from kurabe.session.setup import add_panes, pane_order, restore_turns, stored_panes
@@ -275,6 +275,7 @@ class ComparisonSession:
         self._bind_loop()
         pending = [p for p in self.panes if p.status == "loading"]
         await asyncio.gather(*(self._load_pane(p) for p in pending))
+        refresh_headers(self.panes, store=self.store, secrets=self._secrets, events=self._events)
 
     async def _load_pane(self, pane: Pane) -> None:
         await load_pane(
@@ -406,10 +407,8 @@ class ComparisonSession:
         concurrent, serial = cpu_order(
             panes, turn, rotate=rotate, parallel_local=self.parallel_local
         )
-        tasks = []
+        replies: list[ReplyStream] = []
         for pane in concurrent + serial:
-            pane._cancel_requested = False
-            pane._entered = False
             reply = ReplyStream(
                 pane,
                 turn,
@@ -420,33 +419,21 @@ class ComparisonSession:
                 conversation=functools.partial(self.conversation_for, pane.index, turn),
                 stall_timeout_s=self.stall_timeout_s,
             )
+            pane.stream = reply
             if pane in serial:
                 assert self._cpu_turnstile is not None
-                streaming = reply.run(self._cpu_turnstile, model_key(pane))
+                reply.start(self._cpu_turnstile, model_key(pane))
             else:
-                streaming = reply.run()
-            task = asyncio.create_task(streaming, name=f"kurabe-pane-{pane.label}")
-            reply.task = task
-            pane._task = task
-            tasks.append(task)
-        try:
-            await asyncio.gather(*tasks)
-        finally:
-            for pane in panes:
-                if pane._task is not None and pane._task.done():
-                    pane._task = None
+                reply.start()
+            replies.append(reply)
+        await asyncio.gather(*(reply.wait() for reply in replies))
 
     def cancel(self, pane: int | None = None) -> None:
         """Cancel the current streams (all, or one pane); partial text is kept and the reply is
         marked cancelled. A pane still waiting for its turn is cancelled before it starts."""
         targets = self.panes if pane is None else [self._pane(pane)]
-        for target in targets:
-            if not target.busy:
-                continue
-            target._cancel_requested = True
-            if target._entered and target._task is not None:
-                target._task.cancel()
-        if any(t._cancel_requested for t in targets):
+        cancelled = [t for t in targets if t.stream is not None and t.stream.cancel()]
+        if cancelled:
             self.store.sessions.add_event(
                 self.id, "cancel", {"pane": pane if pane is not None else "all"}
             )
@@ -527,11 +514,13 @@ class ComparisonSession:
     # -- closing ----------------------------------------------------------------------------
 
     async def aclose(self) -> None:
-        """Cancel what still streams (saving it), then release every backend."""
-        running = [p._task for p in self.panes if p._task is not None and not p._task.done()]
+        """Cancel what still streams (saving it), then release every backend: a local model no
+        other session or judge holds is freed (switching panes to other models starts a new
+        session and closes this one)."""
+        running = [p.stream for p in self.panes if p.stream is not None and not p.stream.done]
         if running:
             self.cancel()
-            await asyncio.gather(*running, return_exceptions=True)
+            await asyncio.gather(*(stream.wait() for stream in running), return_exceptions=True)
         for pane in self.panes:
             try:
                 await pane.backend.aclose()

@@ -8,35 +8,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
 
 from backends.base import Backend
 from kurabe.session.pane import Pane
 
 
 def runs_on_gpu(backend: Backend) -> bool:
-    """True when the backend's model runs on a GPU and leaves the CPU to others.
-
-    A backend that says whether it ``shares_compute`` (the llama.cpp backend: False only when
-    every layer is offloaded) is taken at its word; otherwise more than zero
-    ``offloaded_layers`` (an int, or a method returning one) counts as "on the GPU".
-    """
-    shares = getattr(backend, "shares_compute", None)
-    if isinstance(shares, bool):
-        return not shares
-    value: Any = getattr(backend, "offloaded_layers", None)
-    if callable(value):
-        try:
-            value = value()
-        except Exception:
-            return False
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+    """True when the backend's model runs on a GPU and leaves the CPU to others: it does not
+    :attr:`~backends.base.Backend.shares_compute`."""
+    return not backend.shares_compute
 
 
 def model_key(pane: Pane) -> str:
-    """The model file a pane decodes, which the turnstile groups local panes by."""
-    key = getattr(pane.backend, "model_key", None)
-    return key if isinstance(key, str) and key else pane.profile.model
+    """The model file a pane decodes, which the turnstile groups local panes by: what its
+    backend declares (:attr:`~backends.base.Backend.model_key`), else the profile's model."""
+    return pane.backend.model_key or pane.profile.model
 
 
 def cpu_order(

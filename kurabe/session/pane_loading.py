@@ -4,6 +4,8 @@ A backend that says why it cannot run (missing key, missing GGUF) or fails to lo
 pane unusable: recorded as a session event and reported as
 :class:`~kurabe.session.events.PaneFailed` with ``reply_id=None``. A loaded pane stores its header
 and the settings its backend now reports (quantization, GPU layers …) and is reported ready.
+A header says how many panes share the pane's model (``shared by 2``); once every pane has
+loaded, :func:`refresh_headers` shows again a header that has changed since.
 """
 
 from __future__ import annotations
@@ -60,10 +62,7 @@ async def load_pane(
             events=events,
         )
         return
-    try:
-        pane.header = pane.backend.header() or pane.profile.name
-    except Exception:
-        pane.header = pane.profile.name
+    pane.header = _header_of(pane)
     store.sessions.update_pane(
         pane.db_id,
         settings=pane_settings(pane.profile, pane.backend),
@@ -72,6 +71,31 @@ async def load_pane(
     )
     pane.status = "ready"
     events.emit(PaneReady(pane.index, pane.header))
+
+
+def refresh_headers(
+    panes: Sequence[Pane], *, store: Store, secrets: Sequence[str], events: EventListeners
+) -> None:
+    """Store and show again (:class:`~kurabe.session.events.PaneReady`) the header of every ready
+    pane whose backend now describes it otherwise than when it loaded."""
+    for pane in panes:
+        if pane.status != "ready":
+            continue
+        header = _header_of(pane)
+        if header != pane.header:
+            pane.header = header
+            store.sessions.update_pane(pane.db_id, header=header, secrets=secrets)
+            events.emit(PaneReady(pane.index, header))
+
+
+def _header_of(pane: Pane) -> str:
+    """The backend's description, and how many backends share its model when more than one."""
+    try:
+        header = pane.backend.header() or pane.profile.name
+        holders = pane.backend.shared_by
+    except Exception:
+        return pane.profile.name
+    return f"{header} · shared by {holders}" if holders > 1 else header
 
 
 def _mark_unusable(

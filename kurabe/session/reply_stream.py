@@ -6,12 +6,18 @@ them as :mod:`kurabe.session.events` through the session's emitter and stores th
 with the request, its partial text with the first delta and then at most every
 :data:`PARTIAL_FLUSH_S` seconds, and its end as complete (with figures and checks), failed,
 cancelled or timed out. A watchdog cancels a stream that gives no output for the stall timeout.
+
+Like Textual's ``Worker``, a stream owns its run: :meth:`ReplyStream.start` creates its task,
+:meth:`ReplyStream.cancel` stops it (a stream not yet begun is cancelled as it begins, so every
+cancel ends as a stored reply), :attr:`ReplyStream.state` says where it is
+(:class:`StreamState`) and :attr:`ReplyStream.done` whether its task has ended.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import enum
 import logging
 import time
 from collections.abc import Callable
@@ -32,8 +38,29 @@ PARTIAL_FLUSH_S = 0.5
 """How often a streaming reply's partial text is written to the database."""
 
 
+class StreamState(enum.Enum):
+    """Where a :class:`ReplyStream` is: created, waiting for the CPU, streaming, or ended."""
+
+    PENDING = "pending"
+    """Created; its task has not begun."""
+    WAITING = "waiting"
+    """Begun, waiting for its turn on the CPU."""
+    STREAMING = "streaming"
+    """Reading the backend's stream."""
+    COMPLETE = "complete"
+    FAILED = "failed"
+    """Ended by an error or a stall (its partial text kept)."""
+    CANCELLED = "cancelled"
+    """Ended by :meth:`ReplyStream.cancel` or a cancelled task (its partial text kept)."""
+
+    @property
+    def ended(self) -> bool:
+        return self in (StreamState.COMPLETE, StreamState.FAILED, StreamState.CANCELLED)
+
+
 class ReplyStream:
-    """One pane's reply in progress; :meth:`run` is the task the session starts for it."""
+    """One pane's reply in progress: :meth:`start` it once, :meth:`cancel` it, :meth:`wait` for
+    it; :attr:`state` says where it is."""
 
     def __init__(
         self,
@@ -49,14 +76,17 @@ class ReplyStream:
     ) -> None:
         self.pane = pane
         self.turn = turn
-        self.task: asyncio.Task[Any] | None = None
         self.reply_id: int | None = None
+        """The stored reply, once the request has started."""
         self.version = 0
-        self.parts: list[str] = []
-        self.started = 0.0
-        self.first_token: float | None = None
-        self.last_activity = 0.0
-        self.timed_out = False
+        self._task: asyncio.Task[None] | None = None
+        self._state = StreamState.PENDING
+        self._cancel_requested = False
+        self._timed_out = False
+        self._parts: list[str] = []
+        self._started = 0.0
+        self._first_token: float | None = None
+        self._last_activity = 0.0
         self._store = store
         self._turns = turns
         self._persona = persona
@@ -66,47 +96,86 @@ class ReplyStream:
 
     @property
     def text(self) -> str:
-        return "".join(self.parts)
+        """The text received so far."""
+        return "".join(self._parts)
 
-    async def run(self, turnstile: ComputeTurnstile | None = None, model_key: str = "") -> None:
-        """Stream the reply, first waiting in ``turnstile`` for ``model_key``'s turn when given.
+    @property
+    def state(self) -> StreamState:
+        return self._state
 
-        A cancel the pane asked for, or the watchdog's, ends here as a stored reply; any other
-        cancellation is stored and passed on."""
-        pane = self.pane
-        pane._entered = True
+    @property
+    def done(self) -> bool:
+        """True once the task has ended: the reply is stored, its stream closed."""
+        return self._task is not None and self._task.done()
+
+    def start(self, turnstile: ComputeTurnstile | None = None, model_key: str = "") -> None:
+        """Start the task that streams the reply, first waiting in ``turnstile`` for
+        ``model_key``'s turn when given."""
+        if self._task is not None:
+            raise RuntimeError("a reply stream starts once")
+        self._task = asyncio.create_task(
+            self._run(turnstile, model_key), name=f"kurabe-pane-{self.pane.label}"
+        )
+        self._task.add_done_callback(self._task_ended)
+
+    def cancel(self) -> bool:
+        """Stop the reply: its partial text is kept and it is stored as cancelled. A stream whose
+        task has not begun is cancelled as it begins. False when it had already ended."""
+        if self._task is None or self._task.done():
+            return False
+        self._cancel_requested = True
+        if self._state is not StreamState.PENDING:
+            self._task.cancel()
+        return True
+
+    async def wait(self) -> None:
+        """Return when the task has ended; a cancellation that :meth:`cancel` did not ask for
+        (the session's own task cancelled) passes on."""
+        if self._task is None:
+            raise RuntimeError("the reply stream was never started")
+        await self._task
+
+    def _task_ended(self, task: asyncio.Task[None]) -> None:
+        if not self._state.ended:  # cancelled before it began: nothing was stored
+            self._state = StreamState.CANCELLED
+
+    async def _run(self, turnstile: ComputeTurnstile | None, model_key: str) -> None:
+        """A cancel asked for with :meth:`cancel`, or the watchdog's, ends here as a stored
+        reply; any other cancellation is stored and passed on."""
+        self._state = StreamState.WAITING if turnstile is not None else StreamState.STREAMING
         try:
-            if pane._cancel_requested:
+            if self._cancel_requested:
                 raise asyncio.CancelledError
             if turnstile is not None:
                 async with turnstile.hold(model_key):
+                    self._state = StreamState.STREAMING
                     await self._stream()
             else:
                 await self._stream()
         except asyncio.CancelledError:
-            if self.timed_out:
+            if self._timed_out:
                 _uncancel()
                 self._end_failed(
                     StreamError(
                         reason=f"no output for {self._stall_timeout_s:g} s: timed out",
                         retryable=True,
                         kind="timeout",
-                        partial=bool(self.parts),
+                        partial=bool(self._parts),
                     ),
                 )
                 return
             self._end_cancelled()
-            if pane._cancel_requested:
+            if self._cancel_requested:
                 _uncancel()
                 return
             raise
         except Exception as exc:  # a backend that raised instead of yielding a StreamError
-            log.exception("pane %s stream raised", pane.label)
+            log.exception("pane %s stream raised", self.pane.label)
             self._end_failed(
                 StreamError(
                     reason=one_line(f"{type(exc).__name__}: {exc}"),
                     retryable=True,
-                    partial=bool(self.parts),
+                    partial=bool(self._parts),
                 ),
             )
 
@@ -130,13 +199,13 @@ class ReplyStream:
         reply_id = self.reply_id
         assert reply_id is not None
         clock = time.perf_counter
-        self.started = self.last_activity = clock()
+        self._started = self._last_activity = clock()
         last_flush = float("-inf")  # the first delta is saved at once, then every half second
         watchdog = None
         if self._stall_timeout_s is not None and self._stall_timeout_s > 0:
             watchdog = asyncio.create_task(self._watchdog(self._stall_timeout_s))
         pane_index = pane.index
-        parts = self.parts
+        parts = self._parts
         emit = self._emit
         stream = pane.backend.stream(conversation)
         try:
@@ -145,9 +214,9 @@ class ReplyStream:
                     if not event.text:
                         continue
                     now = clock()
-                    self.last_activity = now
-                    if self.first_token is None:
-                        self.first_token = now
+                    self._last_activity = now
+                    if self._first_token is None:
+                        self._first_token = now
                     parts.append(event.text)
                     emit(PaneDelta(pane_index, reply_id, event.text))
                     if now - last_flush >= PARTIAL_FLUSH_S:
@@ -180,14 +249,14 @@ class ReplyStream:
         interval = max(min(timeout / 4, 1.0), 0.01)
         while True:
             await asyncio.sleep(interval)
-            if time.perf_counter() - self.last_activity > timeout:
-                self.timed_out = True
-                if self.task is not None:
-                    self.task.cancel()
+            if time.perf_counter() - self._last_activity > timeout:
+                self._timed_out = True
+                if self._task is not None:
+                    self._task.cancel()
                 return
 
     def _measured_ttft(self) -> float | None:
-        return None if self.first_token is None else self.first_token - self.started
+        return None if self._first_token is None else self._first_token - self._started
 
     def _settle(self, text: str, status: str) -> None:
         """Keep the reply as the pane's newest for this turn and rebuild the pane's history."""
@@ -197,13 +266,14 @@ class ReplyStream:
             pane.index, self.turn, ReplyState(self.reply_id, self.version, text, status)
         )
         pane.status = "ready" if status == "complete" else "failed"
+        self._state = _ENDED.get(status, StreamState.FAILED)
         pane.history = self._turns.history_before(pane.index, len(self._turns))
 
     def _end_done(self, done: StreamDone) -> None:
         assert self.reply_id is not None
         text = self.text
         ttft = done.ttft_s if done.ttft_s is not None else self._measured_ttft()
-        total = done.total_s if done.total_s else time.perf_counter() - self.started
+        total = done.total_s if done.total_s else time.perf_counter() - self._started
         figures = dataclasses.replace(
             compute_figures(
                 len(text),
@@ -263,13 +333,13 @@ class ReplyStream:
         assert self.reply_id is not None
         text = self.text
         ttft = error.ttft_s if error.ttft_s is not None else self._measured_ttft()
-        total = error.total_s if error.total_s is not None else time.perf_counter() - self.started
+        total = error.total_s if error.total_s is not None else time.perf_counter() - self._started
         figures = compute_figures(
             len(text),
             prompt_tokens=error.prompt_tokens,
             completion_tokens=error.completion_tokens,
             ttft_s=ttft,
-            total_s=total if self.started else None,
+            total_s=total if self._started else None,
         )
         reason = one_line(error.reason)
         status = "cancelled" if error.kind == "cancelled" else "failed"
@@ -298,9 +368,13 @@ class ReplyStream:
     def _end_cancelled(self) -> None:
         self._end_failed(
             StreamError(
-                reason="cancelled", retryable=True, kind="cancelled", partial=bool(self.parts)
+                reason="cancelled", retryable=True, kind="cancelled", partial=bool(self._parts)
             ),
         )
+
+
+_ENDED = {"complete": StreamState.COMPLETE, "cancelled": StreamState.CANCELLED}
+"""A stored reply's status → the stream's end state (any other status: failed)."""
 
 
 def _uncancel() -> None:
