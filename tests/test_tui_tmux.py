@@ -85,7 +85,7 @@ def test_kurabe_in_a_real_terminal_on_the_tiny_gguf(
         'backend = "llama_cpp"\n'
         f"model = {str(tiny_gguf)!r}\n"
         'prompt_format = "gguf"\n'
-        "n_ctx = 512\n"
+        "n_ctx = 2048\n"  # the persona with its example exchanges, in byte tokens
         "n_gpu_layers = 0\n"
         "[models.tiny.sampling]\n"
         "max_tokens = 24\n"
