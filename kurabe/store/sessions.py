@@ -21,9 +21,11 @@ from kurabe import __version__
 from kurabe.core.secret_scrub import scrub_secrets
 from kurabe.store.connection import StoreConnection, from_json, now_iso, to_json
 from kurabe.store.records import (
+    SESSION_STATUSES,
     EventRow,
     PaneRecord,
     SessionRow,
+    SessionStatus,
     SessionSummary,
     persona_to_dict,
     scenario_to_dict,
@@ -113,7 +115,9 @@ class SessionTables(StoreConnection):
                 (scrub_secrets(header, secret_list), pane_id),
             )
 
-    def set_session_status(self, session_id: int, status: str) -> None:
+    def set_session_status(self, session_id: int, status: SessionStatus) -> None:
+        if status not in SESSION_STATUSES:
+            raise KurabeError(f"session status is one of {', '.join(SESSION_STATUSES)}")
         self._execute(
             "UPDATE sessions SET status = ?, updated_at = ? WHERE id = ?",
             (status, now_iso(), session_id),
