@@ -591,6 +591,27 @@ async def test_scenario_turns_are_tracked(store: Store) -> None:
     assert store.sessions.get(session.id).status == "finished"
 
 
+async def test_the_session_records_how_it_ended_and_reads_itself_back(store: Store) -> None:
+    session, _ = make_session(store, {"a": FakeBackend("a", ["うん"])})
+    assert store.sessions.get(session.id).status == "open"
+    await session.send("やあ")
+    record = session.record()
+    assert record.session.id == session.id and [t.text for t in record.turns] == ["やあ"]
+    assert session.judgements() == []
+    session.finish("interrupted")
+    assert store.sessions.get(session.id).status == "interrupted"
+    assert [e.data for e in store.sessions.events(session.id) if e.kind == "interrupted"] == [
+        {"turns": 1}
+    ]
+    session.reopen()
+    assert store.sessions.get(session.id).status == "open"
+    session.finish("failed")
+    assert store.sessions.get(session.id).status == "failed"
+    with pytest.raises(KurabeError, match="session status is one of"):
+        store.sessions.set_status(session.id, "done")  # type: ignore[arg-type]
+    assert store.sessions.get(session.id).status == "failed"
+
+
 async def test_resume_rebuilds_histories_and_fills_missing_replies(store: Store) -> None:
     a = FakeBackend("a", ["うん、好きだよ！", "ジブリ最高！"])
     b = FakeBackend("b", ["もちろん！", Script(chunks=("途中",), stall=True)])

@@ -245,7 +245,7 @@ async def test_send_all_waits_for_a_pick_when_asked() -> None:
     async with harness.app.run_test(size=(100, 30)) as pilot:
         screen = harness.screen
         await wait_until(pilot, lambda: session.panes[0].status == "ready")
-        harness.app.action_toggle_wait()
+        screen.action_toggle_wait()
         await pilot.press("ctrl+g")
         await wait_until(pilot, lambda: len(session.user_turns) == 1 and not session.busy)
         await pilot.pause(0.3)
@@ -253,7 +253,7 @@ async def test_send_all_waits_for_a_pick_when_asked() -> None:
         await pilot.press("tab", "equals_sign")  # a tie for turn 1
         await wait_until(pilot, lambda: len(session.user_turns) == 2)
         await pilot.press("escape")  # stop the replay
-        await wait_until(pilot, lambda: not screen._replaying)
+        await wait_until(pilot, lambda: not screen.replaying)
     picks = session.store.ratings.picks(session.id)
     assert picks and picks[0].outcome == "tie"
 
@@ -500,16 +500,36 @@ async def test_palette_starts_a_new_session_with_a_scenario_and_lists_unusable_m
         await pilot.press("escape")
 
 
+async def test_the_palette_runs_the_main_screens_commands() -> None:
+    from tui.summary_screen import SummaryScreen
+
+    harness = make_harness({"alpha": FakeBackend("alpha", ["はい"])}, scenario="seed-gpt3")
+    async with harness.app.run_test(size=(120, 30)) as pilot:
+        screen = harness.screen
+        await wait_until(pilot, lambda: harness.session.panes[0].status == "ready")
+        assert not screen.wait_for_pick
+        await pilot.press("ctrl+p")
+        await type_text(pilot, "wait for a pick")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: screen.wait_for_pick)
+        await pilot.press("ctrl+p")
+        await type_text(pilot, "session summary")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(harness.app.screen, SummaryScreen))
+
+
 async def test_keys_still_work_when_textual_internals_for_fast_painting_move(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[str] = []
 
-    def moved(self: MainScreen) -> None:
+    def moved(screen: MainScreen) -> None:
         calls.append("tried")
         raise AttributeError("'MainScreen' object has no attribute '_dirty_widgets'")
 
-    monkeypatch.setattr(MainScreen, "_paint_pending_changes", moved)
+    monkeypatch.setattr("tui.main_screen.paint_pending_changes", moved)
     backends = {"alpha": FakeBackend("alpha", ["うん！"]), "beta": FakeBackend("beta", ["へえ"])}
     harness = make_harness(backends, db_path=tmp_path / "k.sqlite3")
     async with harness.app.run_test(size=(100, 30)) as pilot:
@@ -521,7 +541,7 @@ async def test_keys_still_work_when_textual_internals_for_fast_painting_move(
         await pilot.press("tab")
         await settle(pilot)
         assert screen.focused is not screen.prompt
-        assert screen._paint_until == 0.0
+        assert screen.key_paint_deadline == 0.0
     assert calls == ["tried"]  # tried once, then keys are left to Textual's frame timer
     assert harness.session.user_turns == ["やあ"]
 

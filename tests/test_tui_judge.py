@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from textual.message import Message
+from textual.notifications import Notify
+
 from kurabe.store.store import Store
 from tests.fake_backends import FakeBackend, Script
 from tests.test_tui_app import panes_text
@@ -91,9 +94,31 @@ async def test_always_shows_the_judge_at_once_and_keys_work_while_it_thinks() ->
 async def test_without_a_judge_the_key_says_how_to_get_one() -> None:
     backends = {"one": FakeBackend("one", ["うん"])}
     harness = make_harness(backends)
-    async with harness.app.run_test(size=(100, 24)) as pilot:
+    messages: list[str] = []
+
+    def note_notifications(message: Message) -> None:
+        if isinstance(message, Notify):
+            messages.append(message.notification.message)
+
+    async with harness.app.run_test(size=(100, 24), message_hook=note_notifications) as pilot:
         await wait_until(pilot, lambda: harness.session.panes[0].status == "ready")
         await pilot.press("tab", "a", "j")
         await pilot.pause(0.1)
-        messages = [n.message for n in harness.app._notifications]
         assert any("--judge PROFILE" in m for m in messages)
+
+
+async def test_the_screen_lets_its_judge_go_when_it_is_closed() -> None:
+    judge = FakeBackend("judge", [JUDGE_ANSWER])
+    harness = make_harness({"one": FakeBackend("one", ["うん"])}, judge=judge)
+    session = harness.session
+    async with harness.app.run_test(size=(100, 24)) as pilot:
+        screen = harness.screen
+        await wait_until(pilot, lambda: session.panes[0].status == "ready")
+        screen.prompt.set_text("やあ")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: not session.busy and session.user_turns != [])
+        await pilot.press("tab", "a", "j")
+        await wait_until(pilot, lambda: len(screen.judge_results) == 1)
+        assert not judge.closed  # kept for the next j
+        await pilot.press("ctrl+q")
+    assert judge.closed  # the screen that opened it closed it

@@ -135,13 +135,11 @@ async def type_text(pilot: Pilot[Any], text: str) -> None:
     from textual.keys import _character_to_key
 
     app = pilot.app
-    driver = app._driver
-    assert driver is not None
     for char in text:
         key = char if char.isalnum() else _character_to_key(char)
         event = events.Key(key, char)
         event.set_sender(app)
-        driver.send_message(event)
+        app.post_message(event)  # as the driver hands a key read from the terminal to the app
         await pilot.pause()
 
 

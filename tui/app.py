@@ -3,6 +3,10 @@
 The app shows one :class:`~kurabe.session.comparison.ComparisonSession` at a time on a
 :class:`~tui.main_screen.MainScreen`. Choosing another persona, scenario or set of panes (command
 palette) starts a new session — the old one is already saved — and swaps the screen.
+
+The command palette (ctrl+p) lists kurabe's own commands (:meth:`KurabeApp.get_system_commands`:
+persona, scenario, panes, export, and the main screen's summary, replay toggle, reveal and keys)
+beside Textual's. They are not the command line's subcommands (:mod:`kurabe.commands`).
 """
 
 from __future__ import annotations
@@ -15,9 +19,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from textual import events
-from textual.app import App
+from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
-from textual.command import Provider
+from textual.screen import Screen
 
 from backends import create_backend
 from backends.base import one_line
@@ -37,10 +41,8 @@ from kurabe.session.launch import (
 from personas import Persona
 from scenarios import Scenario
 from tui.choice_dialog import Choice, ChoiceDialog
-from tui.help_screen import HelpScreen
 from tui.main_screen import MainScreen
 from tui.models_dialog import ModelsDialog
-from tui.palette import PaletteCommands
 from tui.textual_internals import GcPacer
 
 log = logging.getLogger(__name__)
@@ -61,7 +63,6 @@ class KurabeApp(App[int]):
 
     TITLE = "kurabe"
     CSS_PATH = "app.tcss"
-    COMMANDS: ClassVar[set[type[Provider] | Any]] = App.COMMANDS | {PaletteCommands}
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+q", "quit", "Quit", priority=True, key_display="^q"),
     ]
@@ -87,6 +88,7 @@ class KurabeApp(App[int]):
     def _make_screen(self, session: ComparisonSession) -> MainScreen:
         return MainScreen(
             session,
+            store=self.context.store,
             score_labels=self.context.score_labels or None,
             tags=self.context.tags,
             judge_profile=self.context.judge_profile,
@@ -130,10 +132,7 @@ class KurabeApp(App[int]):
 
     async def action_quit(self) -> None:
         await self.close_session(self.session)
-        screen = self.main_screen
-        if screen is not None:
-            await screen.close_judge()
-        self.exit(0)
+        self.exit(0)  # the screens close what they opened (the judge) as they are unmounted
 
     async def close_session(self, session: ComparisonSession) -> None:
         """Cancel what streams (the partial text is saved) and release the backends."""
@@ -146,9 +145,6 @@ class KurabeApp(App[int]):
         old = self.session
         self.session = session
         await self.close_session(old)
-        screen = self.main_screen
-        if screen is not None:
-            await screen.close_judge()
         while len(self.screen_stack) > 2:
             self.pop_screen()
         await self.switch_screen(self._make_screen(session))
@@ -170,6 +166,46 @@ class KurabeApp(App[int]):
         self.run_worker(self.switch_session(session), name="switch", exit_on_error=False)
 
     # -- palette commands --------------------------------------------------------------------
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        """The command palette's entries: kurabe's own, then Textual's (theme, quit …)."""
+        yield SystemCommand(
+            "Choose persona…",
+            "start a new session with another persona",
+            self.action_choose_persona,
+        )
+        yield SystemCommand(
+            "Choose scenario…",
+            "replay a scripted conversation (new session)",
+            self.action_choose_scenario,
+        )
+        yield SystemCommand(
+            "Choose panes (models)…",
+            "which models to compare, 1 to 6 (new session)",
+            self.action_choose_panes,
+        )
+        yield SystemCommand(
+            "Export session…",
+            "write this session as Markdown, JSONL, CSV, HTML or battles",
+            self.action_export,
+        )
+        main = self.main_screen
+        if main is not None:
+            yield SystemCommand(
+                "Session summary", "scores per pane, picks, verdicts", main.action_summary
+            )
+            yield SystemCommand(
+                "Replay: wait for a pick after each turn",
+                "toggle for ctrl+g (send all)",
+                main.action_toggle_wait,
+            )
+            yield SystemCommand(
+                "Reveal model names",
+                "blind mode: show which model is behind each letter",
+                main.action_reveal,
+            )
+            yield SystemCommand("Keys", "every key of the main screen", main.action_help)
+        yield from super().get_system_commands(screen)
 
     def action_choose_persona(self) -> None:
         personas = self.context.personas.items
@@ -270,7 +306,7 @@ class KurabeApp(App[int]):
 
         try:
             path = export_session_file(
-                self.session.store, self.session.id, fmt, directory=self.export_dir
+                self.context.store, self.session.id, fmt, directory=self.export_dir
             )
         except KurabeError as exc:
             self.notify(one_line(str(exc)), severity="error")
@@ -282,27 +318,6 @@ class KurabeApp(App[int]):
         self.last_export = path
         self.notify(str(path), title="exported", timeout=10)
         return path
-
-    def action_summary(self) -> None:
-        screen = self.main_screen
-        if screen is not None:
-            screen.action_summary()
-
-    def action_toggle_wait(self) -> None:
-        screen = self.main_screen
-        if screen is None:
-            return
-        screen.wait_for_pick = not screen.wait_for_pick
-        state = "waits for a pick after each turn" if screen.wait_for_pick else "does not wait"
-        self.notify(f"send all (ctrl+g) {state}", timeout=4)
-
-    def action_reveal(self) -> None:
-        screen = self.main_screen
-        if screen is not None:
-            screen.action_reveal()
-
-    def action_keys(self) -> None:
-        self.push_screen(HelpScreen())
 
 
 def profile_choices(profiles: Iterable[ModelProfile]) -> list[Choice]:

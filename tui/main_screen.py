@@ -37,13 +37,15 @@ from kurabe.core.rating_config import DEFAULT_TAGS, SCORE_LABELS_JA
 from kurabe.session.comparison import ComparisonSession
 from kurabe.session.events import PaneDelta, SessionEvent, TurnStarted
 from kurabe.session.events import TurnFinished as SessionTurnFinished
+from kurabe.store.store import Store
 from tui.help_screen import HelpScreen
 from tui.keymap import MAIN_BINDINGS, PANE_ACTIONS
+from tui.messages import PickMade, Revealed
 from tui.model_pane import ModelPane
 from tui.pane_strip import PaneStrip
 from tui.prompt_input import PromptInput
 from tui.quiet_footer import QuietFooter
-from tui.rating_controller import JudgeBadge, PickMade, RatingController, Revealed
+from tui.rating_controller import JudgeBadge, RatingController
 from tui.textflow import make_visible
 from tui.textual_internals import focused_without_repaint, paint_pending_changes
 
@@ -75,6 +77,7 @@ class MainScreen(Screen[None]):
         self,
         session: ComparisonSession,
         *,
+        store: Store,
         score_labels: dict[int, str] | None = None,
         tags: tuple[str, ...] = (),
         load_on_mount: bool = True,
@@ -84,6 +87,8 @@ class MainScreen(Screen[None]):
     ) -> None:
         super().__init__()
         self.session = session
+        self.store = store
+        """The app's store: what the judge writes to and the leaderboard reads (every session)."""
         self.load_on_mount = load_on_mount
         self.strip = PaneStrip(session, id="panes")
         self.score_labels = score_labels or dict(SCORE_LABELS_JA)
@@ -91,6 +96,7 @@ class MainScreen(Screen[None]):
             self,
             session,
             self.strip,
+            store=store,
             score_labels=self.score_labels,
             tags=tags or DEFAULT_TAGS,
             judge_profile=judge_profile,
@@ -136,6 +142,17 @@ class MainScreen(Screen[None]):
         """Reply id → the judge's newest judgement of it (shown as the ⚖ badge)."""
         return self.rating.judge_results()
 
+    @property
+    def replaying(self) -> bool:
+        """Send-all (ctrl+g) is playing the scenario's lines."""
+        return self._replaying
+
+    @property
+    def key_paint_deadline(self) -> float:
+        """Until when (``time.monotonic()``) a key's effect is painted as soon as the screen is
+        idle; 0.0 when no key is waiting to be painted (see :meth:`paint_soon`)."""
+        return self._paint_until
+
     def on_mount(self) -> None:
         # The strip (mounted first) has shown the panes and any resumed transcript.
         if self.session.user_turns:
@@ -163,7 +180,7 @@ class MainScreen(Screen[None]):
             self._paint_until = 0.0
             return
         try:
-            self._paint_pending_changes()
+            paint_pending_changes(self)  # tui.textual_internals, 2
         except AttributeError:
             # These are Textual internals (checked on 8.2.8); if another version moved them,
             # keys are painted by Textual's own frame timer instead, a frame or two later.
@@ -171,15 +188,11 @@ class MainScreen(Screen[None]):
             self._paint_until = 0.0
             self.paint_soon = lambda: None  # type: ignore[method-assign]
 
-    def _paint_pending_changes(self) -> None:
-        """Run Textual's screen update now if anything is waiting for it
-        (:mod:`tui.textual_internals`, 2)."""
-        paint_pending_changes(self)
-
-    def on_unmount(self) -> None:
+    async def on_unmount(self) -> None:
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
+        await self.rating.close_judge()  # the judge was opened here (the j key): closed here
 
     # -- the session's events ------------------------------------------------------------------
 
@@ -424,9 +437,6 @@ class MainScreen(Screen[None]):
     def action_judge(self) -> None:
         self.rating.ask_judge()
 
-    async def close_judge(self) -> None:
-        await self.rating.close_judge()
-
     # -- retry, regenerate -----------------------------------------------------------------------
 
     def action_retry(self) -> None:
@@ -548,6 +558,12 @@ class MainScreen(Screen[None]):
 
     # -- other screens -------------------------------------------------------------------------
 
+    def action_toggle_wait(self) -> None:
+        """Send-all (ctrl+g) waits for a pick after each turn, or no longer does."""
+        self.wait_for_pick = not self.wait_for_pick
+        state = "waits for a pick after each turn" if self.wait_for_pick else "does not wait"
+        self.notify(f"send all (ctrl+g) {state}", timeout=4)
+
     def action_toggle_expect(self) -> None:
         self._expect_visible = not self._expect_visible
         self._update_expect()
@@ -558,7 +574,7 @@ class MainScreen(Screen[None]):
     def action_summary(self) -> None:
         from tui.summary_screen import SummaryScreen
 
-        self.app.push_screen(SummaryScreen(self.session, self.score_labels))
+        self.app.push_screen(SummaryScreen(self.session, self.store, self.score_labels))
 
     def action_pane_settings(self) -> None:
         from tui.pane_settings import PaneSettingsScreen

@@ -56,7 +56,7 @@ class PaneSettingsScreen(ModalScreen[None]):
         self.position = position
 
     def compose(self) -> ComposeResult:
-        record = self.session.store.load_record(self.session.id)
+        record = self.session.record()
         pane = next(p for p in record.panes if p.position == self.position)
         with VerticalScroll(id="pane-settings-box"):
             yield Static(

@@ -5,7 +5,9 @@ Ratings go to the session the moment a key is pressed (the session commits them 
 it stored) and show as badges under the reply. Nothing is kept here: every badge is drawn from
 what the session reads back from the store, so what is shown is what was saved. The screen tells
 the controller which pane a key is for (attributes down); what the screen must react to — a pick
-that a waiting replay goes on after, the reveal — comes back as a message (messages up).
+that a waiting replay goes on after, the reveal — comes back as a message (messages up, from
+:mod:`tui.messages`). The screen is known only as a :class:`RatingHost`: what the controller
+needs of it.
 
 The judge key (j) asks the LLM judge (:mod:`kurabe.judge.runner`, single mode) about the latest turn
 in a worker, so the screen stays responsive; its score is a badge of its own (⚖), kept hidden until
@@ -16,11 +18,14 @@ the rater has scored that reply (no anchoring) unless config.toml says
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar
+from typing import Any, Protocol, TypeVar
 
+from textual.app import App
 from textual.message import Message
+from textual.notifications import SeverityLevel
+from textual.worker import Worker
 
 from backends import create_backend
 from backends.base import Backend, one_line
@@ -32,7 +37,9 @@ from kurabe.judge.runner import ItemResult, Judge, JudgeSummary
 from kurabe.session.comparison import ComparisonSession
 from kurabe.session.views import PickWinner, RatingView
 from kurabe.store.records import SessionRecord
+from kurabe.store.store import Store
 from tui.confirm_dialog import ConfirmDialog
+from tui.messages import PickMade, Revealed
 from tui.note_dialog import NoteDialog
 from tui.pane_strip import PaneStrip, ReplyInfo
 from tui.pick_dialog import PickDialog
@@ -40,24 +47,31 @@ from tui.tag_picker import TagPicker
 from tui.transcript_view import Span
 from tui.verdict_dialog import VerdictDialog
 
-if TYPE_CHECKING:
-    from tui.main_screen import MainScreen
-
 log = logging.getLogger(__name__)
 
 StoredT = TypeVar("StoredT")
 
 
-@dataclass
-class PickMade(Message):
-    """The rater picked the best reply of ``turn`` (a replay waiting for it goes on)."""
+class RatingHost(Protocol):
+    """What the controller needs from the screen that owns it: to tell the rater something, to
+    open a dialog (through its app), to send a message up, and to run work in a worker."""
 
-    turn: int
+    @property
+    def app(self) -> App[object]: ...
 
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None: ...
 
-@dataclass
-class Revealed(Message):
-    """The model names of a blind session are now shown."""
+    def post_message(self, message: Message) -> bool: ...
+
+    def run_guarded(self, work: Awaitable[Any], name: str) -> Worker[None]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,10 +139,11 @@ class RatingController:
 
     def __init__(
         self,
-        screen: MainScreen,
+        screen: RatingHost,
         session: ComparisonSession,
         strip: PaneStrip,
         *,
+        store: Store,
         score_labels: dict[int, str],
         tags: tuple[str, ...],
         judge_profile: ModelProfile | None = None,
@@ -138,6 +153,8 @@ class RatingController:
         self.screen = screen
         self.session = session
         self.strip = strip
+        self.store = store
+        """The app's store, where the judge records its judgements."""
         self.score_labels = score_labels
         self.tags = tags
         self.judge_profile = judge_profile
@@ -365,7 +382,7 @@ class RatingController:
             return {}
         return {
             row.reply_id: JudgeBadge(row.status, row.score)
-            for row in self.session.store.judging.judgements(self.session.id)  # oldest first
+            for row in self.session.judgements()  # oldest first
             if row.judge == rater and row.mode == "single"
         }
 
@@ -402,7 +419,7 @@ class RatingController:
                 )
             self.screen.notify(f"asking the judge about turn {turn + 1}…", timeout=3)
             summary = await judge_session(
-                self.session.store,
+                self.store,
                 self.session.id,
                 self._judge,
                 turns=[turn],
@@ -421,6 +438,7 @@ class RatingController:
         self.screen.notify(words, timeout=5)
 
     async def close_judge(self) -> None:
+        """Let the judge's backend go (the screen does this when it is unmounted)."""
         if self._judge is not None:
             judge, self._judge = self._judge, None
             await judge.aclose()

@@ -39,6 +39,7 @@ from kurabe.core.verdicts import verdict_label
 from kurabe.export.pane_summary import pane_summaries
 from kurabe.session.comparison import ComparisonSession
 from kurabe.store.records import SessionRecord
+from kurabe.store.store import Store
 from tui.bar_chart import BarChart
 
 STRENGTH_TITLE = "Bradley–Terry strength (1000 = average) · 95% interval · {scope}"
@@ -98,9 +99,13 @@ class SummaryScreen(ModalScreen[None]):
         Binding("l", "toggle_scope", "All sessions"),
     ]
 
-    def __init__(self, session: ComparisonSession, score_labels: dict[int, str]) -> None:
+    def __init__(
+        self, session: ComparisonSession, store: Store, score_labels: dict[int, str]
+    ) -> None:
         super().__init__()
         self.session = session
+        self.store = store
+        """The app's store: every session in it makes the leaderboard."""
         self.score_labels = score_labels
         self.all_sessions = False
         """Charts of every session in the store (the leaderboard) instead of this one."""
@@ -109,7 +114,7 @@ class SummaryScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         session = self.session
-        record = session.store.load_record(session.id)
+        record = session.record()
         title = f"Session #{session.id} · {session.persona.title}"
         if session.scenario is not None:
             title += f" · {session.scenario.title}"
@@ -148,9 +153,9 @@ class SummaryScreen(ModalScreen[None]):
         if all_sessions:
             from kurabe.analysis.leaderboard import build_leaderboard
 
-            board = build_leaderboard(session.store, rater=session.rater)
+            board = build_leaderboard(self.store, rater=session.rater)
             return strength_bars(board.models), speed_bars(board.models)
-        record = session.store.load_record(session.id)
+        record = session.record()
         return (
             session_strength_bars(record, hide_names=session.hidden, rater=session.rater),
             session_speed_bars(record, hide_names=session.hidden),

@@ -74,6 +74,7 @@ from kurabe.session.reply_stream import PARTIAL_FLUSH_S, ReplyStream
 from kurabe.session.setup import add_panes, pane_order, restore_turns, stored_panes
 from kurabe.session.turns import SessionTurns
 from kurabe.session.views import PickWinner, RatingView, TurnView, turn_views
+from kurabe.store.records import JudgementRow, SessionEnd, SessionRecord
 from kurabe.store.store import Store
 from personas import Persona
 from scenarios import Scenario
@@ -316,7 +317,7 @@ class ComparisonSession:
             await self._run_panes(usable, index, rotate=True)
             self._events.emit(TurnFinished(index))
             if self.scenario is not None and self.next_scenario_turn() is None:
-                self.store.sessions.set_status(self.id, "finished")
+                self.finish("finished")
             return index
         finally:
             self._turn_running = False
@@ -504,12 +505,35 @@ class ComparisonSession:
             conversation_id=f"kurabe-{self.id}-{target.index}",
         )
 
+    # -- status -----------------------------------------------------------------------------
+
+    def finish(self, status: SessionEnd) -> None:
+        """Record how the session ended: ``finished`` (:meth:`send` says so itself once the
+        scenario's last line was answered), ``interrupted`` (also logged as an event with how many
+        turns were played) or ``failed``."""
+        self.store.sessions.set_status(self.id, status)
+        if status == "interrupted":
+            self.store.sessions.add_event(self.id, "interrupted", {"turns": len(self.user_turns)})
+
+    def reopen(self) -> None:
+        """Mark the session ``open`` again (a resumed replay plays on)."""
+        self.store.sessions.set_status(self.id, "open")
+
     # -- views ------------------------------------------------------------------------------
+
+    def record(self) -> SessionRecord:
+        """The whole session as stored now: panes, turns, every version of every reply, every
+        rating, verdict, pick and judgement (what exports and summaries read)."""
+        return self.store.load_record(self.id)
+
+    def judgements(self) -> list[JudgementRow]:
+        """Every judgement an LLM judge made in this session, oldest first."""
+        return self.store.judging.judgements(self.id)
 
     def transcript(self) -> list[TurnView]:
         """Per turn: the user's text, each pane's latest reply (with figures, checks and this
         rater's latest rating) and this rater's pick. For redraw and resume."""
-        return turn_views(self.store.load_record(self.id), self.rater)
+        return turn_views(self.record(), self.rater)
 
     # -- closing ----------------------------------------------------------------------------
 

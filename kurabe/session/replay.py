@@ -236,17 +236,14 @@ async def _play(session: ComparisonSession, progress: ReplayProgress) -> None:
         await session.load()
         if all(p.unusable for p in session.panes):
             reasons = "; ".join(f"{p.profile.name}: {p.last_error}" for p in session.panes)
-            session.store.sessions.set_status(session.id, "failed")
+            session.finish("failed")
             raise KurabeError(f"no pane can run ({reasons})")
         await session.fill_missing()
         while await session.send_scenario_turn() is not None:
             pass
-        session.store.sessions.set_status(session.id, "finished")
+        session.finish("finished")
     except asyncio.CancelledError:
-        session.store.sessions.set_status(session.id, "interrupted")
-        session.store.sessions.add_event(
-            session.id, "interrupted", {"turns": len(session.user_turns)}
-        )
+        session.finish("interrupted")
         raise
     finally:
         progress.end(session)
@@ -332,6 +329,6 @@ async def resume_replay(
     progress = progress or NullProgress()
     session.subscribe(progress.event)
     progress.begin(session, 1, 1)
-    store.sessions.set_status(session_id, "open")
+    session.reopen()
     await _play(session, progress)
     return session_id

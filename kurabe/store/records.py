@@ -7,13 +7,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar, get_args
 
 from kurabe.checks.report import CheckReport, load_check_report
 from kurabe.core.blind import names_hidden
 from personas import ExampleExchange, Persona
 from scenarios import Scenario, Turn
 
+SessionEnd = Literal["finished", "interrupted", "failed"]
+"""How a session ended: ``finished`` (its scenario was played to the end), ``interrupted`` (a
+replay was stopped, e.g. Ctrl-C; it can be resumed), ``failed`` (no pane could run)."""
+SessionStatus = Literal["open", SessionEnd]
+"""A session's status in the store: ``open`` while it is (or can be) played, else how it ended."""
+SESSION_STATUSES: tuple[SessionStatus, ...] = get_args(SessionStatus)
 REPLY_STATUSES = ("streaming", "complete", "failed", "cancelled", "interrupted")
 PICK_OUTCOMES = ("pane", "tie", "bothbad")
 RATING_KINDS = ("human", "judge")

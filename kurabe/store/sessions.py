@@ -22,9 +22,11 @@ from kurabe.core.blind import names_hidden, shown_name
 from kurabe.core.secret_scrub import scrub_secrets
 from kurabe.store.database import Database, Row, from_json, now_iso, to_json
 from kurabe.store.records import (
+    SESSION_STATUSES,
     EventRow,
     PaneRecord,
     SessionRow,
+    SessionStatus,
     SessionSummary,
     persona_to_dict,
     scenario_to_dict,
@@ -115,7 +117,9 @@ class SessionRepository:
                 (scrub_secrets(header, secret_list), pane_id),
             )
 
-    def set_status(self, session_id: int, status: str) -> None:
+    def set_status(self, session_id: int, status: SessionStatus) -> None:
+        if status not in SESSION_STATUSES:
+            raise KurabeError(f"session status is one of {', '.join(SESSION_STATUSES)}")
         self.database.execute(
             "UPDATE sessions SET status = ?, updated_at = ? WHERE id = ?",
             (status, now_iso(), session_id),
