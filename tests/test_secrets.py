@@ -120,11 +120,11 @@ def test_rows_stored_before_the_scrub_are_exported_without_credentials(tmp_path:
 async def test_the_log_file_holds_no_url_credential(
     tmp_path: Path, server: WireServer, kurabe_home: Path
 ) -> None:
-    from tui.app import _log_to_file
+    from tui.app import log_to_file
 
     root = logging.getLogger()
     level = root.level
-    handler = _log_to_file()
+    handler = log_to_file()
     root.setLevel(logging.DEBUG)  # the SDKs log each request's URL at debug and info level
     try:
         await run_session(Store(tmp_path / "kurabe.sqlite3"), server)

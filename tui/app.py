@@ -351,7 +351,7 @@ def profile_choices(profiles: Iterable[ModelProfile]) -> list[Choice]:
     return choices
 
 
-def _log_to_file(secrets: Iterable[str] = ()) -> logging.Handler:
+def log_to_file(secrets: Iterable[str] = ()) -> logging.Handler:
     """While the app runs, log lines go to a file in the data directory, never to the screen.
 
     Every line passes a :class:`~backends.api_errors.RedactingFilter` first, whichever library
@@ -381,7 +381,7 @@ def run_app(args: argparse.Namespace, *, backend_factory: BackendFactory = creat
     try:
         plan = plan_start(args, context)
         session = open_session(plan, context)
-        _log_to_file(env_secrets(p.api_key_env for p in context.profiles.values()))
+        log_to_file(env_secrets(p.api_key_env for p in context.profiles.values()))
         if any(pane.profile.is_local for pane in session.panes):
             try:
                 from backends.llama_cpp_backend import route_native_logs
