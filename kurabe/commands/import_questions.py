@@ -1,4 +1,7 @@
-"""``kurabe import FILE --format mt-bench|elyza-tasks|jsonl``: question sets as scenario files.
+"""``kurabe import FILE --format mt-bench|elyza-tasks|jsonl``: question sets as scenario files
+(``--reference FILE``: MT-Bench's reference answers with its questions). ``--format
+mt-bench-answers|mt-bench-judgments``: MT-Bench's model answers and judgments into the database
+(:mod:`kurabe.commands.import_mtbench`).
 
 Writes one scenario TOML file per question into the user's scenario folder (or ``--out DIR``),
 then prints one line per file written (``wrote PATH  ID  N turn(s)``) and how to replay them.
@@ -20,7 +23,10 @@ from foundation.options import options_from
 if TYPE_CHECKING:
     SubParsers = argparse._SubParsersAction[argparse.ArgumentParser]
 
-FORMAT_CHOICES = ("mt-bench", "elyza-tasks", "jsonl")
+FORMAT_CHOICES = ("mt-bench", "elyza-tasks", "jsonl", "mt-bench-answers", "mt-bench-judgments")
+INTO_DATABASE = ("mt-bench-answers", "mt-bench-judgments")
+"""The formats that go into the database (:mod:`kurabe.commands.import_mtbench`), not into
+scenario files."""
 
 
 def register(subparsers: SubParsers) -> None:
@@ -50,6 +56,24 @@ def register(subparsers: SubParsers) -> None:
         help="scenario ids are PREFIX-<number> (default: mtbench, elyza-tasks, the file name)",
     )
     parser.add_argument("--force", action="store_true", help="overwrite files already there")
+    parser.add_argument(
+        "--reference",
+        type=Path,
+        metavar="FILE",
+        help="mt-bench: MT-Bench's reference answers (reference_answer/gpt-4.jsonl), imported"
+        " beside the questions as each turn's expect note",
+    )
+    parser.add_argument(
+        "--beside",
+        choices=("imported", "latest"),
+        default="imported",
+        help="mt-bench-answers: add each answer to the question's imported session (default), or"
+        " to its newest session of any kind (e.g. a run's)",
+    )
+    parser.add_argument(
+        "--blind", action="store_true", help="mt-bench-answers: new sessions are blind"
+    )
+    parser.add_argument("--db", metavar="PATH", default=argparse.SUPPRESS, help="database file")
     parser.set_defaults(func=run)
 
 
@@ -63,6 +87,10 @@ class ImportOptions:
     out: Path | None = None
     id_prefix: str | None = None
     force: bool = False
+    reference: Path | None = None
+    beside: str = "imported"
+    blind: bool = False
+    db: str | None = None
 
 
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
@@ -72,6 +100,22 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
 
     options = options_from(ImportOptions, args)
     out = out or sys.stdout
+    if options.format in INTO_DATABASE:
+        from kurabe.commands.import_mtbench import import_into_database
+
+        return import_into_database(
+            options.file.expanduser(),
+            options.format,
+            out,
+            db=options.db,
+            beside=options.beside,
+            blind=options.blind,
+        )
+    references = None
+    if options.reference is not None:
+        from kurabe.importing.mtbench import read_references
+
+        references = read_references(options.reference.expanduser())
     personas = load_personas()
     out_dir: Path = (options.out or user_scenarios_dir()).expanduser()
     result = import_file(
@@ -82,6 +126,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
         known_personas=personas.ids(),
         prefix=options.id_prefix,
         force=options.force,
+        references=references,
     )
     for path, scenario in result.written:
         turns = len(scenario.turns)

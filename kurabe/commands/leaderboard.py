@@ -41,6 +41,15 @@ def register(subparsers: Any) -> None:
         "--bootstrap", type=int, default=200, metavar="N", help="bootstrap resamples (200)"
     )
     parser.add_argument("--seed", type=int, default=0, metavar="N", help="bootstrap seed (0)")
+    parser.add_argument(
+        "--mt-bench",
+        action="store_true",
+        help="the MT-Bench table instead: mean judge score per model, per turn and overall, and"
+        " pairwise wins/losses/ties, each judge on its own scale (with --tag, default mt-bench)",
+    )
+    parser.add_argument(
+        "--tag", metavar="TAG", default=argparse.SUPPRESS, help="--mt-bench: sessions of this tag"
+    )
     parser.set_defaults(func=run)
 
 
@@ -63,6 +72,25 @@ class LeaderboardOptions:
     format: str = "table"
     bootstrap: int = 200
     seed: int = 0
+    mt_bench: bool = False
+    tag: str | None = None
+
+
+def mt_bench_table(options: LeaderboardOptions) -> int:
+    """``--mt-bench``: :mod:`kurabe.analysis.mtbench`'s tables over the tag's sessions (a run's
+    sessions are one more such set)."""
+    from kurabe.analysis.mtbench import build_table, select_sessions, table_lines
+    from kurabe.core.mt_bench import MT_BENCH_TAG
+    from kurabe.store.store import Store
+
+    with Store.open_default(options.db) as store:
+        session_ids = select_sessions(store, tag=options.tag or MT_BENCH_TAG)
+        lines = table_lines(build_table(store, session_ids))
+    if not lines:
+        print("no judgments of MT-Bench sessions yet", file=sys.stderr)
+        return 0
+    sys.stdout.write("\n".join(lines))
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -71,6 +99,8 @@ def run(args: argparse.Namespace) -> int:
     from kurabe.store.store import Store
 
     options = options_from(LeaderboardOptions, args)
+    if options.mt_bench:
+        return mt_bench_table(options)
     with Store.open_default(options.db) as store:
         board = build_leaderboard(
             store,

@@ -295,11 +295,20 @@ def _question_id(record: Record) -> str:
 
 
 def mt_bench_scenarios(
-    path: Path, text: str, *, persona: str, prefix: str = DEFAULT_PREFIXES["mt-bench"]
+    path: Path,
+    text: str,
+    *,
+    persona: str,
+    prefix: str = DEFAULT_PREFIXES["mt-bench"],
+    references: Mapping[str, Sequence[str]] | None = None,
 ) -> list[ImportedScenario]:
-    """One scenario per MT-Bench question (see the module docstring)."""
+    """One scenario per MT-Bench question (see the module docstring). ``references``: question
+    id -> reference answer per turn (``reference_answer/gpt-4.jsonl``), each the turn's
+    ``expect`` note where the question carries no ``reference`` of its own; a reference for a
+    question not in the file is refused, naming the ids."""
     out: list[ImportedScenario] = []
     seen: dict[str, int] = {}
+    references = references or {}
     for record in jsonl_records(path, text):
         question = _question_id(record)
         if question in seen:
@@ -312,7 +321,13 @@ def mt_bench_scenarios(
             raise record.error("category", "required field missing")
         category = record.one_line("category", category_value)
         turns = record.text_list("turns")
-        references = _references(record, len(turns))
+        references_here = _references(record, len(turns))
+        brought = list(references.get(question, ()))[: len(turns)]
+        for index, answer in enumerate(brought):
+            if index >= len(references_here):
+                references_here.append(None)
+            if references_here[index] is None:
+                references_here[index] = answer
         category_ja = MT_BENCH_CATEGORIES.get(category.lower())
         shown_category = f"{category_ja}（{category}）" if category_ja else category
         scenario = Scenario(
@@ -320,7 +335,10 @@ def mt_bench_scenarios(
             title=f"MT-Bench {question}: {shown_category}",
             persona=persona,
             turns=tuple(
-                Turn(text=line, expect=references[index] if index < len(references) else None)
+                Turn(
+                    text=line,
+                    expect=references_here[index] if index < len(references_here) else None,
+                )
                 for index, line in enumerate(turns)
             ),
             tags=_unique((MT_BENCH_TAG, category)),
@@ -331,7 +349,17 @@ def mt_bench_scenarios(
         out.append(ImportedScenario(scenario, record.line))
     if not out:
         raise ConfigError(path, "no questions in the file (one JSON object a line)")
+    unknown = sorted(set(references) - set(seen), key=_natural)
+    if unknown:
+        raise KurabeError(
+            f"reference answers for question(s) not in {path.name}: {', '.join(unknown)};"
+            " nothing written"
+        )
     return out
+
+
+def _natural(question: str) -> tuple[int, str]:
+    return (int(question), "") if question.isdigit() else (1 << 62, question)
 
 
 def _references(record: Record, turn_count: int) -> list[str | None]:
@@ -541,14 +569,22 @@ def read_scenarios(
     persona: str = DEFAULT_PERSONA,
     prefix: str | None = None,
     known_personas: Collection[str] = (),
+    references: Mapping[str, Sequence[str]] | None = None,
 ) -> list[ImportedScenario]:
-    """Parse the brought file in ``fmt`` (one of :data:`FORMATS`) into scenarios."""
+    """Parse the brought file in ``fmt`` (one of :data:`FORMATS`) into scenarios
+    (``references``: MT-Bench's reference answers, see :func:`mt_bench_scenarios`)."""
+    if references and fmt != "mt-bench":
+        raise KurabeError("reference answers go with --format mt-bench")
     if fmt not in FORMATS:
         raise KurabeError(f"unknown import format {fmt!r}; choose one of {', '.join(FORMATS)}")
     text = read_text(path)
     if fmt == "mt-bench":
         return mt_bench_scenarios(
-            path, text, persona=persona, prefix=prefix or DEFAULT_PREFIXES[fmt]
+            path,
+            text,
+            persona=persona,
+            prefix=prefix or DEFAULT_PREFIXES[fmt],
+            references=references,
         )
     if fmt == "elyza-tasks":
         return elyza_scenarios(path, text, persona=persona, prefix=prefix or DEFAULT_PREFIXES[fmt])
@@ -583,6 +619,7 @@ def import_file(
     known_personas: Collection[str],
     prefix: str | None = None,
     force: bool = False,
+    references: Mapping[str, Sequence[str]] | None = None,
 ) -> ImportResult:
     """Read ``path``, check everything, then write one ``<id>.toml`` per scenario in ``out_dir``.
 
@@ -601,7 +638,12 @@ def import_file(
             f"unknown persona '{persona}'{suffix}; known personas: {', '.join(known_personas)}"
         )
     imported = read_scenarios(
-        path, fmt, persona=persona, prefix=prefix, known_personas=known_personas
+        path,
+        fmt,
+        persona=persona,
+        prefix=prefix,
+        known_personas=known_personas,
+        references=references,
     )
     existing_ids = _ids_in(out_dir)
     texts: list[tuple[Path, str, Scenario]] = []

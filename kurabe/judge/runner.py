@@ -11,7 +11,9 @@ What the judge sees
     persona's system prompt and expectations (register, reply length), up to
     :data:`HISTORY_TURNS` earlier turns of the pane's own conversation, the user's line, the reply
     (or replies), the scenario turn's ``expect`` note (where an import from ELYZA-tasks-100 puts
-    the model answer and ``eval_aspect``) and the automatic checks' findings. It never sees a
+    the model answer and ``eval_aspect``; for an MT-Bench math, reasoning or coding question, its
+    reference answer, framed as MT-Bench's reference prompts do: :data:`REFERENCE_NOTE`) and the
+    automatic checks' findings. It never sees a
     model name, a profile name or a pane label: single mode shows "the reply", pairwise "A" and
     "B" in the order asked (blind by construction, whatever the session's blind setting).
 
@@ -69,6 +71,7 @@ from backends.base import (
 )
 from backends.profiles import ModelProfile
 from foundation.errors import KurabeError
+from kurabe.core.mt_bench import uses_reference
 from kurabe.core.secret_scrub import env_secrets
 from kurabe.judge.answers import (
     AnswerError,
@@ -100,6 +103,13 @@ REGISTER_WORDS = {
     "polite": "丁寧語（です・ます調）",
 }
 NO_NOTE = "（この発言には注記がありません）"
+REFERENCE_NOTE = (
+    "この問題には参考回答があります。評価では正確さと有用性を見てください。まず返信を参考回答と"
+    "比べ、誤りがあれば指摘して正してから採点してください。\n"
+    "[参考回答の開始]\n{reference}\n[参考回答の終了]"
+)
+"""The ``expect`` note of an MT-Bench math, reasoning or coding question: its reference answer,
+framed as FastChat's ``single-math-v1`` / ``pair-math-v1`` prompts frame it."""
 NO_HISTORY = "（なし：最初の発言です）"
 NO_FINDINGS = "（指摘なし）"
 
@@ -142,7 +152,12 @@ def expect_text(record: SessionRecord, turn: TurnRow) -> str:
     index = turn.scenario_turn
     if scenario is None or index is None or not 0 <= index < len(scenario.turns):
         return NO_NOTE
-    return scenario.turns[index].expect or NO_NOTE
+    note = scenario.turns[index].expect
+    if not note:
+        return NO_NOTE
+    if uses_reference(scenario.tags):
+        return REFERENCE_NOTE.format(reference=note)
+    return note
 
 
 def history_text(record: SessionRecord, pane: int, turn: int, persona: Persona) -> str:

@@ -160,5 +160,35 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX judgements_run ON judgements (run_id);
     CREATE INDEX judgements_reply ON judgements (reply_id);
     """,
+    # 5: judgments imported from MT-Bench (FastChat's model_judgment files), on their own scale
+    # (1-10, never rescaled into ratings' 1-5). Single: a score for one reply, NULL with status
+    # 'failed' when the judge's answer had none (FastChat's -1). Pairwise: the two position
+    # orders' winners as FastChat wrote them (model_1, model_2, tie, error). Self-contained: it
+    # only adds a table, so it can be renumbered.
+    """
+    CREATE TABLE imported_judgements (
+        id INTEGER PRIMARY KEY,
+        turn_id INTEGER NOT NULL REFERENCES turns(id) ON DELETE CASCADE,
+        reply_id INTEGER NOT NULL REFERENCES replies(id) ON DELETE CASCADE,
+        other_reply_id INTEGER REFERENCES replies(id) ON DELETE CASCADE,
+        judge TEXT NOT NULL,
+        prompt_name TEXT NOT NULL DEFAULT '',
+        mode TEXT NOT NULL CHECK (mode IN ('single', 'pairwise')),
+        scale TEXT NOT NULL CHECK (scale IN ('1-10')),
+        status TEXT NOT NULL CHECK (status IN ('ok', 'failed')),
+        score INTEGER CHECK (score IS NULL OR score BETWEEN 1 AND 10),
+        g1_winner TEXT CHECK (g1_winner IS NULL
+            OR g1_winner IN ('model_1', 'model_2', 'tie', 'error')),
+        g2_winner TEXT CHECK (g2_winner IS NULL
+            OR g2_winner IN ('model_1', 'model_2', 'tie', 'error')),
+        judgment TEXT NOT NULL DEFAULT '',
+        judgment_2 TEXT NOT NULL DEFAULT '',
+        source TEXT NOT NULL DEFAULT '',
+        tstamp REAL,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX imported_judgements_reply ON imported_judgements (reply_id);
+    CREATE INDEX imported_judgements_turn ON imported_judgements (turn_id);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
