@@ -293,6 +293,11 @@ def test_the_mt_bench_table_matches_hand_computed_means(
     assert "judge:gpt-4 (MT-Bench judgments, scale 1–10)" in shown
     row = next(line for line in shown.splitlines() if line.startswith("model-a "))
     assert row.split() == ["model-a", "7.00", "6.50", "6.80", "5", "1"]
+    # The 1-5 tables say their scale, and that the 1-10 judgments are elsewhere.
+    assert kurabe("leaderboard", "--db", bench["db"], "--bootstrap", "10") == 0
+    assert "kurabe's scale 1–5" in capsys.readouterr().out
+    assert kurabe("agreement", "--db", bench["db"], "--bootstrap", "10") == 0
+    assert "kurabe's scale 1–5" in capsys.readouterr().out
     # The same judgments again are not counted twice.
     assert (
         kurabe("import", bench["single"], "--format", "mt-bench-judgments", "--db", bench["db"])

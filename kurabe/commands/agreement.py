@@ -72,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
     title = f"kurabe agreement — {report.sessions} sessions"
     if scope:
         title += " (" + ", ".join(scope) + ")"
+    title += "; scores on kurabe's scale 1–5 (imported MT-Bench judgments, 1–10, are not compared)"
     print(title)
     for line in report_lines(report):
         print(f"  {line}")

@@ -53,6 +53,10 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
+SCALE_NOTE = "scale 1–5 (imported MT-Bench judgments, 1–10: --mt-bench)"
+"""Which scale the table's scores are on: the leaderboard says so, never mixes scales."""
+
+
 def _num(value: float | None, digits: int = 1, suffix: str = "") -> str:
     return "-" if value is None else f"{value:.{digits}f}{suffix}"
 
@@ -189,6 +193,7 @@ def run(args: argparse.Namespace) -> int:
     title = f"kurabe leaderboard — {board.sessions} sessions, {board.battles} battles"
     if scope:
         title += " (" + ", ".join(scope) + ")"
+    title += f"; mean on kurabe's {SCALE_NOTE}"
     if sys.stdout.isatty():
         from rich.console import Console
         from rich.table import Table
