@@ -30,6 +30,7 @@ from kurabe.export.mtbench_answers import collect_answers, write_answer_files
 from kurabe.importing.mtbench import read_model_answers
 from kurabe.judge.rubric import load_rubric
 from kurabe.judge.runner import REFERENCE_NOTE, pairwise_prompt, single_prompt
+from kurabe.session.comparison import ComparisonSession
 from kurabe.store.records import ReplyFigures
 from kurabe.store.store import Store
 from personas.loader import load_personas
@@ -217,6 +218,11 @@ def test_two_answer_files_rate_side_by_side_blind(bench: dict[str, Path]) -> Non
         assert "not recorded" in record.panes[1].settings["sampling"]
         assert "no sampling" in record.panes[1].header
         assert record.turns[1].text == QUESTIONS[1]["turns"][1]
+        # It reopens like any session, to be rated; its panes cannot generate, and say so.
+        session = ComparisonSession.resume(store, record.session.id, profiles={})
+        assert [p.profile.name for p in session.panes] == ["model-a", "model-b"]
+        assert all("imported" in (p.backend.unusable_reason() or "") for p in session.panes)
+        assert session.blind
 
 
 def test_imported_answers_sit_beside_a_runs_replies(bench: dict[str, Path]) -> None:

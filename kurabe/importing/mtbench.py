@@ -319,7 +319,16 @@ def _target_session(store: Store, scenario_id: str, beside: str) -> int | None:
 
 
 def _pane_settings(path: Path, answer: ModelAnswer) -> dict[str, Any]:
+    """The pane's stored settings: a profile that resumes (its backend ``imported`` cannot
+    generate, and the pane says so), where the answers came from, and what was not recorded."""
     return {
+        "profile": {
+            "name": answer.model_id,
+            "backend": IMPORTED_BACKEND,
+            "model": answer.model_id,
+            "description": f"answers imported from {path.name}; {NOT_RECORDED}",
+            "source": f"imported: {path.name}",
+        },
         "imported": {
             "format": "mt-bench model answer",
             "file": path.name,
