@@ -434,7 +434,9 @@ def test_round_trip_export_reads_back_as_an_answer_file(
     )
     again = read_model_answers(out / "model-a.jsonl")
     original = read_model_answers(bench["a"])
-    assert [(a.question_id, a.turns) for a in again] == [(a.question_id, a.turns) for a in original]
+    assert [(a.question_id, a.turns, a.answer_id, a.tstamp) for a in again] == [
+        (a.question_id, a.turns, a.answer_id, a.tstamp) for a in original
+    ]
     assert (
         kurabe(
             "export",

@@ -5,7 +5,8 @@ files, one per model (``<model>.jsonl``), which FastChat's ``gen_judgment.py`` r
 One line per question a model answered: ``question_id`` (from the scenario id ``mtbench-N``
 written by the MT-Bench question importer), ``answer_id``, ``model_id`` (the file's name, as
 FastChat names a model by its file), ``choices[0].turns`` (the newest complete reply of each
-turn, in the question's turn order) and ``tstamp`` (when the last of them finished). Sessions of
+turn, in the question's turn order) and ``tstamp`` (when the last of them finished); imported
+answers keep the ``answer_id`` and ``tstamp`` they came with. Sessions of
 other scenarios, and answers with a turn missing or unfinished, are left out and counted.
 Where several of the sessions hold one model's answer to one question, the newest session's
 counts. A blind session not yet revealed is refused unless ``reveal_names``: the files name the
@@ -91,12 +92,14 @@ def collect_answers(
             if len(texts) < len(scenario.turns):
                 out.incomplete.append(f"question {question} model {model} (session {session_id})")
                 continue
+            imported = pane.settings.get("imported")
+            origin = imported if isinstance(imported, dict) else {}
             chosen[(model, question)] = {
                 "question_id": question,
-                "answer_id": f"kurabe-{session_id}-{pane.label}",
+                "answer_id": origin.get("answer_id") or f"kurabe-{session_id}-{pane.label}",
                 "model_id": model,
                 "choices": [{"index": 0, "turns": texts}],
-                "tstamp": max(finished) if finished else None,
+                "tstamp": origin.get("tstamp") or (max(finished) if finished else None),
             }
     for (model, _), line in sorted(chosen.items(), key=lambda kv: (kv[0][0], _order(kv[0][1]))):
         out.answers.setdefault(model, []).append(line)
