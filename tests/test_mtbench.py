@@ -313,6 +313,32 @@ def test_the_mt_bench_table_matches_hand_computed_means(
         assert len(store.imported_judgements.judgements()) == len(SINGLE) + len(PAIRS)
 
 
+def test_kurabes_own_judge_shows_beside_on_its_own_scale(bench: dict[str, Path]) -> None:
+    with Store(bench["db"]) as store:
+        session_id = own_session(store, "mtbench-81", "gemma-270m", ["一", "二"])
+        replies = store.load_record(session_id).replies
+        run = store.judging.add_run(
+            session_id,
+            judge="judge:mini",
+            profile_name="mini",
+            mode="single",
+            rubric_name="persona_ja",
+            rubric_hash="h",
+            rubric_text="",
+            settings={},
+        )
+        for reply, score in zip(replies, (4, 2), strict=True):
+            store.judging.add_judgement(
+                run, turn_id=reply.turn_id, reply_id=reply.id, status="ok", score=score
+            )
+        store.judging.add_judgement(  # judged again: the newest counts
+            run, turn_id=replies[1].turn_id, reply_id=replies[1].id, status="ok", score=3
+        )
+        table = build_table(store, [session_id])
+    [means] = table.singles[("judge:mini", "1-5")]
+    assert means.turn_means == {1: 4.0, 2: 3.0} and means.overall == 3.5
+
+
 def test_fastchat_counting_rules_directly() -> None:
     scores = [SingleScore("j", MT_BENCH_SCALE, "m", 1, s) for s in (10, None, 4)]
     [only] = single_means(scores)

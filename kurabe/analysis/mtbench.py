@@ -10,7 +10,9 @@ pairwise wins, losses and ties, computed as FastChat's ``show_result.py`` comput
   half a win.
 
 Scores stay on the scale they were given: imported MT-Bench judgments on 1–10, kurabe's own
-judge on 1–5; each table names its scale, and no two scales share a mean.
+judge on 1–5 (its newest judgement per reply or pair; a backend error is not a judgment, an
+unparseable answer is a failed one); each table names its scale, and no two scales share a
+mean.
 
 What is shown is chosen as a set of session ids (:func:`select_sessions`: by scenario tag, by
 ids; a run's sessions are one more such set).
@@ -24,7 +26,7 @@ from dataclasses import dataclass, field
 
 from foundation.errors import KurabeError
 from kurabe.core.scores import KURABE_SCALE, MT_BENCH_SCALE, scale_label
-from kurabe.store.records import SessionRecord
+from kurabe.store.records import SessionRecord, newest_by
 from kurabe.store.store import Store
 
 
@@ -199,10 +201,13 @@ def build_table(store: Store, session_ids: Sequence[int]) -> MtBenchTable:
                 )
             )
     for record in records.values():
-        for judgement in record.judgements:
+        # A reply judged again (another run of the same judge) counts once: the newest.
+        own = newest_by(
+            (j for j in record.judgements if j.status != "error"),
+            lambda j: (j.judge, j.mode, j.reply_id, j.other_reply_id),
+        )
+        for judgement in sorted(own.values(), key=lambda j: j.id):
             turn = turn_of[judgement.turn_id]
-            if judgement.status == "error":
-                continue  # the backend failed: asked again next run, not a judgment
             if judgement.mode == "single":
                 singles[(judgement.judge, KURABE_SCALE)].append(
                     SingleScore(

@@ -7,7 +7,9 @@ Nothing is downloaded: the user brings the file. Three formats:
   ``reference`` (one reference answer per turn, or a single string for the first turn). One
   scenario per question, id ``mtbench-<question_id>``: its two turns are a real follow-up, so
   they stay one conversation. Tags ``mt-bench`` and the category; the reference becomes the
-  turn's ``expect`` note.
+  turn's ``expect`` note. MT-Bench's separate reference answers (``reference_answer/gpt-4.jsonl``,
+  read by :func:`kurabe.importing.mtbench.read_references`) come in with the questions as
+  ``references``; the judge frames them as MT-Bench's reference prompts do.
 - ``elyza-tasks``: ELYZA-tasks-100 as JSONL or CSV (chosen by the file's extension, else by its
   first character) with ``input``, ``output`` (the model answer) and ``eval_aspect`` (the grading
   notes). The tasks are independent, and a scenario's turns share one conversation history, so
