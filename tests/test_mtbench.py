@@ -215,6 +215,7 @@ def test_two_answer_files_rate_side_by_side_blind(bench: dict[str, Path]) -> Non
         assert reply.text == "model-b の答え 111-2" and reply.finish_reason == "imported"
         # No speed figures and no sampling were invented: the pane says they were not recorded.
         assert reply.tokens_per_s is None and reply.ttft_s is None and reply.total_s is None
+        assert reply.check_report is not None and reply.check_report.japanese_share is not None
         assert "not recorded" in record.panes[1].settings["sampling"]
         assert "no sampling" in record.panes[1].header
         assert record.turns[1].text == QUESTIONS[1]["turns"][1]

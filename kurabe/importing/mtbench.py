@@ -10,7 +10,7 @@
   blind like any session. With ``beside="latest"`` the pane joins the question's newest session of
   any kind, e.g. a run's, beside its replies. The pane is marked imported: backend ``imported``,
   no speed figures and no sampling (FastChat's files record neither, and kurabe says so rather
-  than invent them).
+  than invent them). The automatic Japanese checks run on each reply, as on any.
 - **Reference answers** (``reference_answer/gpt-4.jsonl``, the model-answer shape) are read by
   :func:`read_references` and go into the questions' scenarios with them
   (``kurabe import question.jsonl --format mt-bench --reference gpt-4.jsonl``).
@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from foundation.errors import ConfigError, KurabeError
+from kurabe.checks.japanese import run_checks
 from kurabe.core.mt_bench import scenario_id_for
 from kurabe.core.pane_labels import MAX_PANES, PANE_LABELS
 from kurabe.importing.questions import Record, jsonl_records, read_text
@@ -424,6 +425,8 @@ def _add_answer(
     store.sessions.update_pane(
         pane_id, header=f"{answer.model_id} · imported · no speed figures, no sampling recorded"
     )
+    persona = store.sessions.get(session_id).persona_obj()
+    previous: str | None = None
     turns = {t.scenario_turn: t for t in store.replies.turns(session_id)}
     next_idx = max((t.idx for t in turns.values()), default=-1) + 1
     for index, text in enumerate(answer.turns):
@@ -441,7 +444,9 @@ def _add_answer(
             text=text,
             finish_reason=IMPORTED_FINISH,
             figures=ReplyFigures(chars=len(text)),
+            checks=run_checks(text, persona, previous_reply=previous or None).to_dict(),
         )
+        previous = text
     store.sessions.add_event(
         session_id,
         "import",
