@@ -81,8 +81,9 @@ class LeaderboardOptions:
 
 
 def mt_bench_table(options: LeaderboardOptions) -> int:
-    """``--mt-bench``: :mod:`kurabe.analysis.mtbench`'s tables over the tag's sessions (a run's
-    sessions are one more such set)."""
+    """``--mt-bench``: :mod:`kurabe.analysis.mtbench`'s tables over the tag's sessions. The hook
+    for a run: once ``store.runs`` exists, ``--run ID`` passes its session ids to
+    ``select_sessions(store, session_ids=...)`` here."""
     from kurabe.analysis.mtbench import build_table, select_sessions, table_lines
     from kurabe.core.mt_bench import MT_BENCH_TAG
     from kurabe.store.store import Store
