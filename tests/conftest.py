@@ -1,11 +1,17 @@
-"""Shared fixtures: every test runs with its own KURABE_HOME; a tiny GGUF for llama.cpp tests."""
+"""Shared fixtures: every test runs with its own KURABE_HOME; a tiny GGUF for llama.cpp tests; a
+real PostgreSQL server the suite starts itself (:mod:`tests.postgres_support`), and ``db_target``,
+which runs a store-level test once on SQLite and once on PostgreSQL."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from tests.postgres_support import PostgresServer
 
 
 @pytest.fixture(scope="session")
@@ -23,7 +29,7 @@ def kurabe_home(
     home = tmp_path / "kurabe-home"
     monkeypatch.setenv("KURABE_HOME", str(home))
     monkeypatch.setenv("KURABE_CACHE_DIR", str(shared_cache))
-    for name in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY"):
+    for name in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "KURABE_DB"):
         monkeypatch.delenv(name, raising=False)
     yield home
 
@@ -34,3 +40,32 @@ def tiny_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tests.tiny_gguf import make_tiny_gguf
 
     return make_tiny_gguf(tmp_path_factory.mktemp("gguf") / "tiny.gguf")
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One PostgreSQL server for the whole run (skipped, or failed under CI, without one)."""
+    from tests.postgres_support import PostgresServer, require_server
+
+    server = PostgresServer(require_server())
+    server.init()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> str:
+    """A new empty database on the test server, one per test."""
+    return postgres_server.create_database()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_target(request: pytest.FixtureRequest, tmp_path: Path) -> str | Path:
+    """Where a store-level test keeps its database: an SQLite file, then a PostgreSQL database."""
+    if request.param == "sqlite":
+        return tmp_path / "k.sqlite3"
+    url: str = request.getfixturevalue("postgres_url")
+    return url

@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
 
     options = options_from(ExportOptions, args)
     with Store.open_default(options.db) as store:
-        database = Path(store.path)
+        database = store.path
         session_id = resolve_session_id(options.session, store)
         text = export_session(
             store,

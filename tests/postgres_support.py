@@ -1,0 +1,125 @@
+"""A real PostgreSQL server for the tests, started by the suite itself: Debian's server binaries,
+``initdb`` into a temporary directory, ``pg_ctl`` on a free loopback port (127.0.0.1 only, its
+unix socket in that directory), as the ``postgres`` user when the tests run as root.
+
+Outside CI a missing server skips the tests that need it, with one line saying how to install it;
+under CI (``CI=true``) they fail instead (:func:`require_server`).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+INSTALL_HINT = (
+    "PostgreSQL server binaries not found (initdb, pg_ctl): "
+    "sudo apt-get install postgresql  (or set KURABE_PG_BIN to their directory)"
+)
+
+
+def find_bin_dir() -> Path | None:
+    """The directory holding ``initdb`` and ``pg_ctl``, or None."""
+    override = os.environ.get("KURABE_PG_BIN", "").strip()
+    candidates = [Path(override)] if override else []
+    found = shutil.which("initdb")
+    if found:
+        candidates.append(Path(found).parent)
+    root = Path("/usr/lib/postgresql")
+    if root.is_dir():
+        candidates.extend(
+            sorted((p / "bin" for p in root.iterdir()), key=lambda p: p.parent.name, reverse=True)
+        )
+    for directory in candidates:
+        if (directory / "initdb").exists() and (directory / "pg_ctl").exists():
+            return directory
+    return None
+
+
+def require_server() -> Path:
+    """The binaries' directory; skips (fails under ``CI=true``) when there is none."""
+    directory = find_bin_dir()
+    if directory is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(INSTALL_HINT)
+        pytest.skip(INSTALL_HINT)
+    return directory
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class PostgresServer:
+    """One throw-away PostgreSQL cluster on 127.0.0.1, trusted for local connections."""
+
+    user = "kurabe"
+
+    def __init__(self, bin_dir: Path) -> None:
+        self.bin_dir = bin_dir
+        self.root = Path(tempfile.mkdtemp(prefix="kurabe-pg-"))
+        self.data = self.root / "data"
+        self.port = free_port()
+        self.as_postgres = os.geteuid() == 0
+        if self.as_postgres:
+            shutil.chown(self.root, "postgres", "postgres")
+            os.chmod(self.root, 0o755)
+
+    def _run(self, args: Sequence[str], *, check: bool = True) -> subprocess.CompletedProcess[str]:
+        command = [str(self.bin_dir / args[0]), *args[1:]]
+        if self.as_postgres:
+            command = ["runuser", "-u", "postgres", "--", *command]
+        return subprocess.run(command, check=check, capture_output=True, text=True, timeout=120)
+
+    def init(self) -> None:
+        self._run(
+            [
+                "initdb",
+                "-D",
+                str(self.data),
+                "-U",
+                self.user,
+                "--auth=trust",
+                "--no-sync",
+                "-E",
+                "UTF8",
+                "--locale=C",
+            ]
+        )
+        with (self.data / "postgresql.conf").open("a") as conf:
+            conf.write(
+                f"\nlisten_addresses = '127.0.0.1'\nport = {self.port}\n"
+                f"unix_socket_directories = '{self.root}'\nfsync = off\n"
+                "synchronous_commit = off\nfull_page_writes = off\nmax_connections = 200\n"
+            )
+
+    def start(self) -> None:
+        self._run(["pg_ctl", "-D", str(self.data), "-l", str(self.root / "log"), "-w", "start"])
+
+    def stop(self, mode: str = "fast") -> None:
+        self._run(["pg_ctl", "-D", str(self.data), "-m", mode, "-w", "stop"], check=False)
+
+    def url(self, dbname: str = "postgres") -> str:
+        return f"postgresql://{self.user}@127.0.0.1:{self.port}/{dbname}"
+
+    def create_database(self) -> str:
+        """A new empty database's URL."""
+        import psycopg
+
+        name = "t_" + uuid.uuid4().hex[:16]
+        with psycopg.connect(self.url(), autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+    def cleanup(self) -> None:
+        self.stop("immediate")
+        shutil.rmtree(self.root, ignore_errors=True)
