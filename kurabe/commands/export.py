@@ -28,7 +28,9 @@ def register(subparsers: Any) -> None:
         "--format", "-f", choices=FORMAT_CHOICES, default="md", help="output format (default: md)"
     )
     parser.add_argument("--out", "-o", metavar="FILE", help="write here instead of stdout")
-    parser.add_argument("--db", metavar="PATH", default=argparse.SUPPRESS, help="database file")
+    parser.add_argument(
+        "--db", metavar="DB", default=argparse.SUPPRESS, help="database file or postgresql:// URL"
+    )
     parser.add_argument(
         "--no-bom",
         action="store_true",

@@ -52,7 +52,9 @@ def register(subparsers: Any) -> None:
         default=argparse.SUPPRESS,
         help="a folder of GGUF files (named by file name)",
     )
-    parser.add_argument("--db", metavar="PATH", default=argparse.SUPPRESS, help="database file")
+    parser.add_argument(
+        "--db", metavar="DB", default=argparse.SUPPRESS, help="database file or postgresql:// URL"
+    )
     parser.add_argument("--seed", type=int, metavar="N", help="sampling seed for every pane")
     parser.add_argument(
         "--repeat", type=int, default=1, metavar="N", help="run the scenario N times (N sessions)"

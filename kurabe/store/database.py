@@ -118,9 +118,11 @@ class Database:
     def _write_version(self, number: int) -> None:
         raise NotImplementedError
 
-    def _lock_migrations(self) -> None:
-        """Inside a migration's transaction: make any other process migrating the same database
-        wait until this transaction ends (SQLite's ``BEGIN IMMEDIATE`` already does)."""
+    @contextmanager
+    def _migration_lock(self) -> Iterator[None]:
+        """Around a migration's transaction: any other process migrating the same database
+        waits until it ends (SQLite's ``BEGIN IMMEDIATE`` already does that)."""
+        yield
 
     def dialect_ddl(self, statement: str) -> str:
         """One schema statement, written once for both engines, in this engine's dialect."""
@@ -220,8 +222,7 @@ class Database:
                 # Each step takes the engine's migration lock and looks at the version again
                 # inside it, so two processes opening a new database at once do not both run a
                 # migration.
-                with self.transaction():
-                    self._lock_migrations()
+                with self._migration_lock(), self.transaction():
                     if self._read_version() < number:
                         for statement in _statements(MIGRATIONS[number - 1]):
                             self.execute(self.dialect_ddl(statement))

@@ -11,8 +11,9 @@ Everything PostgreSQL says differently from SQLite is here and nowhere else:
   ``id INTEGER PRIMARY KEY`` as an identity column, ``REAL`` as ``DOUBLE PRECISION``
   (:meth:`PostgresDatabase.dialect_ddl`);
 - the schema version: the table ``kurabe_schema`` (SQLite keeps it in ``PRAGMA user_version``);
-- migrating once: ``pg_advisory_xact_lock`` inside the migration's transaction, then the version
-  read again, so several processes starting at once against a new database migrate it once.
+- migrating once: ``pg_advisory_lock`` around each migration's transaction, the version read
+  again inside it, so several processes starting at once against a new database migrate it
+  once.
 
 When the server goes away (restarted, a network cut) a statement raises
 :class:`~kurabe.store.database.StoreUnavailable`, one line naming the server without its
@@ -25,7 +26,8 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
 from functools import lru_cache
 from typing import Any, ClassVar
 
@@ -33,7 +35,7 @@ import psycopg
 from psycopg.rows import RowMaker
 
 from backends.api_errors import public_url, redact
-from kurabe.store.database import Database, Row, StoreUnavailable
+from kurabe.store.database import Database, StoreUnavailable
 
 MIGRATION_LOCK_KEY = 0x6B75726162
 """The advisory lock migrations take (``kurab`` in ASCII): one per database."""
@@ -44,7 +46,7 @@ class PgRow(tuple[Any, ...]):
 
     names: dict[str, int]
 
-    def __getitem__(self, key: Any) -> Any:  # type: ignore[override]
+    def __getitem__(self, key: Any) -> Any:
         if isinstance(key, str):
             return tuple.__getitem__(self, self.names[key])
         return tuple.__getitem__(self, key)
@@ -118,7 +120,9 @@ class PostgresDatabase(Database):
     # -- the connection -------------------------------------------------------------------
 
     def _unavailable(self, exc: BaseException) -> StoreUnavailable:
-        reason = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+        reason = redact(
+            str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        )
         if self._url in reason:
             reason = reason.replace(self._url, self.name)
         return StoreUnavailable(f"the database {self.name} is unreachable: {reason}")
@@ -155,10 +159,9 @@ class PostgresDatabase(Database):
         conn = self._connection()
         text = pyformat(sql + " RETURNING id" if returning_id else sql)
         try:
-            cursor = conn.execute(text, _params(params))  # type: ignore[arg-type]
+            cursor = conn.execute(text, _params(params))
             if fetch:
-                rows: list[Row] = cursor.fetchall()
-                return rows
+                return cursor.fetchall()
             if returning_id:
                 row = cursor.fetchone()
                 return row[0] if row else None
@@ -169,8 +172,12 @@ class PostgresDatabase(Database):
             raise
 
     def _begin(self, write: bool) -> None:
-        self._run("BEGIN" if write else "BEGIN ISOLATION LEVEL REPEATABLE READ", (), fetch=False,
-                  returning_id=False)
+        self._run(
+            "BEGIN" if write else "BEGIN ISOLATION LEVEL REPEATABLE READ",
+            (),
+            fetch=False,
+            returning_id=False,
+        )
 
     def _end(self, commit: bool) -> None:
         conn = self._conn
@@ -187,12 +194,14 @@ class PostgresDatabase(Database):
     # -- schema ---------------------------------------------------------------------------
 
     def _read_version(self) -> int:
-        row = self._run("SELECT to_regclass('kurabe_schema') IS NOT NULL", (), fetch=True,
-                        returning_id=False)
+        row = self._run(
+            "SELECT to_regclass('kurabe_schema') IS NOT NULL", (), fetch=True, returning_id=False
+        )
         if not row or not row[0][0]:
             return 0
-        rows = self._run("SELECT MAX(version) FROM kurabe_schema", (), fetch=True,
-                         returning_id=False)
+        rows = self._run(
+            "SELECT MAX(version) FROM kurabe_schema", (), fetch=True, returning_id=False
+        )
         return int(rows[0][0] or 0) if rows else 0
 
     def _write_version(self, number: int) -> None:
@@ -200,11 +209,24 @@ class PostgresDatabase(Database):
         self.execute("DELETE FROM kurabe_schema")
         self.execute("INSERT INTO kurabe_schema (version) VALUES (?)", (number,))
 
-    def _lock_migrations(self) -> None:
-        self.query("SELECT pg_advisory_xact_lock(?)", (MIGRATION_LOCK_KEY,))
+    @contextmanager
+    def _migration_lock(self) -> Iterator[None]:
+        # A session lock taken before the transaction begins, not pg_advisory_xact_lock inside
+        # it: a transaction that waited for the lock could still read the version through a
+        # catalog lookup cached before the other's commit (it ran the first migration again,
+        # "relation sessions already exists", in the test of six openers at once); one that
+        # begins after the lock reads what the other committed.
+        self.query("SELECT pg_advisory_lock(?)", (MIGRATION_LOCK_KEY,))
+        try:
+            yield
+        finally:
+            with suppress(StoreUnavailable):  # a lost connection has released it already
+                self.query("SELECT pg_advisory_unlock(?)", (MIGRATION_LOCK_KEY,))
 
     def dialect_ddl(self, statement: str) -> str:
-        statement = _IDENTITY.sub("id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY", statement)
+        statement = _IDENTITY.sub(
+            "id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY", statement
+        )
         statement = _INTEGER.sub("BIGINT", statement)
         return _REAL.sub("DOUBLE PRECISION", statement)
 
