@@ -8,8 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from kurabe.store.database import StoreUnavailable
-
 from foundation.errors import KurabeError
 from kurabe.core.secret_scrub import scrub_secrets
 from kurabe.store.records import ReplyFigures

@@ -98,6 +98,10 @@ class Database:
         self._lock = threading.RLock()
         self._depth = 0
         """How many :meth:`transaction` / :meth:`snapshot` blocks the lock's holder is inside."""
+        self.reconnect_s = 2.0
+        """How long a statement waits for a server that went away to come back before it
+        raises :class:`StoreUnavailable` (short in the app, which keeps a rating pending
+        instead; a replay waits longer). SQLite has no server."""
 
     # -- the engine's hooks ---------------------------------------------------------------
 

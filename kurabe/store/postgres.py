@@ -17,9 +17,11 @@ Everything PostgreSQL says differently from SQLite is here and nowhere else:
 
 When the server goes away (restarted, a network cut) a statement raises
 :class:`~kurabe.store.database.StoreUnavailable`, one line naming the server without its
-password; the next statement connects again, trying for up to ``reconnect_s`` seconds. A
-statement that failed is never re-sent by itself: whoever wrote it decides (the app keeps a
-rating pending, a replay stops with a reason and can be resumed).
+password; the next statement connects again, trying for up to
+:attr:`~kurabe.store.database.Database.reconnect_s` seconds, and an idempotent statement that
+lost its connection runs again within that time. An ``INSERT`` that lost its connection is never
+re-sent by itself (it may have been committed): whoever wrote it decides (the app keeps a rating
+pending and tries again, a replay stops with a reason and can be resumed).
 """
 
 from __future__ import annotations
@@ -106,11 +108,9 @@ class PostgresDatabase(Database):
     integrity_error: ClassVar[type[Exception]] = psycopg.IntegrityError
     connect_timeout_s: ClassVar[int] = 3
 
-    def __init__(self, url: str, *, migrate: bool = True, reconnect_s: float = 5.0) -> None:
+    def __init__(self, url: str, *, migrate: bool = True) -> None:
         super().__init__(public_url(url), None)
         self._url = url
-        self.reconnect_s = reconnect_s
-        """How long a statement keeps trying to connect again after the server went away."""
         self._conn: psycopg.Connection[PgRow] | None = None
         with self._lock:
             self._connect(deadline=time.monotonic())
@@ -142,6 +142,13 @@ class PostgresDatabase(Database):
                     row_factory=_row_factory,
                     connect_timeout=self.connect_timeout_s,
                     application_name="kurabe",
+                    # A network cut must not hang a statement for the kernel's default of
+                    # minutes: keepalives and a send timeout end it within seconds.
+                    keepalives=1,
+                    keepalives_idle=5,
+                    keepalives_interval=2,
+                    keepalives_count=3,
+                    tcp_user_timeout=10_000,
                 )
                 return self._conn
             except psycopg.OperationalError as exc:
@@ -149,27 +156,32 @@ class PostgresDatabase(Database):
                     raise self._unavailable(exc) from None
                 time.sleep(0.25)
 
-    def _connection(self) -> psycopg.Connection[PgRow]:
-        if self._depth and (self._conn is None or self._conn.broken or self._conn.closed):
-            # The transaction this statement belongs to died with the connection.
-            raise StoreUnavailable(f"the database {self.name} went away during a transaction")
-        return self._connect(deadline=time.monotonic() + self.reconnect_s)
-
     def _run(self, sql: str, params: Sequence[Any], *, fetch: bool, returning_id: bool) -> Any:
-        conn = self._connection()
+        """One statement. Outside a transaction, while the server is away, an idempotent
+        statement (not an ``INSERT``) waits for it and runs again, for up to ``reconnect_s``;
+        an ``INSERT`` whose connection broke under it is not re-sent (it may have been
+        committed), nor a statement inside a transaction (the transaction is gone)."""
+        deadline = time.monotonic() + self.reconnect_s
         text = pyformat(sql + " RETURNING id" if returning_id else sql)
-        try:
-            cursor = conn.execute(text, _params(params))
-            if fetch:
-                return cursor.fetchall()
-            if returning_id:
-                row = cursor.fetchone()
-                return row[0] if row else None
-            return cursor.rowcount
-        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-            if conn.broken or conn.closed:
-                raise self._unavailable(exc) from None
-            raise
+        retriable = not returning_id and not sql.lstrip()[:6].upper().startswith("INSERT")
+        while True:
+            if self._depth and (self._conn is None or self._conn.broken or self._conn.closed):
+                raise StoreUnavailable(f"the database {self.name} went away during a transaction")
+            conn = self._connect(deadline)
+            try:
+                cursor = conn.execute(text, _params(params))
+                if fetch:
+                    return cursor.fetchall()
+                if returning_id:
+                    row = cursor.fetchone()
+                    return row[0] if row else None
+                return cursor.rowcount
+            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                if not (conn.broken or conn.closed):
+                    raise
+                if self._depth or not retriable or time.monotonic() >= deadline:
+                    raise self._unavailable(exc) from None
+                time.sleep(0.25)
 
     def _begin(self, write: bool) -> None:
         self._run(
