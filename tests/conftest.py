@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
+    from kurabe.store.database import Database
     from tests.postgres_support import PostgresServer
 
 
@@ -69,3 +70,35 @@ def db_target(request: pytest.FixtureRequest, tmp_path: Path) -> str | Path:
         return tmp_path / "k.sqlite3"
     url: str = request.getfixturevalue("postgres_url")
     return url
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Run a whole module on both engines (``pytestmark = pytest.mark.usefixtures(
+    "store_engine")``): with ``postgres``, every store the test opens by an SQLite path opens a
+    PostgreSQL database instead, one per path (the same path reopens the same database). A test
+    that reads the SQLite file itself is marked ``sqlite_only`` and runs once; one that hands
+    its path to another process hands :func:`tests.postgres_support.engine_target` instead."""
+    engine: str = request.param
+    if engine == "postgres":
+        if request.node.get_closest_marker("sqlite_only") is not None:
+            pytest.skip("reads the SQLite file itself (runs on sqlite)")
+        import kurabe.store.store as store_module
+        from kurabe.store.target import is_postgres_url, open_database
+        from tests import postgres_support
+
+        paths = postgres_support.PathsOnPostgres(request.getfixturevalue("postgres_server"))
+
+        def open_on_postgres(target: str | Path, *, migrate: bool = True) -> Database:
+            if is_postgres_url(target):
+                return open_database(target, migrate=migrate)
+            return open_database(paths.target_for(target), migrate=migrate)
+
+        monkeypatch.setattr(store_module, "open_database", open_on_postgres)
+        postgres_support.active.append(paths)
+        try:
+            yield engine
+        finally:
+            postgres_support.active.remove(paths)
+        return
+    yield engine

@@ -16,8 +16,14 @@ import tempfile
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+from backends.api_errors import public_url
+
+if TYPE_CHECKING:
+    from kurabe.store.store import Store
 
 INSTALL_HINT = (
     "PostgreSQL server binaries not found (initdb, pg_ctl): "
@@ -123,3 +129,39 @@ class PostgresServer:
     def cleanup(self) -> None:
         self.stop("immediate")
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+class PathsOnPostgres:
+    """While a test runs on the ``postgres`` side of ``store_engine``: each SQLite path the test
+    names stands for one PostgreSQL database of ``server`` (made on first use)."""
+
+    def __init__(self, server: PostgresServer) -> None:
+        self.server = server
+        self.databases: dict[str, str] = {}
+
+    def target_for(self, path: str | Path) -> str:
+        key = str(Path(path).resolve())
+        if key not in self.databases:
+            self.databases[key] = self.server.create_database()
+        return self.databases[key]
+
+
+active: list[PathsOnPostgres] = []
+"""The mapping in force for the running test (empty on SQLite)."""
+
+
+def engine_target(path: Path) -> str | Path:
+    """What a test hands another process as ``--db``: ``path``, or its PostgreSQL database."""
+    return active[-1].target_for(path) if active else path
+
+
+def db_arg(store: Store) -> str:
+    """What a test passes as ``--db`` to reach ``store`` again: its file, or its database's
+    URL (what the store shows of a URL leaves the user out)."""
+    if store.path is not None:
+        return str(store.path)
+    for paths in active:
+        for url in paths.databases.values():
+            if public_url(url) == store.name:
+                return url
+    raise LookupError(f"no URL known for {store.name}")
