@@ -86,7 +86,9 @@ class PostgresServer:
             command = ["runuser", "-u", "postgres", "--", *command]
         return subprocess.run(command, check=check, capture_output=True, text=True, timeout=120)
 
-    def init(self) -> None:
+    def init(self, *, durable: bool = False) -> None:
+        """A new cluster; ``durable``: PostgreSQL's default durability (fsync and synchronous
+        commits on, for a benchmark), else the tests' faster settings."""
         self._run(
             [
                 "initdb",
@@ -104,9 +106,10 @@ class PostgresServer:
         with (self.data / "postgresql.conf").open("a") as conf:
             conf.write(
                 f"\nlisten_addresses = '127.0.0.1'\nport = {self.port}\n"
-                f"unix_socket_directories = '{self.root}'\nfsync = off\n"
-                "synchronous_commit = off\nfull_page_writes = off\nmax_connections = 200\n"
+                f"unix_socket_directories = '{self.root}'\nmax_connections = 200\n"
             )
+            if not durable:
+                conf.write("fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n")
 
     def start(self) -> None:
         self._run(["pg_ctl", "-D", str(self.data), "-l", str(self.root / "log"), "-w", "start"])
