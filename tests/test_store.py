@@ -243,3 +243,41 @@ def test_opening_a_new_database_from_several_connections_at_once(
 def engine(request: pytest.FixtureRequest) -> str:
     engine_name: str = request.param
     return engine_name
+
+
+def test_a_new_table_is_written_once_and_works_on_both_engines(
+    db_target: str | Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import kurabe.store.database as store_module
+
+    store = Store(db_target)
+    new_table = """
+    CREATE TABLE notes (
+        id INTEGER PRIMARY KEY,
+        session_id INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+        weight REAL,
+        big INTEGER,
+        text TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX notes_session ON notes (session_id);
+    """
+    monkeypatch.setattr(store_module, "MIGRATIONS", (*MIGRATIONS, new_table))
+    assert store.database.migrate(SCHEMA_VERSION + 1) == SCHEMA_VERSION + 1
+    sid = store.sessions.create(PERSONA)
+    first = store.database.insert(
+        "INSERT INTO notes (session_id, weight, big, text) VALUES (?, ?, ?, ?)",
+        (sid, 0.1 + 0.2, 2**40, "100% 'quoted' ?"),
+    )
+    second = store.database.insert("INSERT INTO notes (session_id) VALUES (?)", (sid,))
+    assert second == first + 1
+    row = store.database.query_one("SELECT * FROM notes WHERE id = ?", (first,))
+    assert row is not None
+    assert (row["weight"], row["big"], row["text"]) == (0.1 + 0.2, 2**40, "100% 'quoted' ?")
+    assert row[0] == first and "weight" in list(row.keys())
+    literal = store.database.query(
+        "SELECT id FROM notes WHERE text LIKE '100% ''quoted'' ?' AND id = ?", (first,)
+    )
+    assert [r[0] for r in literal] == [first]
+    with pytest.raises(store.database.integrity_error):
+        store.database.insert("INSERT INTO notes (session_id) VALUES (?)", (sid + 99,))
+    store.close()
