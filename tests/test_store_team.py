@@ -372,6 +372,7 @@ def test_a_rating_given_while_the_server_is_down_is_pending_then_saved(
     (timer,) = timers
     timer.callback()  # still down: kept, not said again
     assert len(controller.pending) == 2 and len(notes) == 1
+    assert controller.still_pending() == 2  # what the app's quit asks before it closes
 
     own_server.start()
     timer.callback()

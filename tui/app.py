@@ -77,6 +77,8 @@ class KurabeApp(App[int]):
         super().__init__()
         self.context = context
         self.session = session
+        self.quit_with_unsaved = False
+        """Set by a first quit that found ratings still pending: the second one quits."""
         self.load_on_mount = load_on_mount
         self.export_dir = export_dir
         self.last_export: Path | None = None
@@ -129,8 +131,19 @@ class KurabeApp(App[int]):
         return None
 
     async def action_quit(self) -> None:
-        await self.close_session(self.session)
         screen = self.main_screen
+        unsaved = screen.rating.still_pending() if screen is not None else 0
+        if unsaved and not self.quit_with_unsaved:
+            # Ratings the database could not take yet: quitting now would drop them silently.
+            self.quit_with_unsaved = True
+            self.notify(
+                f"{unsaved} rating(s) not saved yet (the database is unreachable): "
+                "wait for them, or quit again to drop them",
+                severity="error",
+                timeout=10,
+            )
+            return
+        await self.close_session(self.session)
         if screen is not None:
             await screen.close_judge()
         self.exit(0)

@@ -260,6 +260,12 @@ class RatingController:
             self.screen.notify(f"saved {result.saved} pending rating(s)", timeout=4)
         self._report(result, announce=False)
 
+    def still_pending(self) -> int:
+        """Try the pending writes once more (before the app closes); how many are left."""
+        if len(self.pending):
+            self.retry_pending()
+        return len(self.pending)
+
     def _reply_of(self, pane: int) -> int | None:
         """The pane's latest reply, telling the rater if there is none."""
         reply_id = self.strip.latest_reply(pane)
