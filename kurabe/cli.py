@@ -30,6 +30,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "import_questions",
     "judge",
     "agreement",
+    "store",
 )
 
 
@@ -54,7 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--models-dir", metavar="DIR", action="append", help="a folder of GGUF files to offer"
     )
-    parser.add_argument("--db", metavar="PATH", help="database file (default: in the data dir)")
+    parser.add_argument(
+        "--db",
+        metavar="DB",
+        help="database: a file (SQLite) or postgresql://user@host:port/dbname "
+        "(default: KURABE_DB, db in config.toml, else a file in the data dir)",
+    )
     parser.add_argument("--blind", action="store_true", help="hide model names behind A, B, C")
     parser.add_argument("--rater", metavar="NAME", help="who is rating (default: from config)")
     parser.add_argument("--resume", metavar="SESSION", help="reopen a saved session")

@@ -23,6 +23,9 @@ from kurabe.analysis.leaderboard import build_leaderboard
 from kurabe.cli import main
 from tests.judge_support import make_rated_store
 
+# Every test here runs on SQLite and on PostgreSQL.
+pytestmark = pytest.mark.usefixtures("store_engine")
+
 NAN = math.nan
 
 

@@ -24,6 +24,9 @@ from personas import Persona
 from tests.fake_backends import FakeBackend, Script, fake_factory, fake_profile
 from tui.summary_screen import pane_rows
 
+# Every test here runs on SQLite and on PostgreSQL.
+pytestmark = pytest.mark.usefixtures("store_engine")
+
 PERSONA = Persona(id="anime-fan", title="アニメファン", system="あなたはアニメファンです。")
 MODELS = ("gpt-3.5", "claude", "weblab")
 

@@ -22,6 +22,10 @@ from kurabe.store.store import Store
 from personas import Persona
 from scenarios import Scenario, Turn
 from tests.fake_backends import FakeBackend, Script, fake_factory, fake_profile
+from tests.postgres_support import db_arg
+
+# Every test here runs on SQLite and on PostgreSQL.
+pytestmark = pytest.mark.usefixtures("store_engine")
 
 PERSONA = Persona(
     id="anime-fan",
@@ -235,7 +239,7 @@ async def test_csv_opens_with_japanese_intact(
     session = await build_session(store, monkeypatch)
     out = tmp_path / "export" / "session.csv"
     code = main(
-        ["export", str(session.id), "--format", "csv", "--out", str(out), "--db", str(store.path)]
+        ["export", str(session.id), "--format", "csv", "--out", str(out), "--db", db_arg(store)]
     )
     assert code == 0
     raw = out.read_bytes()
@@ -260,7 +264,7 @@ async def test_csv_opens_with_japanese_intact(
     assert "template-leak" in weblab_first["check_flags"].split()
 
     capsysbinary.readouterr()
-    assert main(["export", str(session.id), "-f", "csv", "--no-bom", "--db", str(store.path)]) == 0
+    assert main(["export", str(session.id), "-f", "csv", "--no-bom", "--db", db_arg(store)]) == 0
     printed = capsysbinary.readouterr().out
     assert not printed.startswith(b"\xef\xbb\xbf")
     assert "「紅蓮華」".encode() in printed
@@ -459,7 +463,7 @@ async def test_export_out_replaces_the_file_whole_or_not_at_all(
     out.parent.mkdir()
     out.write_text("an older export that must survive a failed one\n" * 500, encoding="utf-8")
     old = out.read_bytes()
-    args = ["export", str(session.id), "--out", str(out), "--db", str(store.path)]
+    args = ["export", str(session.id), "--out", str(out), "--db", db_arg(store)]
 
     def disk_full(fd: int) -> None:
         raise OSError(28, "No space left on device")
@@ -476,6 +480,7 @@ async def test_export_out_replaces_the_file_whole_or_not_at_all(
     assert sorted(p.name for p in out.parent.iterdir()) == ["session.md"]
 
 
+@pytest.mark.sqlite_only
 async def test_export_refuses_to_overwrite_the_database(
     store: Store,
     monkeypatch: pytest.MonkeyPatch,
@@ -499,7 +504,7 @@ async def test_sessions_and_export_commands(
     store: Store, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     session = await build_session(store, monkeypatch)
-    assert main(["sessions", "--db", str(store.path)]) == 0
+    assert main(["sessions", "--db", db_arg(store)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split("\t") == [
         "id",
@@ -514,9 +519,9 @@ async def test_sessions_and_export_commands(
     assert cells[0] == str(session.id) and cells[2] == "seed-gpt3"
     assert cells[3] == "gpt-3.5, claude, weblab"
     assert cells[4] == "5" and cells[5] == str(5 + 3 + 3)
-    assert main(["sessions", "--db", str(store.path), "--format", "json"]) == 0
+    assert main(["sessions", "--db", db_arg(store), "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out)["models"] == ["gpt-3.5", "claude", "weblab"]
-    assert main(["--db", str(store.path), "export", "last", "-f", "jsonl"]) == 0
+    assert main(["--db", db_arg(store), "export", "last", "-f", "jsonl"]) == 0
     assert len(capsys.readouterr().out.splitlines()) == 6
-    assert main(["export", "999", "--db", str(store.path)]) == 2
+    assert main(["export", "999", "--db", db_arg(store)]) == 2
     assert "no session 999" in capsys.readouterr().err

@@ -8,9 +8,14 @@ import io
 import json
 from pathlib import Path
 
+import pytest
+
 from kurabe.export.exporter import export_session
 from kurabe.store.store import Store
 from tests.judge_support import make_rated_store
+
+# Every test here runs on SQLite and on PostgreSQL.
+pytestmark = pytest.mark.usefixtures("store_engine")
 
 
 async def judged_store(tmp_path: Path) -> tuple[Store, int]:

@@ -16,6 +16,8 @@ import re
 from html.parser import HTMLParser
 from pathlib import Path
 
+import pytest
+
 from backends.base import StreamError
 from kurabe.export.exporter import export_session
 from kurabe.export.view import STILL_STREAMING
@@ -23,6 +25,9 @@ from kurabe.session.comparison import ComparisonSession
 from kurabe.store.store import Store
 from personas import Persona
 from tests.fake_backends import FakeBackend, Script, fake_factory, fake_profile
+
+# Every test here runs on SQLite and on PostgreSQL.
+pytestmark = pytest.mark.usefixtures("store_engine")
 
 PERSONA = Persona(
     id="anime-fan",

@@ -40,6 +40,9 @@ from tests.judge_support import (
 )
 from tests.wire_servers import WireServer, openai_401, openai_500
 
+# Every test here runs on SQLite and on PostgreSQL.
+pytestmark = pytest.mark.usefixtures("store_engine")
+
 JUDGED_CONVERSATION = Conversation("あなたは店員です。", (ChatMessage("user", "こんにちは"),))
 
 

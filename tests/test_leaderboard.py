@@ -26,6 +26,9 @@ from personas import Persona
 from scenarios import Scenario, Turn
 from tests.fake_backends import FakeBackend, Script, fake_factory, fake_profile
 
+# Every test here runs on SQLite and on PostgreSQL.
+pytestmark = pytest.mark.usefixtures("store_engine")
+
 PERSONA = Persona(
     id="anime-fan",
     title="大のアニメファン",

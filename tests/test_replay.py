@@ -21,8 +21,11 @@ from kurabe.store.store import Store
 from personas import Persona
 from scenarios import Scenario, Turn
 from tests.fake_backends import FakeBackend, Script, fake_factory, fake_profile
+from tests.postgres_support import engine_target
 
 REPO = Path(__file__).resolve().parent.parent
+# Every test here runs on SQLite and on PostgreSQL.
+pytestmark = pytest.mark.usefixtures("store_engine")
 PERSONA = Persona(
     id="anime-fan",
     title="大のアニメファン",
@@ -278,7 +281,7 @@ def _start_replay(
         "--models-file",
         str(models),
         "--db",
-        str(db),
+        str(engine_target(db)),
         *extra,
     ]
     env = dict(os.environ, KURABE_HOME=str(kurabe_home), PYTHONPATH=str(REPO))

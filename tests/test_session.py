@@ -36,6 +36,10 @@ from kurabe.store.store import Store
 from personas import Persona
 from scenarios import Scenario, Turn
 from tests.fake_backends import ActivityLog, FakeBackend, Script, fake_factory, fake_profile
+from tests.postgres_support import db_arg
+
+# Every test here runs on SQLite and on PostgreSQL.
+pytestmark = pytest.mark.usefixtures("store_engine")
 
 ANIME_FAN = Persona(
     id="anime-fan",
@@ -456,7 +460,7 @@ async def test_partial_text_is_flushed_while_streaming(store: Store) -> None:
     while not rec.of(PaneDelta):
         await asyncio.sleep(0.005)
     reply_id = rec.of(PaneStarted)[0].reply_id
-    other = Store(store.path)  # what another process would see
+    other = Store(db_arg(store))  # what another process would see
     first = other.replies.reply(reply_id)
     assert first.status == "streaming" and first.text == "ゆ"  # the first delta is saved at once
     await asyncio.sleep(0.7)

@@ -1,4 +1,5 @@
-"""The SQLite store: pragmas, migrations from an older schema, rows as they are written."""
+"""The store: SQLite's pragmas, migrations from an older schema, rows as they are written (on
+SQLite and on PostgreSQL: ``db_target``)."""
 
 from __future__ import annotations
 
@@ -139,8 +140,8 @@ def test_a_failed_migration_rolls_back(tmp_path: Path, monkeypatch: pytest.Monke
     assert "checks_json" not in columns
 
 
-def test_session_roundtrip_and_listing(tmp_path: Path) -> None:
-    store = Store(tmp_path / "k.sqlite3")
+def test_session_roundtrip_and_listing(db_target: str | Path) -> None:
+    store = Store(db_target)
     sid = store.sessions.create(PERSONA, SCENARIO, blind=False, rater="はな", kind="replay", seed=7)
     pane_a = store.sessions.add_pane(
         sid, 0, "A", profile_name="gemma-270m", backend="llama_cpp", model="g.gguf", settings={}
@@ -205,17 +206,24 @@ def test_scrub_secrets() -> None:
     }
 
 
-def test_opening_a_new_database_from_several_connections_at_once(tmp_path: Path) -> None:
+def test_opening_a_new_database_from_several_connections_at_once(
+    tmp_path: Path, request: pytest.FixtureRequest, engine: str
+) -> None:
     import threading
 
     errors: list[BaseException] = []
     # Twenty new files, six openers each: the switch to WAL answered "locked" in about one
-    # race in ten before it was retried.
-    for attempt in range(20):
-        path = tmp_path / f"race-{attempt}.sqlite3"
+    # race in ten before it was retried. On PostgreSQL, six new databases: the advisory lock
+    # lets one opener migrate.
+    for attempt in range(20 if engine == "sqlite" else 6):
+        path: str | Path = (
+            tmp_path / f"race-{attempt}.sqlite3"
+            if engine == "sqlite"
+            else request.getfixturevalue("postgres_server").create_database()
+        )
         barrier = threading.Barrier(6)
 
-        def open_it(path: Path = path, barrier: threading.Barrier = barrier) -> None:
+        def open_it(path: str | Path = path, barrier: threading.Barrier = barrier) -> None:
             try:
                 barrier.wait()
                 Store(path).close()
@@ -229,3 +237,47 @@ def test_opening_a_new_database_from_several_connections_at_once(tmp_path: Path)
             thread.join()
         assert errors == []
         assert Store(path).database.schema_version == SCHEMA_VERSION
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def engine(request: pytest.FixtureRequest) -> str:
+    engine_name: str = request.param
+    return engine_name
+
+
+def test_a_new_table_is_written_once_and_works_on_both_engines(
+    db_target: str | Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import kurabe.store.database as store_module
+
+    store = Store(db_target)
+    new_table = """
+    CREATE TABLE notes (
+        id INTEGER PRIMARY KEY,
+        session_id INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+        weight REAL,
+        big INTEGER,
+        text TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX notes_session ON notes (session_id);
+    """
+    monkeypatch.setattr(store_module, "MIGRATIONS", (*MIGRATIONS, new_table))
+    assert store.database.migrate(SCHEMA_VERSION + 1) == SCHEMA_VERSION + 1
+    sid = store.sessions.create(PERSONA)
+    first = store.database.insert(
+        "INSERT INTO notes (session_id, weight, big, text) VALUES (?, ?, ?, ?)",
+        (sid, 0.1 + 0.2, 2**40, "100% 'quoted' ?"),
+    )
+    second = store.database.insert("INSERT INTO notes (session_id) VALUES (?)", (sid,))
+    assert second == first + 1
+    row = store.database.query_one("SELECT * FROM notes WHERE id = ?", (first,))
+    assert row is not None
+    assert (row["weight"], row["big"], row["text"]) == (0.1 + 0.2, 2**40, "100% 'quoted' ?")
+    assert row[0] == first and "weight" in list(row.keys())
+    literal = store.database.query(
+        "SELECT id FROM notes WHERE text LIKE '100% ''quoted'' ?' AND id = ?", (first,)
+    )
+    assert [r[0] for r in literal] == [first]
+    with pytest.raises(store.database.integrity_error):
+        store.database.insert("INSERT INTO notes (session_id) VALUES (?)", (sid + 99,))
+    store.close()

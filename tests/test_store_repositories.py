@@ -1,9 +1,8 @@
 """Each repository of the store on a database of its own (no Store around it), the one way in
-for each table, and the one score rule."""
+for each table, and the one score rule; on SQLite and on PostgreSQL (``db_target``)."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,14 +16,15 @@ from kurabe.store.judging import JudgingRepository
 from kurabe.store.ratings import RatingRepository
 from kurabe.store.replies import ReplyRepository
 from kurabe.store.sessions import SessionRepository
+from kurabe.store.target import open_database
 from personas import Persona
 
 PERSONA = Persona(id="anime-fan", title="大のアニメファン", system="あなたは大のアニメファンです。")
 
 
 @pytest.fixture
-def database(tmp_path: Path) -> Iterator[Database]:
-    with Database(tmp_path / "k.sqlite3") as opened:
+def database(db_target: str | Path) -> Iterator[Database]:
+    with open_database(db_target) as opened:
         yield opened
 
 
@@ -164,7 +164,7 @@ def test_the_score_rule() -> None:
 
 def test_the_schema_checks_the_score_too(database: Database) -> None:
     _, reply_id = a_reply(database)
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(database.integrity_error):
         database.insert(
             "INSERT INTO ratings (reply_id, score, rater, created_at) VALUES (?, 6, 'x', 'now')",
             (reply_id,),

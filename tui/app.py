@@ -78,6 +78,8 @@ class KurabeApp(App[int]):
         super().__init__()
         self.context = context
         self.session = session
+        self.quit_with_unsaved = False
+        """Set by a first quit that found ratings still pending: the second one quits."""
         self.load_on_mount = load_on_mount
         self.export_dir = export_dir
         self.last_export: Path | None = None
@@ -131,6 +133,18 @@ class KurabeApp(App[int]):
         return None
 
     async def action_quit(self) -> None:
+        screen = self.main_screen
+        unsaved = screen.rating.still_pending() if screen is not None else 0
+        if unsaved and not self.quit_with_unsaved:
+            # Ratings the database could not take yet: quitting now would drop them silently.
+            self.quit_with_unsaved = True
+            self.notify(
+                f"{unsaved} rating(s) not saved yet (the database is unreachable): "
+                "wait for them, or quit again to drop them",
+                severity="error",
+                timeout=10,
+            )
+            return
         await self.close_session(self.session)
         self.exit(0)  # the screens close what they opened (the judge) as they are unmounted
 

@@ -43,4 +43,4 @@ def export_session_file(
         raise KurabeError(f"unknown export format {fmt!r}; choose {', '.join(export.FORMATS)}")
     text = export.export_session(store, session_id, fmt)
     path = export_directory(directory) / export_file_name(session_id, fmt)
-    return export.write_export(path, text, database=Path(store.path))
+    return export.write_export(path, text, database=store.path)

@@ -2,8 +2,12 @@
 the LLM judge's badge.
 
 Ratings go to the session the moment a key is pressed (the session commits them and returns what
-it stored) and show as badges under the reply. Nothing is kept here: every badge is drawn from
-what the session reads back from the store, so what is shown is what was saved. The screen tells
+it stored) and show as badges under the reply. When the database cannot be reached (a team's
+server restarting), a rating, verdict or pick is kept pending (:mod:`kurabe.session.pending`):
+one line says so, it is tried again every few seconds in the order given, and its badge shows
+once it is saved; one the store refuses is said, never dropped silently. Nothing else is kept
+here: every badge is drawn from what the session reads back from the store, so what is shown is
+what was saved. The screen tells
 the controller which pane a key is for (attributes down); what the screen must react to — a pick
 that a waiting replay goes on after, the reveal — comes back as a message (messages up, from
 :mod:`tui.messages`). The screen is known only as a :class:`RatingHost`: what the controller
@@ -25,6 +29,7 @@ from typing import Any, Protocol, TypeVar
 from textual.app import App
 from textual.message import Message
 from textual.notifications import SeverityLevel
+from textual.timer import Timer
 from textual.worker import Worker
 
 from backends import create_backend
@@ -35,6 +40,7 @@ from kurabe.core.blind import shown_name
 from kurabe.core.verdicts import VERDICTS, verdict_label
 from kurabe.judge.runner import ItemResult, Judge, JudgeSummary
 from kurabe.session.comparison import ComparisonSession
+from kurabe.session.pending import Flushed, PendingWrites
 from kurabe.session.views import PickWinner, RatingView
 from kurabe.store.records import SessionRecord
 from kurabe.store.store import Store
@@ -51,10 +57,14 @@ log = logging.getLogger(__name__)
 
 StoredT = TypeVar("StoredT")
 
+PENDING_RETRY_S = 5.0
+"""How often ratings the database could not take are tried again."""
+
 
 class RatingHost(Protocol):
     """What the controller needs from the screen that owns it: to tell the rater something, to
-    open a dialog (through its app), to send a message up, and to run work in a worker."""
+    open a dialog (through its app), to send a message up, to run work in a worker, and a timer
+    (retrying ratings the database could not take yet)."""
 
     @property
     def app(self) -> App[object]: ...
@@ -72,6 +82,8 @@ class RatingHost(Protocol):
     def post_message(self, message: Message) -> bool: ...
 
     def run_guarded(self, work: Awaitable[Any], name: str) -> Worker[None]: ...
+
+    def set_interval(self, interval: float, callback: Callable[[], None]) -> Timer: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +174,9 @@ class RatingController:
         self.judge_factory = judge_factory
         self._judge: Judge | None = None
         self._judging = False
+        self.pending = PendingWrites()
+        """Ratings, verdicts and picks the database could not take yet."""
+        self._retry_timer: Timer | None = None
         strip.badges_for = self.badges_for
 
     # -- badges --------------------------------------------------------------------------------
@@ -229,6 +244,48 @@ class RatingController:
             )
         return None
 
+    def _save(
+        self, what: str, call: Callable[[], StoredT], on_saved: Callable[[StoredT], None]
+    ) -> None:
+        """A rater's write: saved now, or kept pending while the database is unreachable, or
+        refused in one visible line."""
+        had_pending = len(self.pending) > 0
+        self._report(self.pending.submit(what, call, on_saved), announce=not had_pending)
+
+    def _report(self, result: Flushed, *, announce: bool) -> None:
+        for line in result.refused:
+            self.screen.notify(one_line(line), severity="warning")
+        if result.left:
+            if announce:
+                self.screen.notify(
+                    one_line(
+                        f"could not save — kept {result.left} pending, retrying every "
+                        f"{PENDING_RETRY_S:g} s: {result.reason}"
+                    ),
+                    severity="error",
+                    timeout=8,
+                )
+            if self._retry_timer is None:
+                self._retry_timer = self.screen.set_interval(PENDING_RETRY_S, self.retry_pending)
+        elif self._retry_timer is not None:
+            self._retry_timer.stop()
+            self._retry_timer = None
+
+    def retry_pending(self) -> None:
+        """Try the pending writes again (the timer's tick)."""
+        if not len(self.pending):
+            return
+        result = self.pending.flush()
+        if result.saved and not result.left:
+            self.screen.notify(f"saved {result.saved} pending rating(s)", timeout=4)
+        self._report(result, announce=False)
+
+    def still_pending(self) -> int:
+        """Try the pending writes once more (before the app closes); how many are left."""
+        if len(self.pending):
+            self.retry_pending()
+        return len(self.pending)
+
     def _reply_of(self, pane: int) -> int | None:
         """The pane's latest reply, telling the rater if there is none."""
         reply_id = self.strip.latest_reply(pane)
@@ -244,12 +301,11 @@ class RatingController:
         tags: tuple[str, ...] | None = None,
         note: str | None = None,
     ) -> None:
-        stored = self._store(
+        self._save(
             "rating",
             lambda: self.session.rate_reply(reply_id, score=score, tags=tags, note=note),
+            lambda _stored: self.strip.show_badges(reply_id),
         )
-        if stored is not None:
-            self.strip.show_badges(reply_id)
 
     # -- the keys ------------------------------------------------------------------------------
 
@@ -295,9 +351,11 @@ class RatingController:
             if result is None:
                 return
             verdict, note = result
-            stored = self._store("verdict", lambda: self.session.set_verdict(pane, verdict, note))
-            if stored is not None:
-                self._show_verdict(pane, stored[0])
+            self._save(
+                "verdict",
+                lambda: self.session.set_verdict(pane, verdict, note),
+                lambda stored: self._show_verdict(pane, stored[0]),
+            )
 
         self.screen.app.push_screen(
             VerdictDialog(
@@ -321,10 +379,12 @@ class RatingController:
         turn = self.latest_turn()
         if turn is None:
             return
-        if self._store("pick", lambda: self.session.pick_best(turn, winner)) is None:
-            return
-        self.strip.show_badges_of_turn(turn)
-        self.screen.post_message(PickMade(turn))
+
+        def picked(_stored: PickWinner) -> None:
+            self.strip.show_badges_of_turn(turn)
+            self.screen.post_message(PickMade(turn))
+
+        self._save("pick", lambda: self.session.pick_best(turn, winner), picked)
 
     def choose_pick(self) -> None:
         turn = self.latest_turn()

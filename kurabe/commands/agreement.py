@@ -21,7 +21,9 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--scenario", metavar="ID", default=None, help="one scenario's sessions")
     parser.add_argument("--session", metavar="N", default=None, help="one session (or 'last')")
-    parser.add_argument("--db", metavar="PATH", default=argparse.SUPPRESS, help="database file")
+    parser.add_argument(
+        "--db", metavar="DB", default=argparse.SUPPRESS, help="database file or postgresql:// URL"
+    )
     parser.add_argument("--format", choices=("table", "json"), default="table")
     parser.add_argument(
         "--bootstrap", type=int, default=1000, metavar="N", help="bootstrap resamples (1000)"

@@ -51,7 +51,9 @@ def register(subparsers: Any) -> None:
         "--format", "-f", choices=FORMAT_CHOICES, default="md", help="output format (default: md)"
     )
     parser.add_argument("--out", "-o", metavar="FILE", help="write here instead of stdout")
-    parser.add_argument("--db", metavar="PATH", default=argparse.SUPPRESS, help="database file")
+    parser.add_argument(
+        "--db", metavar="DB", default=argparse.SUPPRESS, help="database file or postgresql:// URL"
+    )
     parser.add_argument(
         "--no-bom",
         action="store_true",
@@ -126,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
     if options.session is None:
         raise KurabeError("name a SESSION (an id, or 'last')")
     with Store.open_default(options.db) as store:
-        database = Path(store.path)
+        database = store.path
         session_id = resolve_session_id(options.session, store)
         text = export_session(
             store,

@@ -88,7 +88,9 @@ def register(subparsers: Any) -> None:
         default=argparse.SUPPRESS,
         help="a folder of GGUF files (named by file name)",
     )
-    parser.add_argument("--db", metavar="PATH", default=argparse.SUPPRESS, help="database file")
+    parser.add_argument(
+        "--db", metavar="DB", default=argparse.SUPPRESS, help="database file or postgresql:// URL"
+    )
     parser.add_argument(
         "--plain", action="store_true", help="plain progress lines even on a terminal"
     )

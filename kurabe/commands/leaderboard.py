@@ -33,7 +33,9 @@ def register(subparsers: Any) -> None:
         default=None,
         help="whose ratings: people's (default), the LLM judges', or both",
     )
-    parser.add_argument("--db", metavar="PATH", default=argparse.SUPPRESS, help="database file")
+    parser.add_argument(
+        "--db", metavar="DB", default=argparse.SUPPRESS, help="database file or postgresql:// URL"
+    )
     parser.add_argument(
         "--format", choices=("table", "json", "csv", "html"), default="table", help="output format"
     )

@@ -52,7 +52,9 @@ def register(subparsers: Any) -> None:
         default=argparse.SUPPRESS,
         help="a folder of GGUF files (named by file name)",
     )
-    parser.add_argument("--db", metavar="PATH", default=argparse.SUPPRESS, help="database file")
+    parser.add_argument(
+        "--db", metavar="DB", default=argparse.SUPPRESS, help="database file or postgresql:// URL"
+    )
     parser.add_argument("--seed", type=int, metavar="N", help="sampling seed for every pane")
     parser.add_argument(
         "--repeat", type=int, default=1, metavar="N", help="run the scenario N times (N sessions)"
@@ -148,6 +150,10 @@ async def _then_judge(replay: Any, store: Any, started: list[int], judge: Any, p
     await judge_sessions(store, list(started), judge, progress=make_progress(plain))
 
 
+STORE_WAIT_S = 30.0
+"""How long a replay waits for a database server that went away before it stops (resumable)."""
+
+
 @dataclass(frozen=True)
 class ReplayOptions:
     """``kurabe replay``'s options (the judge's settings, ``--judge-…``, are read apart)."""
@@ -174,6 +180,7 @@ def run(args: argparse.Namespace) -> int:
 
     from kurabe.core.rating_config import resolve_rater
     from kurabe.session.replay import resume_replay, run_replay
+    from kurabe.store.database import StoreUnavailable
     from kurabe.store.session_number import resolve_session_id
     from kurabe.store.store import Store
 
@@ -245,8 +252,20 @@ def run(args: argparse.Namespace) -> int:
             coroutine = replay_each()
         if judge is not None:
             coroutine = _then_judge(coroutine, store, started, judge, options.plain)
+        # A team's server that restarts is waited for, statement by statement, this long.
+        store.database.reconnect_s = STORE_WAIT_S
         try:
             asyncio.run(coroutine)
+        except StoreUnavailable as exc:
+            for session_id in started:
+                print(f"session {session_id}", flush=True)
+            print(
+                f"kurabe: replay stopped: {exc} (waited {STORE_WAIT_S:g} s); what was saved"
+                " before is kept"
+                + (f" (resume with: kurabe replay --resume {started[-1]})" if started else ""),
+                file=sys.stderr,
+            )
+            return 1
         except KeyboardInterrupt:
             for session_id in started:
                 print(f"session {session_id}", flush=True)

@@ -14,7 +14,9 @@ from foundation.options import options_from
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("sessions", help="list stored sessions")
-    parser.add_argument("--db", metavar="PATH", default=argparse.SUPPRESS, help="database file")
+    parser.add_argument(
+        "--db", metavar="DB", default=argparse.SUPPRESS, help="database file or postgresql:// URL"
+    )
     parser.add_argument("--limit", type=int, default=None, metavar="N", help="show the newest N")
     parser.add_argument(
         "--format", choices=("table", "json"), default="table", help="output format"

@@ -29,6 +29,7 @@ from kurabe.session.events import PaneDelta, PaneFailed, PaneFinished, PaneStart
 from kurabe.session.pane import Pane
 from kurabe.session.reply_figures import compute_figures
 from kurabe.session.turns import ReplyState, SessionTurns
+from kurabe.store.database import StoreUnavailable
 from kurabe.store.store import Store
 from personas import Persona
 
@@ -168,6 +169,10 @@ class ReplyStream:
             if self._cancel_requested:
                 _uncancel()
                 return
+            raise
+        except StoreUnavailable:
+            # The database went away, not the backend: the reply cannot be saved either way,
+            # and whoever runs the session stops with that reason (resumable).
             raise
         except Exception as exc:  # a backend that raised instead of yielding a StreamError
             log.exception("pane %s stream raised", self.pane.label)

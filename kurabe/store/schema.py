@@ -1,6 +1,13 @@
 """The database schema: numbered SQL scripts, applied in order, each in one transaction, by
-:meth:`kurabe.store.database.Database.migrate`; ``PRAGMA user_version`` records how many have
-run. A new version appends a script here, never edits an old one."""
+:meth:`kurabe.store.database.Database.migrate`; SQLite's ``PRAGMA user_version`` or
+PostgreSQL's ``kurabe_schema`` table records how many have run. A new version appends a script
+here, never edits an old one.
+
+One history for both engines: the scripts are written once, in the SQL both understand, and each
+engine reads the few type names that differ in its own dialect
+(:meth:`~kurabe.store.database.Database.dialect_ddl`: ``id INTEGER PRIMARY KEY`` is an
+auto-numbered key on both). So: ``INTEGER`` for whole numbers and 0/1 flags, ``REAL``, ``TEXT``
+(times as ISO 8601 text, JSON as text), no engine-only syntax."""
 
 from __future__ import annotations
 
@@ -189,6 +196,22 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX imported_judgements_reply ON imported_judgements (reply_id);
     CREATE INDEX imported_judgements_turn ON imported_judgements (turn_id);
+    """,
+    # 6: what `kurabe store copy` brought in from another store. Each store has an id of its own
+    # (store_meta 'store_id'); each copied row keeps its source store and id beside its id here,
+    # so copying the same store twice adds nothing.
+    """
+    CREATE TABLE store_meta (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    CREATE TABLE copied_rows (
+        source TEXT NOT NULL,
+        table_name TEXT NOT NULL,
+        source_id INTEGER NOT NULL,
+        target_id INTEGER NOT NULL,
+        PRIMARY KEY (source, table_name, source_id)
+    );
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)

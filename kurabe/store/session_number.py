@@ -20,12 +20,12 @@ def resolve_session_id(value: str, store: Store, option: str = "SESSION") -> int
     if word.lower() in ("last", "latest"):
         latest = store.sessions.latest_id()
         if latest is None:
-            raise KurabeError(f"there is no saved session in {store.path}")
+            raise KurabeError(f"there is no saved session in {store.name}")
         return latest
     try:
         session_id = int(word.lstrip("#"))
     except ValueError:
         raise KurabeError(f"{option} takes a session number or 'last', got {value!r}") from None
     if not store.sessions.exists(session_id):
-        raise KurabeError(f"no session {session_id} in {store.path}")
+        raise KurabeError(f"no session {session_id} in {store.name}")
     return session_id

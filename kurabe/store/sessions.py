@@ -145,7 +145,7 @@ class SessionRepository:
     def get(self, session_id: int) -> SessionRow:
         rows = self.database.query("SELECT * FROM sessions WHERE id = ?", (session_id,))
         if not rows:
-            raise KurabeError(f"no session {session_id} in {self.database.path}")
+            raise KurabeError(f"no session {session_id} in {self.database.name}")
         return _session_row(rows[0])
 
     def latest_id(self) -> int | None:

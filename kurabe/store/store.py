@@ -1,17 +1,18 @@
-"""The SQLite store of comparison sessions: panes, turns, replies, ratings, verdicts, picks, events.
+"""The store of comparison sessions: panes, turns, replies, ratings, verdicts, picks, events.
 
-One database file (``kurabe.sqlite3`` in the data directory unless ``--db PATH``), opened in WAL
-mode with foreign keys on. The schema is versioned with ``PRAGMA user_version`` and upgraded by
-:data:`~kurabe.store.schema.MIGRATIONS`, numbered SQL scripts applied in order, each in one
-transaction. Everything is committed as it happens (a completed reply, a rating, a verdict, a
+One SQLite file (``kurabe.sqlite3`` in the data directory unless ``--db PATH``), opened in WAL
+mode with foreign keys on, or a PostgreSQL database a team shares (``--db postgresql://…``, or
+``KURABE_DB``, or ``db`` in ``config.toml``: :mod:`kurabe.store.target`). Both have one schema,
+upgraded by :data:`~kurabe.store.schema.MIGRATIONS`, numbered SQL scripts applied in order, each
+in one transaction. Everything is committed as it happens (a completed reply, a rating, a verdict, a
 pick, a streaming reply's text every half second), so a killed process loses at most the last half
 second of a stream.
 
 :class:`Store` is one :class:`~kurabe.store.database.Database` with a repository per family of
 tables composed on it; each repository can also be built alone on a database:
 
-- ``store.database`` (:mod:`kurabe.store.database`): the connection, its lock, transactions,
-  the migrations (:mod:`kurabe.store.schema`);
+- ``store.database`` (:mod:`kurabe.store.database`, :mod:`kurabe.store.postgres`): the
+  connection, its lock, transactions, the migrations (:mod:`kurabe.store.schema`);
 - ``store.sessions`` (:mod:`kurabe.store.sessions`): sessions, panes and events, and the list of
   sessions;
 - ``store.replies`` (:mod:`kurabe.store.replies`): turns and replies, and a reply's life from
@@ -37,14 +38,18 @@ from kurabe.store.ratings import RatingRepository
 from kurabe.store.records import SessionRecord
 from kurabe.store.replies import ReplyRepository
 from kurabe.store.sessions import SessionRepository
+from kurabe.store.target import open_database, resolve_target
 
 
 class Store:
     """The database and its repositories. Thread-safe for the short calls kurabe makes (one
     lock, one connection: the database's)."""
 
-    def __init__(self, path: Path | str, *, migrate: bool = True) -> None:
-        self.database = Database(path, migrate=migrate)
+    def __init__(self, target: Path | str | Database, *, migrate: bool = True) -> None:
+        """``target``: an SQLite file's path, a ``postgresql://`` URL, or an open database."""
+        self.database = (
+            target if isinstance(target, Database) else open_database(target, migrate=migrate)
+        )
         self.sessions = SessionRepository(self.database)
         self.replies = ReplyRepository(self.database)
         self.ratings = RatingRepository(self.database)
@@ -53,15 +58,19 @@ class Store:
 
     @classmethod
     def open_default(cls, db: str | Path | None = None) -> Store:
-        """The database at ``db`` (``--db``), else ``kurabe.sqlite3`` in the data directory."""
-        from foundation.paths import default_db_path
-
-        path = Path(db).expanduser() if db else default_db_path()
-        return cls(path)
+        """The database at ``db`` (``--db``), else ``$KURABE_DB``, else ``db`` in
+        ``config.toml``, else ``kurabe.sqlite3`` in the data directory."""
+        return cls(resolve_target(db))
 
     @property
-    def path(self) -> Path:
+    def path(self) -> Path | None:
+        """The SQLite file, or None for a server."""
         return self.database.path
+
+    @property
+    def name(self) -> str:
+        """The database as it may be shown: a file path, or a URL without its password."""
+        return self.database.name
 
     def load_record(self, session_id: int) -> SessionRecord:
         """Everything about one session, read in one snapshot (a consistent state)."""
