@@ -360,7 +360,7 @@ def test_a_rating_given_while_the_server_is_down_is_pending_then_saved(
         set_interval=set_interval,
     )
     strip = SimpleNamespace(latest_reply=lambda pane: reply_id, show_badges=shown.append)
-    controller = RatingController(screen, session, strip, score_labels={}, tags=())  # type: ignore[arg-type]
+    controller = RatingController(screen, session, strip, store=store, score_labels={}, tags=())  # type: ignore[arg-type]
 
     own_server.stop()
     controller.score(0, 4)

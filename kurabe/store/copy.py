@@ -38,6 +38,10 @@ COPIED_TABLES: tuple[tuple[str, dict[str, str]], ...] = (
             "rating_id": "ratings",
         },
     ),
+    (
+        "imported_judgements",
+        {"turn_id": "turns", "reply_id": "replies", "other_reply_id": "replies"},
+    ),
 )
 """Every table of kurabe's data, parents first, with the columns that refer to another table."""
 
