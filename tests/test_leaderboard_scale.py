@@ -14,6 +14,7 @@ import pytest
 from kurabe.analysis.battles import derive_battles
 from kurabe.analysis.leaderboard import (
     DRAWN_ONE_BY_ONE,
+    SESSIONS_PER_READ,
     Match,
     battle_score,
     bootstrap_intervals,
@@ -160,15 +161,28 @@ def test_set_based_reading_gives_the_battles_of_derive_battles(rated_store: Stor
 def test_the_leaderboard_reads_no_reply_text_and_few_queries(
     rated_store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    seen: list[str] = []
+    seen: list[tuple[str, Sequence[Any]]] = []
     query = rated_store.database.query
 
     def counted(sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        seen.append(sql)
+        seen.append((sql, params))
         return query(sql, params)
 
     monkeypatch.setattr(rated_store.database, "query", counted)
     build_leaderboard(rated_store, rounds=0)
+    monkeypatch.undo()
     assert len(seen) <= 8  # the ids, then one batch: panes, replies, ratings, verdicts, picks
-    replies = [sql for sql in seen if "FROM replies" in sql]
+    replies = [sql for sql, _ in seen if "FROM replies" in sql]
     assert replies and all("text" not in sql.split("FROM")[0] for sql in replies)
+    # every batch query reaches its rows through indexes, for a full batch of session ids too
+    # (SQLite weighs the length of the IN list): a full scan per batch of sessions would make
+    # the board quadratic in the number of sessions
+    sessions = len(rated_store.sessions.ids())
+    batch = "IN (" + ", ".join("?" * sessions) + ")"
+    full = "IN (" + ", ".join("?" * SESSIONS_PER_READ) + ")"
+    for sql, params in seen[1:]:
+        assert batch in sql
+        full_params = (*range(1, SESSIONS_PER_READ + 1), *params[sessions:])
+        for shape, values in ((sql, params), (sql.replace(batch, full), full_params)):
+            plan = [str(row[3]) for row in query("EXPLAIN QUERY PLAN " + shape, values)]
+            assert not [step for step in plan if step.startswith("SCAN")], (sql, plan)

@@ -444,7 +444,12 @@ def _gather(
 ) -> None:
     """Read the rows of ``session_ids`` the leaderboard needs, a few set-based queries over
     only the columns it uses, and add them to ``into`` (sessions in id order, as
-    :func:`~kurabe.analysis.battles.derive_battles` would see them one by one)."""
+    :func:`~kurabe.analysis.battles.derive_battles` would see them one by one).
+
+    Each query starts from the batch's session ids and reaches the rows through the parents'
+    indexes. None has an ``ORDER BY``: the newest rating, verdict or pick is the one of highest
+    id in whatever order they come, and every figure here is a count or an exact mean; ordering
+    by a child's id invited SQLite to scan that whole table in id order for every batch."""
     if not session_ids:
         return
     database = store.database
@@ -462,7 +467,7 @@ def _gather(
             "SELECT r.pane_id, t.session_id, t.idx, r.status, r.tokens_per_s, r.chars_per_s,"
             " CASE WHEN r.status = 'complete' THEN r.checks_json END AS checks_json"
             " FROM replies r JOIN turns t ON t.id = r.turn_id"
-            f" WHERE t.session_id IN {among} ORDER BY r.id",
+            f" WHERE t.session_id IN {among}",
             ids,
         )
         rating_rows = database.query(
@@ -470,8 +475,7 @@ def _gather(
             " JOIN replies r ON r.id = g.reply_id JOIN turns t ON t.id = r.turn_id"
             f" WHERE t.session_id IN {among}"
             f" AND g.kind IN ({', '.join('?' * len(kind_list))})"
-            + by_rater.format(column="g.rater")
-            + " ORDER BY g.id",
+            + by_rater.format(column="g.rater"),
             (*ids, *kind_list, *rater_param),
         )
         verdict_rows = pick_rows = []
@@ -479,15 +483,13 @@ def _gather(
             verdict_rows = database.query(
                 "SELECT v.id, v.pane_id, v.rater, v.verdict FROM verdicts v"
                 f" JOIN panes p ON p.id = v.pane_id WHERE p.session_id IN {among}"
-                + by_rater.format(column="v.rater")
-                + " ORDER BY v.id",
+                + by_rater.format(column="v.rater"),
                 (*ids, *rater_param),
             )
             pick_rows = database.query(
                 "SELECT k.id, t.session_id, t.idx, k.winner_pane_id, k.outcome, k.rater"
                 f" FROM picks k JOIN turns t ON t.id = k.turn_id WHERE t.session_id IN {among}"
-                + by_rater.format(column="k.rater")
-                + " ORDER BY k.id",
+                + by_rater.format(column="k.rater"),
                 (*ids, *rater_param),
             )
         judged_ids = []
