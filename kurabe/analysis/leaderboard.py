@@ -423,6 +423,31 @@ class _Row(NamedTuple):
     value: tuple[Any, ...]
 
 
+class _CheckFigures(NamedTuple):
+    """The figures of a reply's checks the leaderboard averages (not the whole report)."""
+
+    japanese_share: float | None
+    polite_share: float | None
+    chars_per_token: float | None
+    flag_codes: tuple[str, ...]
+
+    @classmethod
+    def of(cls, report: CheckReport | None) -> _CheckFigures | None:
+        if report is None:
+            return None
+        return cls(
+            report.japanese_share, report.polite_share, report.chars_per_token, report.flag_codes
+        )
+
+
+class _Completed(NamedTuple):
+    """A completed reply as the leaderboard keeps it: its speeds and its checks' figures."""
+
+    tokens_per_s: float | None
+    chars_per_s: float | None
+    checks: _CheckFigures | None
+
+
 @dataclass
 class _Gathered:
     """What the leaderboard reads of its sessions, by model: nothing else (no reply's text)."""
@@ -430,10 +455,7 @@ class _Gathered:
     models: set[str] = field(default_factory=set)
     scores: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
     rated: dict[str, set[int]] = field(default_factory=lambda: defaultdict(set))
-    completed: dict[str, list[tuple[float | None, float | None, CheckReport | None]]] = field(
-        default_factory=lambda: defaultdict(list)
-    )
-    """(tokens/s, characters/s, the checks' report) of each completed reply."""
+    completed: dict[str, list[_Completed]] = field(default_factory=lambda: defaultdict(list))
     verdicts: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
     battles: list[Match] = field(default_factory=list)
     judged: list[Match] = field(default_factory=list)
@@ -517,12 +539,9 @@ def _gather(
     for row in reply_rows:
         present[(row["session_id"], row["idx"])].add(position_of[row["pane_id"]])
         if row["status"] == "complete":
+            report = load_check_report(from_json(row["checks_json"], {}))
             into.completed[model_of[row["pane_id"]]].append(
-                (
-                    row["tokens_per_s"],
-                    row["chars_per_s"],
-                    load_check_report(from_json(row["checks_json"], {})),
-                )
+                _Completed(row["tokens_per_s"], row["chars_per_s"], _CheckFigures.of(report))
             )
     ratings = newest_by(
         (
@@ -606,14 +625,14 @@ def build_leaderboard(
         item.mean_score = _mean(float(s) for s in scores)
         done = gathered.completed[model]
         item.replies = len(done)
-        item.tokens_per_s = _mean(tokens for tokens, _, _ in done)
-        item.chars_per_s = _mean(chars for _, chars, _ in done)
-        reports = [report for _, _, report in done if report is not None]
+        item.tokens_per_s = _mean(reply.tokens_per_s for reply in done)
+        item.chars_per_s = _mean(reply.chars_per_s for reply in done)
+        reports = [reply.checks for reply in done if reply.checks is not None]
         item.japanese_share = _mean(report.japanese_share for report in reports)
         item.polite_share = _mean(report.polite_share for report in reports)
         item.chars_per_token = _mean(report.chars_per_token for report in reports)
         if reports:
-            item.flagged_share = sum(1 for report in reports if report.flags) / len(reports)
+            item.flagged_share = sum(1 for report in reports if report.flag_codes) / len(reports)
             flag_counts: dict[str, int] = defaultdict(int)
             for report in reports:
                 for code in report.flag_codes:
