@@ -63,6 +63,7 @@ bench: setup
 	$(PY) bench/bench_build.py
 	$(PY) bench/bench_checks.py
 	$(PY) bench/bench_tui.py
+	$(PY) bench/bench_store_scale.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

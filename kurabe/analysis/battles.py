@@ -5,6 +5,7 @@ gives one for every pair; only the newest pick per (turn, rater) counts."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -32,6 +33,29 @@ class Battle:
     language: str
 
 
+def pick_pairs(
+    outcome: str, winner: int | None, present: Sequence[int]
+) -> list[tuple[int, int, str]]:
+    """The battles one pick gives, as (pane a, pane b, winner) with a < b by position: the
+    picked pane against each other pane ``present`` (those with a reply at the pick's turn), or
+    every pair of them for a tie or "all bad"; none for a pick of a pane not present."""
+    pairs: list[tuple[int, int, str]] = []
+    if outcome == "pane":
+        if winner is None or winner not in present:
+            return []
+        for other in present:
+            if other == winner:
+                continue
+            a, b = sorted((winner, other))
+            pairs.append((a, b, "model_a" if a == winner else "model_b"))
+    else:
+        result = "tie" if outcome == "tie" else "tie (bothbad)"
+        for i, a in enumerate(present):
+            for b in present[i + 1 :]:
+                pairs.append((a, b, result))
+    return pairs
+
+
 def derive_battles(record: SessionRecord, *, hide_names: bool = False) -> list[Battle]:
     """Pairwise results from the newest pick per (turn, rater); see the module docstring."""
     latest = record.latest_replies()
@@ -45,20 +69,9 @@ def derive_battles(record: SessionRecord, *, hide_names: bool = False) -> list[B
         present = sorted(pos for (pos, turn) in latest if turn == pick.turn)
         if len(present) < 2:
             continue
-        pairs: list[tuple[int, int, str]] = []
-        if pick.outcome == "pane":
-            if pick.winner is None or pick.winner not in present:
-                continue
-            for other in present:
-                if other == pick.winner:
-                    continue
-                a, b = sorted((pick.winner, other))
-                pairs.append((a, b, "model_a" if a == pick.winner else "model_b"))
-        else:
-            result = "tie" if pick.outcome == "tie" else "tie (bothbad)"
-            for i, a in enumerate(present):
-                for b in present[i + 1 :]:
-                    pairs.append((a, b, result))
+        pairs = pick_pairs(pick.outcome, pick.winner, present)
+        if not pairs:
+            continue
         stamp = datetime.fromisoformat(pick.created_at).timestamp()
         for a, b, winner in pairs:
             name_a = shown_name(panes[a].label, panes[a].profile_name, hidden=hide_names)

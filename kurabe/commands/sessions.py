@@ -6,10 +6,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from foundation.options import options_from
+
+if TYPE_CHECKING:
+    from kurabe.store.records import SessionSummary
 
 
 def register(subparsers: Any) -> None:
@@ -37,20 +41,12 @@ class SessionsOptions:
     format: str = "table"
 
 
-def run(args: argparse.Namespace) -> int:
-    from kurabe.store.store import Store
+HEADERS = ("id", "date", "scenario", "models", "replies", "ratings", "status")
 
-    options = options_from(SessionsOptions, args)
-    with Store.open_default(options.db) as store:
-        sessions = store.sessions.summaries(limit=options.limit)
-    if options.format == "json":
-        for item in sessions:
-            print(json.dumps(asdict(item), ensure_ascii=False))
-        return 0
-    if not sessions:
-        print("no sessions yet", file=sys.stderr)
-        return 0
-    rows = []
+
+def table_rows(sessions: Sequence[SessionSummary]) -> list[tuple[str, ...]]:
+    """One row of cells per session, under :data:`HEADERS`."""
+    rows: list[tuple[str, ...]] = []
     for item in sessions:
         models = ", ".join(item.models)
         if item.blind:
@@ -66,17 +62,36 @@ def run(args: argparse.Namespace) -> int:
                 item.status,
             )
         )
-    headers = ("id", "date", "scenario", "models", "replies", "ratings", "status")
+    return rows
+
+
+def table_lines(sessions: Sequence[SessionSummary]) -> list[str]:
+    """The listing as tab-separated lines, headers first (what a pipe or a file receives)."""
+    return ["\t".join(row) for row in [HEADERS, *table_rows(sessions)]]
+
+
+def run(args: argparse.Namespace) -> int:
+    from kurabe.store.store import Store
+
+    options = options_from(SessionsOptions, args)
+    with Store.open_default(options.db) as store:
+        sessions = store.sessions.summaries(limit=options.limit)
+    if options.format == "json":
+        for item in sessions:
+            print(json.dumps(asdict(item), ensure_ascii=False))
+        return 0
+    if not sessions:
+        print("no sessions yet", file=sys.stderr)
+        return 0
     if sys.stdout.isatty():
         from rich.console import Console
         from rich.table import Table
 
-        table = Table(*headers, title="kurabe sessions")
-        for row in rows:
+        table = Table(*HEADERS, title="kurabe sessions")
+        for row in table_rows(sessions):
             table.add_row(*row)
         Console().print(table)
     else:
-        print("\t".join(headers))
-        for row in rows:
-            print("\t".join(row))
+        for line in table_lines(sessions):
+            print(line)
     return 0

@@ -213,5 +213,18 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (source, table_name, source_id)
     );
     """,
+    # 7: indexes for listing many sessions (kurabe.store.sessions.SUMMARIES_SQL). An index on a
+    # column of a few values (a reply's status, a rating's kind) matches nearly every row, yet a
+    # planner without statistics takes an equality on it as selective and preferred it to the
+    # turn's or reply's own index: counting one session's replies then read every reply, and
+    # listing N sessions grew as N². The counts go through the parent's id first instead; the
+    # one query that wants a rare status (a dead process's streaming replies) has a partial index.
+    """
+    DROP INDEX replies_status;
+    DROP INDEX ratings_kind;
+    CREATE INDEX replies_turn_status ON replies (turn_id, status);
+    CREATE INDEX ratings_reply_kind ON ratings (reply_id, kind);
+    CREATE INDEX replies_streaming ON replies (pane_id) WHERE status = 'streaming';
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)

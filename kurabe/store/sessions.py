@@ -196,29 +196,34 @@ class SessionRepository:
         return [int(r[0]) for r in rows]
 
     def summaries(self, limit: int | None = None) -> list[SessionSummary]:
-        sql = (
-            "SELECT s.*,"
-            " (SELECT COUNT(*) FROM turns t WHERE t.session_id = s.id) AS n_turns,"
-            " (SELECT COUNT(*) FROM replies r JOIN turns t ON t.id = r.turn_id"
-            "   WHERE t.session_id = s.id AND r.status = 'complete') AS n_replies,"
-            " (SELECT COUNT(*) FROM ratings g JOIN replies r ON r.id = g.reply_id"
-            "   JOIN turns t ON t.id = r.turn_id WHERE t.session_id = s.id"
-            "   AND g.kind = 'human')"
-            " + (SELECT COUNT(*) FROM verdicts v JOIN panes p ON p.id = v.pane_id"
-            "   WHERE p.session_id = s.id)"
-            " + (SELECT COUNT(*) FROM picks k JOIN turns t ON t.id = k.turn_id"
-            "   WHERE t.session_id = s.id) AS n_ratings"
-            " FROM sessions s ORDER BY s.id DESC"
-        )
+        """The newest ``limit`` sessions (all of them when None), newest first, with their
+        counts and models: two queries whatever the number of sessions (see
+        :data:`SUMMARIES_SQL`), read in one snapshot."""
+        newest = "SELECT id FROM sessions ORDER BY id DESC"
         params: tuple[Any, ...] = ()
+        summaries_sql = SUMMARIES_SQL
         if limit is not None:
-            sql += " LIMIT ?"
+            newest += " LIMIT ?"
+            summaries_sql += " LIMIT ?"
             params = (limit,)
+        with self.database.snapshot():
+            rows = self.database.query(summaries_sql, params)
+            pane_rows = self.database.query(
+                "SELECT session_id, label, profile_name FROM panes"
+                + ("" if limit is None else f" WHERE session_id IN ({newest})")
+                + " ORDER BY session_id, position",
+                params,
+            )
+        panes: dict[int, list[Row]] = {}
+        for pane in pane_rows:
+            panes.setdefault(int(pane["session_id"]), []).append(pane)
         out = []
-        for row in self.database.query(sql, params):
+        for row in rows:
             hidden = names_hidden(blind=bool(row["blind"]), revealed=bool(row["revealed"]))
-            panes = self.panes(int(row["id"]))
-            models = tuple(shown_name(p.label, p.profile_name, hidden=hidden) for p in panes)
+            models = tuple(
+                shown_name(p["label"], p["profile_name"], hidden=hidden)
+                for p in panes.get(int(row["id"]), ())
+            )
             out.append(
                 SessionSummary(
                     id=row["id"],
@@ -236,6 +241,28 @@ class SessionRepository:
                 )
             )
         return out
+
+
+SUMMARIES_SQL = (
+    "SELECT s.id, s.created_at, s.kind, s.status, s.persona_id, s.scenario_id, s.blind,"
+    " s.revealed,"
+    " (SELECT COUNT(*) FROM turns t WHERE t.session_id = s.id) AS n_turns,"
+    " (SELECT COUNT(*) FROM turns t JOIN replies r ON r.turn_id = t.id"
+    "   WHERE t.session_id = s.id AND r.status = 'complete') AS n_replies,"
+    " (SELECT COUNT(*) FROM turns t JOIN replies r ON r.turn_id = t.id"
+    "   JOIN ratings g ON g.reply_id = r.id WHERE t.session_id = s.id AND g.kind = 'human')"
+    " + (SELECT COUNT(*) FROM panes p JOIN verdicts v ON v.pane_id = p.id"
+    "   WHERE p.session_id = s.id)"
+    " + (SELECT COUNT(*) FROM turns t JOIN picks k ON k.turn_id = t.id"
+    "   WHERE t.session_id = s.id) AS n_ratings"
+    " FROM sessions s ORDER BY s.id DESC"
+)
+"""The sessions, newest first, with their counts of turns, completed replies and people's
+ratings (reply ratings, verdicts, picks). Each count is a correlated subquery that starts from
+the session's own turns or panes and reaches their rows through an index on the parent's id
+(``turns_session``, ``replies_turn_status``, ``ratings_reply_kind``, ``panes_session``,
+``verdicts_pane``, ``picks_turn``), so listing N sessions reads only their rows: linear in N,
+and ``LIMIT`` reads only the sessions shown. Standard SQL, the same on every engine."""
 
 
 def _session_row(r: Row) -> SessionRow:
