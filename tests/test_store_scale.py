@@ -126,7 +126,7 @@ EXPECTED = [
     ("5", "-", "", "0", "0", "open"),
     ("4", "-", "gpt-4, elyza-7b, swallow-13b (blind, revealed)", "6", "11", "open"),
     ("3", "-", "A, B (blind)", "4", "8", "open"),
-    ("2", "-", "gpt-4, elyza-7b", "1", "5", "complete"),
+    ("2", "-", "gpt-4, elyza-7b", "1", "5", "finished"),
     ("1", "-", "gpt-4, elyza-7b", "4", "8", "open"),
 ]
 
@@ -141,7 +141,7 @@ def test_blind_revealed_failed_and_empty_sessions_list_as_before(
         add_session(store, ["gpt-4", "elyza-7b"], blind=True)
         add_session(store, ["gpt-4", "elyza-7b", "swallow-13b"], blind=True, revealed=True)
         add_session(store, [], turns=0)
-        store.sessions.set_status(2, "complete")
+        store.sessions.set_status(2, "finished")
     assert main(["sessions", "--db", str(db)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "id\tdate\tscenario\tmodels\treplies\tratings\tstatus"
