@@ -19,6 +19,8 @@ tables composed on it; each repository can also be built alone on a database:
 - ``store.ratings`` (:mod:`kurabe.store.ratings`): ratings, verdicts and picks, append-only;
 - ``store.judging`` (:mod:`kurabe.store.judging`): judge runs and judgements (a judge's score is
   also a rating, written through ``store.ratings``);
+- ``store.studies`` (:mod:`kurabe.store.studies`): rating studies, their items, the raters'
+  claims (race-free on any engine) and their append-only scores, picks, verdicts and skips;
 - :mod:`kurabe.store.records`: the rows read back, as dataclasses, and
   :class:`~kurabe.store.records.SessionRecord`, a whole session (:meth:`Store.load_record`);
 - :mod:`kurabe.core.secret_scrub`: what keeps API keys and credentials out of every stored value.
@@ -34,6 +36,7 @@ from kurabe.store.ratings import RatingRepository
 from kurabe.store.records import SessionRecord
 from kurabe.store.replies import ReplyRepository
 from kurabe.store.sessions import SessionRepository
+from kurabe.store.studies import StudyRepository
 
 
 class Store:
@@ -46,6 +49,7 @@ class Store:
         self.replies = ReplyRepository(self.database)
         self.ratings = RatingRepository(self.database)
         self.judging = JudgingRepository(self.database, self.ratings)
+        self.studies = StudyRepository(self.database)
 
     @classmethod
     def open_default(cls, db: str | Path | None = None) -> Store:
