@@ -21,7 +21,7 @@ from tests.study_support import stored_session
 
 RATERS = 8
 PER_ITEM = 3
-ITEMS = 24
+ITEMS = 48
 
 
 def _rater_worker(db: str, study: str, rater: str, seconds: float, ready: Any) -> None:
@@ -35,7 +35,6 @@ def _rater_worker(db: str, study: str, rater: str, seconds: float, ready: Any) -
                 return
             positions = claim.positions
             store.studies.add_score(claim.item_id, rater, positions[0], score=4)
-            time.sleep(0.01)  # reading the replies
             store.studies.add_pick(claim.item_id, rater, position=positions[0], outcome="pane")
             store.studies.finish(claim.item_id, rater)
 
