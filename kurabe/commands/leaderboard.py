@@ -67,7 +67,7 @@ class LeaderboardOptions:
 
 def run(args: argparse.Namespace) -> int:
     from kurabe.analysis.agreement import report_lines
-    from kurabe.analysis.leaderboard import build_leaderboard
+    from kurabe.analysis.leaderboard import build_leaderboard, interval_note
     from kurabe.store.store import Store
 
     options = options_from(LeaderboardOptions, args)
@@ -124,6 +124,8 @@ def run(args: argparse.Namespace) -> int:
     rows = []
     for m in board.models:
         ci = "-" if m.ci_low is None else f"{m.ci_low:.0f}–{m.ci_high:.0f}"
+        if m.rating is not None and interval_note(m.battles):
+            ci += " *"
         verdicts = "/".join(
             str(m.verdicts.get(k, 0)) for k in ("great", "ok", "subpar", "out-of-character")
         )
@@ -145,6 +147,8 @@ def run(args: argparse.Namespace) -> int:
                 _pct(m.flagged_share),
             )
         )
+    notes = {interval_note(m.battles) for m in board.models if m.rating is not None}
+    footnotes = [f"* {note}" for note in sorted(n for n in notes if n)]
     names = [m.model for m in board.models]
     matrix = [
         (a, *("·" if a == b else _pct(board.win_rate[a].get(b)) for b in names)) for a in names
@@ -168,6 +172,8 @@ def run(args: argparse.Namespace) -> int:
         for row in rows:
             table.add_row(*row)
         console.print(table)
+        for footnote in footnotes:
+            console.print(footnote, markup=False)
         grid = Table("win rate (row vs column)", *names)
         for cells in matrix:
             grid.add_row(*cells)
@@ -183,6 +189,8 @@ def run(args: argparse.Namespace) -> int:
         print("\t".join(headers))
         for row in rows:
             print("\t".join(row))
+        for footnote in footnotes:
+            print(footnote)
         print()
         print("\t".join(("win rate (row vs column)", *names)))
         for cells in matrix:
