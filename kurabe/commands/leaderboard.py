@@ -1,13 +1,14 @@
-"""``kurabe leaderboard [--scenario ID] [--rater NAME] [--kind human|judge|all] [--db PATH]
-[--format table|json|csv|html]``: per model the rated replies, mean score, verdict counts,
-Bradley–Terry rating with bootstrap 95% intervals from the per-turn picks, the automatic checks'
-averages, and a win-rate matrix; then the agreement figures of the same sessions (judge vs human,
-human vs human; :mod:`kurabe.analysis.agreement`). ``html`` is a self-contained page with the
-ranking and its charts (:mod:`kurabe.analysis.charts`).
+"""``kurabe leaderboard [--scenario ID] [--rater NAME] [--kind human|judge|all] [--study NAME]
+[--db PATH] [--format table|json|csv|html]``: per model the rated replies, mean score, verdict
+counts, Bradley–Terry rating with bootstrap 95% intervals from the per-turn picks, the automatic
+checks' averages, and a win-rate matrix; then the agreement figures of the same sessions (judge
+vs human, human vs human; :mod:`kurabe.analysis.agreement`). ``html`` is a self-contained page
+with the ranking and its charts (:mod:`kurabe.analysis.charts`).
 
 People's ratings by default; ``--kind judge`` ranks by the LLM judges' scores and pairwise
-judgements instead, ``--rater judge:<profile>`` by one judge's. The table and JSON carry the
-agreement figures; the CSV stays one row per model."""
+judgements instead, ``--rater judge:<profile>`` by one judge's; ``--study NAME`` ranks by one
+rating study's picks and scores (:func:`kurabe.analysis.studies.study_leaderboard`). The table
+and JSON carry the agreement figures; the CSV stays one row per model."""
 
 from __future__ import annotations
 
@@ -32,6 +33,9 @@ def register(subparsers: Any) -> None:
         choices=("human", "judge", "all"),
         default=None,
         help="whose ratings: people's (default), the LLM judges', or both",
+    )
+    parser.add_argument(
+        "--study", metavar="NAME", default=None, help="one rating study's ratings and picks"
     )
     parser.add_argument("--db", metavar="PATH", default=argparse.SUPPRESS, help="database file")
     parser.add_argument(
@@ -59,6 +63,7 @@ class LeaderboardOptions:
     scenario: str | None = None
     rater: str | None = None
     kind: str | None = None
+    study: str | None = None
     db: str | None = None
     format: str = "table"
     bootstrap: int = 200
@@ -72,16 +77,23 @@ def run(args: argparse.Namespace) -> int:
 
     options = options_from(LeaderboardOptions, args)
     with Store.open_default(options.db) as store:
-        board = build_leaderboard(
-            store,
-            scenario=options.scenario,
-            rater=options.rater,
-            kind=options.kind,
-            rounds=options.bootstrap,
-            seed=options.seed,
-        )
+        if options.study is not None:
+            from kurabe.analysis.studies import study_leaderboard
+
+            board = study_leaderboard(
+                store, options.study, rounds=options.bootstrap, seed=options.seed
+            )
+        else:
+            board = build_leaderboard(
+                store,
+                scenario=options.scenario,
+                rater=options.rater,
+                kind=options.kind,
+                rounds=options.bootstrap,
+                seed=options.seed,
+            )
         agreement = None
-        if options.format != "csv":
+        if options.format != "csv" and options.study is None:
             from kurabe.analysis.agreement import build_agreement
 
             agreement = build_agreement(
@@ -153,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
     matrix = [
         (a, *("·" if a == b else _pct(board.win_rate[a].get(b)) for b in names)) for a in names
     ]
-    scope = []
+    scope = [f"study {options.study}"] if options.study else []
     if board.scenario:
         scope.append(f"scenario {board.scenario}")
     if board.rater:
