@@ -138,6 +138,11 @@ class StudyScreen(Screen[None]):
     def deal(self) -> None:
         """Show the rater's current item: the one they hold, else a new claim, else the end."""
         self.back_at = None
+        if self.study.closed:
+            self.finished = True
+            self.shown = None
+            self._show_end()
+            return
         claim = self.store.studies.claim_next(self.study, self.rater)
         if claim is None:
             self.finished = True
@@ -206,7 +211,12 @@ class StudyScreen(Screen[None]):
         done = self._done_count()
         visible = self._names_visible()
         self.query_one("#study-question", Static).update(
-            f"Nothing left for you in this study: {done} items rated. Thank you!"
+            (
+                "The study is closed. "
+                if self.study.closed
+                else "Nothing left for you in this study: "
+            )
+            + f"{done} items rated. Thank you! [ looks back."
             + (
                 " Model names are shown on the items you look back at."
                 if visible and self.study.blind
@@ -522,6 +532,7 @@ def run_study_queue(args: argparse.Namespace) -> int:
     rater = resolve_study_rater(options.rater)
     with Store.open_default(options.db) as store:
         study = store.studies.get(options.name)
-        store.studies.join(study, rater)
+        if not study.closed:  # a closed study opens to look back, with the names shown
+            store.studies.join(study, rater)
         StudyApp(store, study, rater).run()
     return 0

@@ -473,6 +473,12 @@ class StudyRepository:
         return int(row["study_id"])
 
     def _own_claim(self, item_id: int, rater: str) -> Claim:
+        row = self.database.query_one(
+            "SELECT s.status FROM studies s JOIN study_items i ON i.study_id = s.id WHERE i.id = ?",
+            (item_id,),
+        )
+        if row is not None and row["status"] == "closed":
+            raise KurabeError("the study is closed: its ratings can no longer change")
         claim = self.claim_of(item_id, rater)
         if claim is None:
             raise KurabeError(f"{rater!r} holds no claim on this item (released or never given)")
