@@ -80,7 +80,6 @@ def check_race(db: str) -> None:
         assert set(per_item_scores.values()) == {PER_ITEM}
 
 
-@pytest.mark.slow
 def test_eight_raters_at_once_on_sqlite_wal(tmp_path: Path) -> None:
     db = str(tmp_path / "race.sqlite3")
     race_study(db)
