@@ -100,3 +100,5 @@ def test_no_position_bias_when_picks_follow_the_model(tmp_path: Path) -> None:
     assert [m.model for m in board.models] == ["gemma-270m", "gemma-270m-transcript"]
     assert board.battles == 40
     assert board.models[0].ci_low is not None
+    first, second = (m.model for m in board.models)
+    assert board.win_rate[first][second] == pytest.approx(board.models[0].win_share)

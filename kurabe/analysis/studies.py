@@ -480,11 +480,17 @@ def study_leaderboard(store: Store, name: str, *, rounds: int = 200, seed: int =
         rated[data.models[reply_id]].add(reply_id)
     points: dict[str, float] = defaultdict(float)
     played: dict[str, int] = defaultdict(int)
+    pair_points: dict[tuple[str, str], float] = defaultdict(float)
+    pair_games: dict[tuple[str, str], int] = defaultdict(int)
     for a, b, result in matches:
         points[a] += result
         points[b] += 1 - result
         played[a] += 1
         played[b] += 1
+        pair_points[(a, b)] += result
+        pair_points[(b, a)] += 1 - result
+        pair_games[(a, b)] += 1
+        pair_games[(b, a)] += 1
     for model, item in stats.items():
         item.scores = len(scores[model])
         item.rated_replies = len(rated[model])
@@ -497,7 +503,16 @@ def study_leaderboard(store: Store, name: str, *, rounds: int = 200, seed: int =
     ordered = sorted(stats.values(), key=lambda m: (m.rating is None, -(m.rating or 0.0), m.model))
     return Leaderboard(
         models=ordered,
-        win_rate={m.model: {} for m in ordered},
+        win_rate={
+            a.model: {
+                b.model: pair_points[(a.model, b.model)] / pair_games[(a.model, b.model)]
+                if pair_games[(a.model, b.model)]
+                else None
+                for b in ordered
+                if b is not a
+            }
+            for a in ordered
+        },
         battles=len(matches),
         sessions=len({item.session_id for item in data.items}),
         kind="human",
