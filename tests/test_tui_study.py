@@ -156,3 +156,22 @@ async def test_a_long_item_scrolls_and_wraps_wide_characters(tmp_path: Path) -> 
         assert view.scroll_offset.y == 0
         await pilot.press("q")
     store.close()
+
+
+async def test_a_rater_sees_nobody_elses_marks(tmp_path: Path) -> None:
+    store = make_study(tmp_path)
+    study = store.studies.get("q")
+    app = StudyApp(store, study, "hana")
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.pause()
+        shown = app.screen.shown
+        assert shown is not None
+        store.studies.claim_item(study, shown.item.id, "ken")
+        store.studies.add_score(shown.item.id, "ken", shown.panes[0][0], score=5, note="ken")
+        store.studies.add_pick(shown.item.id, "ken", position=shown.panes[0][0], outcome="pane")
+        await pilot.press("b")  # redraws the marks
+        await pilot.pause()
+        marks = [str(m.content) for m in app.screen.query(".study-marks").results(Static)]
+        assert marks == ["—", "—"]
+        await pilot.press("q")
+    store.close()

@@ -46,6 +46,8 @@ from kurabe.store.studies import StudyItem, StudyPick, StudyRow, StudyScore
 TIE = "tie"
 ALL_BAD = "all bad"
 DISAGREEMENTS_SHOWN = 5
+ITEMS_PER_ROW = 20
+"""Items per row of the per-item progress (a long study wraps into several rows)."""
 
 
 @dataclass
@@ -355,10 +357,16 @@ def status_lines(status: StudyStatus) -> list[str]:
             f"  {rater.rater:<15} {rater.done:>4}  {rater.holding:>4}  {rater.skipped:>7}"
             f"  {rater.open_to_them:>6}"
         )
-    lines += ["", "items  " + " ".join(f"{i.idx:>3}" for i in status.item_progress)]
-    lines.append("done   " + " ".join(f"{i.done:>3}" for i in status.item_progress))
-    if any(i.holding for i in status.item_progress):
-        lines.append("held   " + " ".join(f"{i.holding:>3}" for i in status.item_progress))
+    held = any(i.holding for i in status.item_progress)
+    skipped = any(i.skipped for i in status.item_progress)
+    for start in range(0, len(status.item_progress), ITEMS_PER_ROW):
+        row = status.item_progress[start : start + ITEMS_PER_ROW]
+        lines += ["", "item     " + " ".join(f"{i.idx:>3}" for i in row)]
+        lines.append("done     " + " ".join(f"{i.done:>3}" for i in row))
+        if held:
+            lines.append("held     " + " ".join(f"{i.holding:>3}" for i in row))
+        if skipped:
+            lines.append("skipped  " + " ".join(f"{i.skipped:>3}" for i in row))
     lines += [
         "",
         f"agreement on scores ({status.score_units} replies scored by two or more): "
