@@ -3,8 +3,10 @@ the model names stay hidden until the study allows them; long items scroll."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
+import pytest
 from textual.message import Message
 from textual.widgets import Static
 
@@ -174,4 +176,27 @@ async def test_a_rater_sees_nobody_elses_marks(tmp_path: Path) -> None:
         marks = [str(m.content) for m in app.screen.query(".study-marks").results(Static)]
         assert marks == ["—", "—"]
         await pilot.press("q")
+    store.close()
+
+
+async def test_a_claim_released_while_away_is_not_rated_over_another_rater(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = Store(tmp_path / "k.sqlite3")
+    _, turns = stored_session(store, 1)
+    store.studies.create("q", turns, per_item=1, claim_timeout_s=1)
+    study = store.studies.get("q")
+    told: list[str] = []
+    app = StudyApp(store, study, "hana")
+    async with app.run_test(size=(120, 36)) as pilot:
+        monkeypatch.setattr(app, "notify", lambda message, **_: told.append(message))
+        await pilot.pause()
+        assert app.screen.shown is not None
+        time.sleep(1.1)
+        assert store.studies.claim_next(study, "ken") is not None  # hana's claim ran out
+        await pilot.press("3", "enter")
+        await pilot.pause()
+        await pilot.press("q")
+    assert store.studies.scores(study.id) == []
+    assert any("all the raters it needs" in message for message in told)
     store.close()

@@ -321,10 +321,12 @@ class StudyScreen(Screen[None]):
             (view.scroll_end if end else view.scroll_home)(animate=False)
 
     def _claimed(self) -> Shown | None:
-        """The item on screen with this rater's claim on it (taken back for a skipped item)."""
+        """The item on screen with this rater's claim on it (taken back for a skipped item, or
+        one whose claim was released while the rater was away, if a place is still free)."""
         if self.shown is None:
             return None
-        if self.shown.claim is None:
+        held = self.store.studies.claim_of(self.shown.item.id, self.rater)
+        if held is None:  # skipped, or released after the claim timeout while away
             try:
                 claim = self.store.studies.claim_item(self.study, self.shown.item.id, self.rater)
             except KurabeError as exc:
@@ -466,7 +468,13 @@ class StudyScreen(Screen[None]):
         if self.back_at is not None:
             self.action_forward()
             return
-        self.store.studies.finish(item_id, self.rater)
+        if self._claimed() is None:
+            return
+        try:
+            self.store.studies.finish(item_id, self.rater)
+        except KurabeError as exc:
+            self.notify(f"not finished: {exc}", severity="error")
+            return
         if item_id not in self.history:
             self.history.append(item_id)
         self.deal()
