@@ -31,6 +31,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "judge",
     "agreement",
     "store",
+    "study",
 )
 
 
@@ -70,8 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--judge", metavar="MODEL", help="the LLM judge the j key asks (default: from config)"
     )
-    # No subcommand: no func, and ``kurabe`` opens the app.
-    parser.set_defaults(func=None)
+    # No subcommand: no func, and ``kurabe`` opens the app (``app``: which one; ``kurabe study
+    # rate`` opens a rater's queue).
+    parser.set_defaults(func=None, app="kurabe")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         module = importlib.import_module(f"kurabe.commands.{name}")
@@ -85,9 +87,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     func: Callable[[argparse.Namespace], int] | None = args.func
     try:
         if func is None:
-            from tui.app import run_app
+            from tui.app import run_app, run_study_app
 
-            return run_app(args)
+            return run_study_app(args) if args.app == "study" else run_app(args)
         result: int = func(args)
         return result
     except KurabeError as exc:

@@ -388,6 +388,13 @@ def log_to_file(secrets: Iterable[str] = ()) -> logging.Handler:
     return handler
 
 
+def run_study_app(args: argparse.Namespace) -> int:
+    """``kurabe study rate``: a rater's queue in a rating study (:mod:`tui.study_screen`)."""
+    from tui.study_screen import run_study_queue
+
+    return run_study_queue(args)
+
+
 def run_app(args: argparse.Namespace, *, backend_factory: BackendFactory = create_backend) -> int:
     """Open the app for the command line's options. Config problems raise :class:`KurabeError`
     (printed as one line by the command line, exit code 2) before anything is drawn."""

@@ -33,7 +33,9 @@ from kurabe.analysis.charts import (
     speed_lines,
     strength_bars,
     strength_lines,
+    wide_interval_note,
 )
+from kurabe.analysis.leaderboard import MIN_BATTLES_FOR_INTERVAL
 from kurabe.core.blind import shown_name
 from kurabe.core.verdicts import verdict_label
 from kurabe.export.pane_summary import pane_summaries
@@ -43,6 +45,10 @@ from kurabe.store.store import Store
 from tui.bar_chart import BarChart
 
 STRENGTH_TITLE = "Bradley–Terry strength (1000 = average) · 95% interval · {scope}"
+WIDE_INTERVAL_TITLE = (
+    f" · under {MIN_BATTLES_FOR_INTERVAL} battles: the win share's Wilson interval, "
+    "not a bootstrap of too few"
+)
 SPEED_TITLE = "Speed: tok/s and 字/s, mean of completed replies · {scope}"
 
 
@@ -177,6 +183,11 @@ class SummaryScreen(ModalScreen[None]):
             self.app.call_from_thread(self._show_charts, strength, speed)
 
     def _show_charts(self, strength: list[StrengthBar], speed: list[SpeedBar]) -> None:
+        if wide_interval_note(strength) is not None:
+            scope = "all sessions" if self.all_sessions else "this session"
+            self.query_one("#strength-title", Static).update(
+                STRENGTH_TITLE.format(scope=scope) + WIDE_INTERVAL_TITLE
+            )
         self.query_one("#strength-chart", BarChart).show(
             lambda width: strength_lines(strength, width)
         )

@@ -33,7 +33,7 @@ from typing import Any
 
 from rich.cells import cell_len
 
-from kurabe.analysis.leaderboard import BASE, ModelStats
+from kurabe.analysis.leaderboard import BASE, ModelStats, interval_note
 from kurabe.core.blind import shown_name
 
 Piece = tuple[str, str]
@@ -122,6 +122,7 @@ def session_strength_bars(
         battle_score,
         bootstrap_intervals,
         fit_ratings,
+        shown_interval,
     )
 
     battles = [
@@ -139,13 +140,22 @@ def session_strength_bars(
         seed=BOOTSTRAP_SEED if seed is None else seed,
     )
     played: dict[str, int] = {}
-    for a, b, _ in matches:
+    points: dict[str, float] = {}
+    for a, b, score in matches:
         played[a] = played.get(a, 0) + 1
         played[b] = played.get(b, 0) + 1
+        points[a] = points.get(a, 0.0) + score
+        points[b] = points.get(b, 0.0) + 1.0 - score
     labels = _pane_labels(record, hide_names)
     bars = []
     for model, rating in ratings.items():
-        low, high = intervals.get(model, (None, None))
+        shown = shown_interval(
+            rating,
+            intervals.get(model),
+            share=points.get(model, 0.0) / played[model] if played.get(model) else None,
+            battles=played.get(model, 0),
+        )
+        low, high = shown if shown is not None else (None, None)
         bars.append(StrengthBar(labels.get(model, model), rating, low, high, played.get(model, 0)))
     return sorted(bars, key=lambda bar: (-bar.rating, bar.label))
 
@@ -356,6 +366,15 @@ def strength_lines(bars: Sequence[StrengthBar], width: int) -> list[Line]:
     return lines
 
 
+def wide_interval_note(bars: Sequence[StrengthBar]) -> str | None:
+    """Why some bars show a wide interval, not the bootstrap's
+    (:func:`kurabe.analysis.leaderboard.interval_note`); None when none do."""
+    for bar in bars:
+        if (note := interval_note(bar.battles)) is not None:
+            return note
+    return None
+
+
 def _interval_text(bar: StrengthBar) -> str:
     if bar.low is None or bar.high is None:
         return ""
@@ -461,7 +480,8 @@ def strength_svg(bars: Sequence[StrengthBar], title: str) -> str:
     left = 12 + CELL_PX * max((cell_len(bar.label) for bar in bars), default=4)
     top = 28
     width = left + TRACK_PX + 120
-    height = top + ROW_PX * len(bars) + 30
+    note = wide_interval_note(bars)
+    height = top + ROW_PX * len(bars) + 30 + (18 if note else 0)
     base_x = left + axis.fraction(BASE) * TRACK_PX
     out = _svg_open("strength", width, height, title)
     out.append(
@@ -517,6 +537,10 @@ def strength_svg(bars: Sequence[StrengthBar], title: str) -> str:
         f'y2="{_num(bottom)}" stroke="{COLOURS["axis"]}" stroke-dasharray="3 3"/>'
     )
     out += _svg_axis(axis, left, bottom)
+    if note:
+        out.append(
+            f'<text class="interval-note" x="0" y="{_num(height - 4)}">{_xml_text(note)}</text>'
+        )
     out.append("</svg>")
     return "\n".join(out)
 
@@ -604,6 +628,8 @@ def leaderboard_page(board: Any) -> str:
     ]
     for m in board.models:
         interval = "–" if m.ci_low is None else f"{m.ci_low:.0f}–{m.ci_high:.0f}"
+        if m.rating is not None and interval_note(m.battles):
+            interval += " *"
         share = "–" if m.win_share is None else f"{m.win_share * 100:.0f}%"
         parts.append(
             f"<tr><td>{_xml_text(m.model)}</td><td class='n'>{number(m.rating, 0)}</td>"
@@ -613,6 +639,9 @@ def leaderboard_page(board: Any) -> str:
             "</tr>"
         )
     parts.append("</table>")
+    notes = {interval_note(m.battles) for m in board.models if m.rating is not None}
+    notes.discard(None)
+    parts += [f"<p class='interval-note'>* {_xml_text(str(note))}</p>" for note in notes]
     strength = strength_bars(board.models)
     speed = speed_bars(board.models)
     if strength:

@@ -64,6 +64,11 @@ FALLBACK_PRIOR = 0.5
 SCALE = 400.0
 BASE = 1000.0
 
+MIN_BATTLES_FOR_INTERVAL = 10
+"""Below this many battles a model's interval is not the bootstrap's: resampling a handful of
+battles draws the same few results again and again (one battle gives a "95% interval" of zero
+width), which measures nothing. It is the honest, wide one of :func:`shown_interval` instead."""
+
 Match = tuple[str, str, float]
 """(model a, model b, a's score): 1 a won, 0 b won, 0.5 a tie."""
 
@@ -200,6 +205,46 @@ def fit_ratings(matches: Sequence[Match]) -> dict[str, float]:
 def _fit_tallies(tallies: Tallies) -> dict[str, float]:
     prior = 0.0 if _mle_exists(tallies) else FALLBACK_PRIOR
     return {m: to_rating(s) for m, s in _bradley_terry(tallies, prior=prior).items()}
+
+
+def interval_note(battles: int) -> str | None:
+    """Why a model of ``battles`` battles shows a wide interval rather than the bootstrap's; None
+    when it shows the bootstrap's. Every place that shows a Bradley–Terry interval (the
+    leaderboard, the summary screen, the HTML) asks."""
+    if battles >= MIN_BATTLES_FOR_INTERVAL or battles <= 0:
+        return None
+    return (
+        f"under {MIN_BATTLES_FOR_INTERVAL} battles a bootstrap only repeats them: the interval "
+        "shown is the win share's (Wilson, 95%), wide as it should be"
+    )
+
+
+def _wilson(share: float, battles: int, z: float = 1.96) -> tuple[float, float]:
+    centre = (share + z * z / (2 * battles)) / (1 + z * z / battles)
+    half = (z * math.sqrt(share * (1 - share) / battles + z * z / (4 * battles * battles))) / (
+        1 + z * z / battles
+    )
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def shown_interval(
+    rating: float, bootstrap: tuple[float, float] | None, *, share: float | None, battles: int
+) -> tuple[float, float] | None:
+    """The 95% interval to show for a model: the bootstrap's from
+    :data:`MIN_BATTLES_FOR_INTERVAL` battles on; below that, the Wilson interval of its win
+    share (ties half) put on the rating scale as against an average opponent (the win shares
+    0.01 and 0.99 at most, ±400·log10(99)/2 ≈ ±400), never narrower than the rating itself."""
+    if interval_note(battles) is None:
+        return bootstrap
+    if share is None:
+        return None
+    low_share, high_share = _wilson(share, battles)
+
+    def on_scale(value: float) -> float:
+        value = min(0.99, max(0.01, value))
+        return BASE + SCALE / 2 * math.log10(value / (1 - value))
+
+    return min(rating, on_scale(low_share)), max(rating, on_scale(high_share))
 
 
 def _percentile(values: Sequence[float], q: float) -> float:
@@ -659,8 +704,12 @@ def build_leaderboard(
         item.battles = played[model]
         item.win_share = points[model] / played[model] if played[model] else None
         item.rating = ratings.get(model)
-        if model in intervals:
-            item.ci_low, item.ci_high = intervals[model]
+        if item.rating is not None:
+            shown = shown_interval(
+                item.rating, intervals.get(model), share=item.win_share, battles=played[model]
+            )
+            if shown is not None:
+                item.ci_low, item.ci_high = shown
 
     ordered = sorted(
         stats.values(),

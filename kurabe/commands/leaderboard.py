@@ -1,13 +1,14 @@
-"""``kurabe leaderboard [--scenario ID] [--rater NAME] [--kind human|judge|all] [--db PATH]
-[--format table|json|csv|html]``: per model the rated replies, mean score, verdict counts,
-Bradley–Terry rating with bootstrap 95% intervals from the per-turn picks, the automatic checks'
-averages, and a win-rate matrix; then the agreement figures of the same sessions (judge vs human,
-human vs human; :mod:`kurabe.analysis.agreement`). ``html`` is a self-contained page with the
-ranking and its charts (:mod:`kurabe.analysis.charts`).
+"""``kurabe leaderboard [--scenario ID] [--rater NAME] [--kind human|judge|all] [--study NAME]
+[--db PATH] [--format table|json|csv|html]``: per model the rated replies, mean score, verdict
+counts, Bradley–Terry rating with bootstrap 95% intervals from the per-turn picks, the automatic
+checks' averages, and a win-rate matrix; then the agreement figures of the same sessions (judge
+vs human, human vs human; :mod:`kurabe.analysis.agreement`). ``html`` is a self-contained page
+with the ranking and its charts (:mod:`kurabe.analysis.charts`).
 
 People's ratings by default; ``--kind judge`` ranks by the LLM judges' scores and pairwise
-judgements instead, ``--rater judge:<profile>`` by one judge's. The table and JSON carry the
-agreement figures; the CSV stays one row per model."""
+judgements instead, ``--rater judge:<profile>`` by one judge's; ``--study NAME`` ranks by one
+rating study's picks and scores (:func:`kurabe.analysis.studies.study_leaderboard`). The table
+and JSON carry the agreement figures; the CSV stays one row per model."""
 
 from __future__ import annotations
 
@@ -32,6 +33,9 @@ def register(subparsers: Any) -> None:
         choices=("human", "judge", "all"),
         default=None,
         help="whose ratings: people's (default), the LLM judges', or both",
+    )
+    parser.add_argument(
+        "--study", metavar="NAME", default=None, help="one rating study's ratings and picks"
     )
     parser.add_argument(
         "--db", metavar="DB", default=argparse.SUPPRESS, help="database file or postgresql:// URL"
@@ -74,6 +78,7 @@ class LeaderboardOptions:
     scenario: str | None = None
     rater: str | None = None
     kind: str | None = None
+    study: str | None = None
     db: str | None = None
     format: str = "table"
     bootstrap: int = 200
@@ -102,23 +107,30 @@ def mt_bench_table(options: LeaderboardOptions) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from kurabe.analysis.agreement import report_lines
-    from kurabe.analysis.leaderboard import build_leaderboard
+    from kurabe.analysis.leaderboard import build_leaderboard, interval_note
     from kurabe.store.store import Store
 
     options = options_from(LeaderboardOptions, args)
     if options.mt_bench:
         return mt_bench_table(options)
     with Store.open_default(options.db) as store:
-        board = build_leaderboard(
-            store,
-            scenario=options.scenario,
-            rater=options.rater,
-            kind=options.kind,
-            rounds=options.bootstrap,
-            seed=options.seed,
-        )
+        if options.study is not None:
+            from kurabe.analysis.studies import study_leaderboard
+
+            board = study_leaderboard(
+                store, options.study, rounds=options.bootstrap, seed=options.seed
+            )
+        else:
+            board = build_leaderboard(
+                store,
+                scenario=options.scenario,
+                rater=options.rater,
+                kind=options.kind,
+                rounds=options.bootstrap,
+                seed=options.seed,
+            )
         agreement = None
-        if options.format != "csv":
+        if options.format != "csv" and options.study is None:
             from kurabe.analysis.agreement import build_agreement
 
             agreement = build_agreement(
@@ -161,6 +173,8 @@ def run(args: argparse.Namespace) -> int:
     rows = []
     for m in board.models:
         ci = "-" if m.ci_low is None else f"{m.ci_low:.0f}–{m.ci_high:.0f}"
+        if m.rating is not None and interval_note(m.battles):
+            ci += " *"
         verdicts = "/".join(
             str(m.verdicts.get(k, 0)) for k in ("great", "ok", "subpar", "out-of-character")
         )
@@ -182,11 +196,13 @@ def run(args: argparse.Namespace) -> int:
                 _pct(m.flagged_share),
             )
         )
+    notes = {interval_note(m.battles) for m in board.models if m.rating is not None}
+    footnotes = [f"* {note}" for note in sorted(n for n in notes if n)]
     names = [m.model for m in board.models]
     matrix = [
         (a, *("·" if a == b else _pct(board.win_rate[a].get(b)) for b in names)) for a in names
     ]
-    scope = []
+    scope = [f"study {options.study}"] if options.study else []
     if board.scenario:
         scope.append(f"scenario {board.scenario}")
     if board.rater:
@@ -206,6 +222,8 @@ def run(args: argparse.Namespace) -> int:
         for row in rows:
             table.add_row(*row)
         console.print(table)
+        for footnote in footnotes:
+            console.print(footnote, markup=False)
         grid = Table("win rate (row vs column)", *names)
         for cells in matrix:
             grid.add_row(*cells)
@@ -221,6 +239,8 @@ def run(args: argparse.Namespace) -> int:
         print("\t".join(headers))
         for row in rows:
             print("\t".join(row))
+        for footnote in footnotes:
+            print(footnote)
         print()
         print("\t".join(("win rate (row vs column)", *names)))
         for cells in matrix:

@@ -13,3 +13,11 @@ def names_hidden(*, blind: bool, revealed: bool) -> bool:
 def shown_name(label: str, model: str, *, hidden: bool) -> str:
     """The name a pane shows: its ``label`` while names are :func:`names_hidden`, else ``model``."""
     return label if hidden else model
+
+
+def study_names_hidden(
+    *, blind: bool, closed: bool, reveal_when_finished: bool, rater_finished: bool
+) -> bool:
+    """The same rule for one rater of a rating study: a blind study hides the model names until
+    it is closed, or (when the study says so) until this rater has finished their queue."""
+    return names_hidden(blind=blind, revealed=closed or (reveal_when_finished and rater_finished))

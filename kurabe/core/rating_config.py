@@ -94,6 +94,16 @@ def load_rating_config(path: Path | str | None = None) -> RatingConfig:
     )
 
 
+def resolve_study_rater(cli_value: str | None = None) -> str:
+    """A rating study's rater: ``--rater``, else ``KURABE_RATER`` (one per terminal or SSH
+    account), else as :func:`resolve_rater`."""
+    import os
+
+    if cli_value and cli_value.strip():
+        return cli_value.strip()
+    return os.environ.get("KURABE_RATER", "").strip() or resolve_rater(None)
+
+
 def resolve_rater(cli_value: str | None = None) -> str:
     """``--rater``, else ``rater`` in config.toml, else the OS user name."""
     if cli_value and cli_value.strip():

@@ -42,6 +42,14 @@ COPIED_TABLES: tuple[tuple[str, dict[str, str]], ...] = (
         "imported_judgements",
         {"turn_id": "turns", "reply_id": "replies", "other_reply_id": "replies"},
     ),
+    ("studies", {}),
+    ("study_raters", {"study_id": "studies"}),
+    ("study_items", {"study_id": "studies", "turn_id": "turns"}),
+    ("study_claims", {"item_id": "study_items"}),
+    ("study_skips", {"item_id": "study_items"}),
+    ("study_scores", {"item_id": "study_items", "reply_id": "replies"}),
+    ("study_picks", {"item_id": "study_items", "winner_reply_id": "replies"}),
+    ("study_verdicts", {"item_id": "study_items", "reply_id": "replies"}),
 )
 """Every table of kurabe's data, parents first, with the columns that refer to another table."""
 

@@ -226,5 +226,95 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX ratings_reply_kind ON ratings (reply_id, kind);
     CREATE INDEX replies_streaming ON replies (pane_id) WHERE status = 'streaming';
     """,
+    # 8: rating studies (kurabe.store.studies). A study is a named set of items (one turn of one
+    # session each); a claim gives an item to one rater in one of its ``per_item`` slots, and the
+    # two UNIQUE constraints are what keep an item from reaching more raters than it needs, or a
+    # rater twice, whatever the engine and however many raters ask at once. A claim records the
+    # pane order that rater was shown. Skips, scores, picks and verdicts are append-only rows
+    # carrying their rater.
+    """
+    CREATE TABLE studies (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        created_at TEXT NOT NULL,
+        per_item INTEGER NOT NULL CHECK (per_item >= 1),
+        blind INTEGER NOT NULL DEFAULT 1,
+        reveal TEXT NOT NULL DEFAULT 'closed' CHECK (reveal IN ('closed', 'finished')),
+        open_to_all INTEGER NOT NULL DEFAULT 1,
+        claim_timeout_s INTEGER NOT NULL DEFAULT 1800,
+        source TEXT NOT NULL DEFAULT '',
+        status TEXT NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'closed')),
+        closed_at TEXT
+    );
+    CREATE TABLE study_raters (
+        id INTEGER PRIMARY KEY,
+        study_id INTEGER NOT NULL REFERENCES studies(id) ON DELETE CASCADE,
+        rater TEXT NOT NULL,
+        joined_at TEXT,
+        UNIQUE (study_id, rater)
+    );
+    CREATE TABLE study_items (
+        id INTEGER PRIMARY KEY,
+        study_id INTEGER NOT NULL REFERENCES studies(id) ON DELETE CASCADE,
+        idx INTEGER NOT NULL,
+        turn_id INTEGER NOT NULL REFERENCES turns(id) ON DELETE CASCADE,
+        UNIQUE (study_id, idx),
+        UNIQUE (study_id, turn_id)
+    );
+    CREATE TABLE study_claims (
+        id INTEGER PRIMARY KEY,
+        item_id INTEGER NOT NULL REFERENCES study_items(id) ON DELETE CASCADE,
+        rater TEXT NOT NULL,
+        slot INTEGER NOT NULL,
+        positions_json TEXT NOT NULL,
+        claimed_at TEXT NOT NULL,
+        done_at TEXT,
+        UNIQUE (item_id, rater),
+        UNIQUE (item_id, slot)
+    );
+    CREATE TABLE study_skips (
+        id INTEGER PRIMARY KEY,
+        item_id INTEGER NOT NULL REFERENCES study_items(id) ON DELETE CASCADE,
+        rater TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE study_scores (
+        id INTEGER PRIMARY KEY,
+        item_id INTEGER NOT NULL REFERENCES study_items(id) ON DELETE CASCADE,
+        rater TEXT NOT NULL,
+        reply_id INTEGER NOT NULL REFERENCES replies(id) ON DELETE CASCADE,
+        shown_position INTEGER NOT NULL,
+        score INTEGER CHECK (score IS NULL OR score BETWEEN 1 AND 5),
+        tags_json TEXT NOT NULL DEFAULT '[]',
+        note TEXT NOT NULL DEFAULT '',
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE study_picks (
+        id INTEGER PRIMARY KEY,
+        item_id INTEGER NOT NULL REFERENCES study_items(id) ON DELETE CASCADE,
+        rater TEXT NOT NULL,
+        winner_reply_id INTEGER REFERENCES replies(id) ON DELETE CASCADE,
+        winner_shown_position INTEGER,
+        outcome TEXT NOT NULL CHECK (outcome IN ('pane', 'tie', 'bothbad')),
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE study_verdicts (
+        id INTEGER PRIMARY KEY,
+        item_id INTEGER NOT NULL REFERENCES study_items(id) ON DELETE CASCADE,
+        rater TEXT NOT NULL,
+        reply_id INTEGER NOT NULL REFERENCES replies(id) ON DELETE CASCADE,
+        shown_position INTEGER NOT NULL,
+        verdict TEXT NOT NULL,
+        note TEXT NOT NULL DEFAULT '',
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX study_items_study ON study_items (study_id);
+    CREATE INDEX study_claims_item ON study_claims (item_id);
+    CREATE INDEX study_claims_rater ON study_claims (rater);
+    CREATE INDEX study_skips_item ON study_skips (item_id);
+    CREATE INDEX study_scores_item ON study_scores (item_id);
+    CREATE INDEX study_picks_item ON study_picks (item_id);
+    CREATE INDEX study_verdicts_item ON study_verdicts (item_id);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)

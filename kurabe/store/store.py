@@ -22,6 +22,8 @@ tables composed on it; each repository can also be built alone on a database:
   also a rating, written through ``store.ratings``);
 - ``store.imported_judgements`` (:mod:`kurabe.store.imported_judgements`): MT-Bench judgments
   imported on their own 1–10 scale;
+- ``store.studies`` (:mod:`kurabe.store.studies`): rating studies, their items, the raters'
+  claims (race-free on any engine) and their append-only scores, picks, verdicts and skips;
 - :mod:`kurabe.store.records`: the rows read back, as dataclasses, and
   :class:`~kurabe.store.records.SessionRecord`, a whole session (:meth:`Store.load_record`);
 - :mod:`kurabe.core.secret_scrub`: what keeps API keys and credentials out of every stored value.
@@ -38,6 +40,7 @@ from kurabe.store.ratings import RatingRepository
 from kurabe.store.records import SessionRecord
 from kurabe.store.replies import ReplyRepository
 from kurabe.store.sessions import SessionRepository
+from kurabe.store.studies import StudyRepository
 from kurabe.store.target import open_database, resolve_target
 
 
@@ -55,6 +58,7 @@ class Store:
         self.ratings = RatingRepository(self.database)
         self.judging = JudgingRepository(self.database, self.ratings)
         self.imported_judgements = ImportedJudgementRepository(self.database)
+        self.studies = StudyRepository(self.database)
 
     @classmethod
     def open_default(cls, db: str | Path | None = None) -> Store:
