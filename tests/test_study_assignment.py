@@ -87,6 +87,12 @@ def test_eight_raters_at_once_on_sqlite_wal(tmp_path: Path) -> None:
     check_race(db)
 
 
+def test_eight_raters_at_once_on_postgresql(postgres_url: str) -> None:
+    race_study(postgres_url)
+    claim_race(postgres_url)
+    check_race(postgres_url)
+
+
 def test_no_rater_gets_an_item_twice_and_items_fill_evenly(tmp_path: Path) -> None:
     with Store(tmp_path / "k.sqlite3") as store:
         _, turns = stored_session(store, 4)
