@@ -19,6 +19,8 @@ tables composed on it; each repository can also be built alone on a database:
 - ``store.ratings`` (:mod:`kurabe.store.ratings`): ratings, verdicts and picks, append-only;
 - ``store.judging`` (:mod:`kurabe.store.judging`): judge runs and judgements (a judge's score is
   also a rating, written through ``store.ratings``);
+- ``store.runs`` (:mod:`kurabe.store.runs`): runs (many scenarios replayed as one command),
+  their sessions and every request made for a reply;
 - :mod:`kurabe.store.records`: the rows read back, as dataclasses, and
   :class:`~kurabe.store.records.SessionRecord`, a whole session (:meth:`Store.load_record`);
 - :mod:`kurabe.core.secret_scrub`: what keeps API keys and credentials out of every stored value.
@@ -33,6 +35,7 @@ from kurabe.store.judging import JudgingRepository
 from kurabe.store.ratings import RatingRepository
 from kurabe.store.records import SessionRecord
 from kurabe.store.replies import ReplyRepository
+from kurabe.store.runs import RunRepository
 from kurabe.store.sessions import SessionRepository
 
 
@@ -46,6 +49,7 @@ class Store:
         self.replies = ReplyRepository(self.database)
         self.ratings = RatingRepository(self.database)
         self.judging = JudgingRepository(self.database, self.ratings)
+        self.runs = RunRepository(self.database)
 
     @classmethod
     def open_default(cls, db: str | Path | None = None) -> Store:
