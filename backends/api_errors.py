@@ -270,7 +270,7 @@ def classify(exc: BaseException, ctx: ErrorContext) -> tuple[ErrorKind, str, boo
         return "auth", f"permission denied (403){detail}", False, None
     if status == 429 or err_type == "rate_limit_error" or code == "rate_limit_exceeded":
         if code == "insufficient_quota" or err_type == "insufficient_quota":
-            return "rate_limit", f"quota exceeded (429){detail}", False, None
+            return "quota", f"quota exceeded (429){detail}", False, None
         wait = retry_after_seconds(_headers_of(exc))
         after = f", retry after {_format_seconds(wait)}" if wait is not None else ""
         return "rate_limit", f"rate limited (429){after}{detail}", True, wait

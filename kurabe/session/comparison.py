@@ -452,7 +452,8 @@ class ComparisonSession:
         if stopped is None:
             return False
         reason = f"not sent: the conversation stopped at turn {stopped + 1}, which failed"
-        reply_id, version = self.store.replies.block_reply(self._turns.ids[turn], pane.db_id, reason)
+        turn_id = self._turns.ids[turn]
+        reply_id, version = self.store.replies.block_reply(turn_id, pane.db_id, reason)
         self._turns.set_reply(pane.index, turn, ReplyState(reply_id, version, "", "blocked"))
         pane.status = "failed"
         pane.last_reply_id = reply_id
