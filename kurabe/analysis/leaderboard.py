@@ -231,6 +231,8 @@ class Leaderboard:
     rater: str | None = None
     kind: str = "human"
     """Whose ratings: ``human``, ``judge``, ``all``, or ``rater`` (the one named)."""
+    run: int | None = None
+    """The run whose sessions it ranks (``--run``), if one."""
     agreement: dict[str, Any] | None = None
     """:meth:`kurabe.analysis.agreement.AgreementReport.to_dict` over the same sessions, when
     asked."""
@@ -345,9 +347,10 @@ def build_leaderboard(
     kind: str | None = None,
     rounds: int = BOOTSTRAP_ROUNDS,
     seed: int = BOOTSTRAP_SEED,
+    run: int | None = None,
 ) -> Leaderboard:
-    """Gather every session (of ``scenario``) and rating (of ``rater``; of ``kind``: ``human``
-    unless a rater is named) into a leaderboard."""
+    """Gather every session (of ``scenario``; of ``run``) and rating (of ``rater``; of
+    ``kind``: ``human`` unless a rater is named) into a leaderboard."""
     if kind is not None and kind not in RATING_SCOPES:
         raise KurabeError(f"--kind is one of {', '.join(RATING_SCOPES)}, not {kind!r}")
     scope = kind or ("human" if rater is None else "all")
@@ -358,7 +361,7 @@ def build_leaderboard(
     completed: dict[str, list[Any]] = defaultdict(list)
     battles: list[Battle] = []
     judged: list[Match] = []
-    session_ids = store.sessions.ids(scenario=scenario)
+    session_ids = store.sessions.ids(scenario=scenario, run=run)
 
     def entry(model: str) -> ModelStats:
         if model not in stats:
@@ -467,4 +470,5 @@ def build_leaderboard(
         scenario=scenario,
         rater=rater,
         kind=scope if kind is not None or rater is None else "rater",
+        run=run,
     )

@@ -1,7 +1,7 @@
-"""``kurabe leaderboard [--scenario ID] [--rater NAME] [--kind human|judge|all] [--db PATH]
-[--format table|json|csv|html]``: per model the rated replies, mean score, verdict counts,
-Bradley–Terry rating with bootstrap 95% intervals from the per-turn picks, the automatic checks'
-averages, and a win-rate matrix; then the agreement figures of the same sessions (judge vs human,
+"""``kurabe leaderboard [--scenario ID] [--run RUN] [--rater NAME] [--kind human|judge|all]
+[--db PATH] [--format table|json|csv|html]``: per model the rated replies, mean score, verdict
+counts, Bradley–Terry rating with bootstrap 95% intervals from the per-turn picks, the automatic
+checks' averages, and a win-rate matrix; then the agreement figures of the same sessions (judge vs human,
 human vs human; :mod:`kurabe.analysis.agreement`). ``html`` is a self-contained page with the
 ranking and its charts (:mod:`kurabe.analysis.charts`).
 
@@ -24,6 +24,9 @@ def register(subparsers: Any) -> None:
         "leaderboard", help="scores, verdicts and Bradley-Terry ratings per model"
     )
     parser.add_argument("--scenario", metavar="ID", default=argparse.SUPPRESS, help="one scenario")
+    parser.add_argument(
+        "--run", metavar="RUN", type=int, default=None, help="the sessions of one run"
+    )
     parser.add_argument(
         "--rater", metavar="NAME", default=argparse.SUPPRESS, help="one rater (judge:PROFILE too)"
     )
@@ -57,6 +60,7 @@ class LeaderboardOptions:
     """``kurabe leaderboard``'s options."""
 
     scenario: str | None = None
+    run: int | None = None
     rater: str | None = None
     kind: str | None = None
     db: str | None = None
@@ -79,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
             kind=options.kind,
             rounds=options.bootstrap,
             seed=options.seed,
+            run=options.run,
         )
         agreement = None
         if options.format != "csv":
@@ -89,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
                 scenario=options.scenario,
                 rounds=options.bootstrap,
                 seed=options.seed,
+                run=options.run,
             )
             board.agreement = agreement.to_dict()
     if options.format == "json":
@@ -152,6 +158,8 @@ def run(args: argparse.Namespace) -> int:
     scope = []
     if board.scenario:
         scope.append(f"scenario {board.scenario}")
+    if board.run is not None:
+        scope.append(f"run {board.run}")
     if board.rater:
         scope.append(f"rater {board.rater}")
     elif board.kind != "human":

@@ -1,5 +1,6 @@
 """``kurabe sessions``: the stored sessions, newest first — id, date, scenario, models, replies,
-ratings. A rich table on a terminal, tab-separated lines otherwise, or ``--format json``."""
+ratings, status and the run (``kurabe run``) each is part of. A rich table on a terminal,
+tab-separated lines otherwise, or ``--format json``."""
 
 from __future__ import annotations
 
@@ -62,9 +63,10 @@ def run(args: argparse.Namespace) -> int:
                 str(item.replies),
                 str(item.ratings),
                 item.status,
+                "-" if item.run_id is None else str(item.run_id),
             )
         )
-    headers = ("id", "date", "scenario", "models", "replies", "ratings", "status")
+    headers = ("id", "date", "scenario", "models", "replies", "ratings", "status", "run")
     if sys.stdout.isatty():
         from rich.console import Console
         from rich.table import Table
