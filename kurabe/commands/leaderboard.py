@@ -1,7 +1,7 @@
-"""``kurabe leaderboard [--scenario ID] [--run RUN] [--rater NAME] [--kind human|judge|all]
-[--db PATH] [--format table|json|csv|html]``: per model the rated replies, mean score, verdict
-counts, Bradley–Terry rating with bootstrap 95% intervals from the per-turn picks, the automatic
-checks' averages, and a win-rate matrix; then the agreement figures of the same sessions (judge vs human,
+"""``kurabe leaderboard [--scenario ID] [--run RUN] [--rater NAME] [--kind human|judge|all] [--db
+PATH] [--format table|json|csv|html]``: per model the rated replies, mean score, verdict counts,
+Bradley–Terry rating with bootstrap 95% intervals from the per-turn picks, the automatic checks'
+averages, and a win-rate matrix; then the agreement figures of the same sessions (judge vs human,
 human vs human; :mod:`kurabe.analysis.agreement`). ``html`` is a self-contained page with the
 ranking and its charts (:mod:`kurabe.analysis.charts`).
 
