@@ -100,12 +100,16 @@ class RetryingBackend(Backend):
         limit: AdaptiveLimit,
         policy: RetryPolicy,
         on_attempt: Callable[[AttemptReport], None],
+        shared: bool = False,
     ) -> None:
         self.inner = inner
         self.profile_name = profile_name
         self.limit = limit
         self.policy = policy
         self.on_attempt = on_attempt
+        self.shared = shared
+        """True when ``inner`` serves other sessions too (an API backend: one client and its
+        open connections for the whole run); then its owner loads and closes it."""
 
     async def stream(self, conversation: Conversation) -> AsyncIterator[StreamEvent]:
         turn = _user_turn(conversation)
@@ -205,6 +209,8 @@ class RetryingBackend(Backend):
     # -- the rest is the inner backend's ------------------------------------------------------
 
     async def load(self, progress: ProgressCallback | None = None) -> None:
+        if self.shared:
+            return
         await self.inner.load(progress)
         capacity = self.inner.parallel_capacity
         if capacity is not None:
@@ -240,4 +246,5 @@ class RetryingBackend(Backend):
         return self.inner.model_key
 
     async def aclose(self) -> None:
-        await self.inner.aclose()
+        if not self.shared:
+            await self.inner.aclose()

@@ -153,7 +153,7 @@ async def play_run(
         limits=endpoints.limits,
     )
     player = _RunPlayer(store, run_id, profiles, settings, endpoints, tally, backend_factory)
-    keepers = await player.hold_local_models()
+    keepers = await player.hold_local_models() + await player.share_api_backends()
     store.runs.set_status(run_id, "running")
     progress.begin(tally)
     ticker = asyncio.create_task(_tick(progress, tally))
@@ -199,11 +199,34 @@ class _RunPlayer:
         self.endpoints = endpoints
         self.tally = tally
         self.backend_factory = backend_factory
+        self.shared: dict[ModelProfile, Backend] = {}
+        """One loaded backend per API profile (and seed) for every session of the run: one SDK
+        client whose connections stay open from one session to the next."""
 
     def default_sessions_at_once(self) -> int:
         """Every endpoint kept busy even while a session waits on its slowest pane."""
         ceilings = [limit.ceiling for limit in self.endpoints.limits.values()] or [1]
         return max(2, min(MAX_SESSIONS_AT_ONCE, 2 * max(ceilings) + 2))
+
+    async def share_api_backends(self) -> list[Backend]:
+        """Build and load the run's API backends once (see :attr:`shared`)."""
+        seeds = (
+            [None]
+            if self.settings.seed is None
+            else [self.settings.seed + r for r in range(self.settings.repeat)]
+        )
+        made: list[Backend] = []
+        for profile in self.profiles:
+            if profile.is_local:
+                continue
+            for seed in seeds:
+                quiet = dataclasses.replace(seeded(profile, seed), max_retries=0)
+                backend = self.backend_factory(quiet)
+                if backend.unusable_reason() is None:
+                    await backend.load()
+                self.shared[quiet] = backend
+                made.append(backend)
+        return made
 
     async def hold_local_models(self) -> list[Backend]:
         """Load each local model once for the whole run (a pane's backend frees a model no one
@@ -260,13 +283,15 @@ class _RunPlayer:
                 )
 
         def make(profile: ModelProfile) -> Backend:
-            inner = self.backend_factory(dataclasses.replace(profile, max_retries=0))
+            quiet = dataclasses.replace(profile, max_retries=0)
+            shared = self.shared.get(quiet)
             return RetryingBackend(
-                inner,
+                shared or self.backend_factory(quiet),
                 profile_name=profile.name,
                 limit=self.endpoints.limit_for(profile),
                 policy=self.settings.policy,
                 on_attempt=record,
+                shared=shared is not None,
             )
 
         return make
