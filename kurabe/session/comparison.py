@@ -451,9 +451,10 @@ class ComparisonSession:
         stopped = self._turns.stopped_at(pane.index, turn)
         if stopped is None:
             return False
-        reason = f"not sent: the conversation stopped at turn {stopped + 1}, which failed"
+        why = f"the conversation stopped at turn {stopped + 1}, which failed"
         turn_id = self._turns.ids[turn]
-        reply_id, version = self.store.replies.block_reply(turn_id, pane.db_id, reason)
+        reply_id, version = self.store.replies.block_reply(turn_id, pane.db_id, why)
+        reason = f"not sent: {why}"
         self._turns.set_reply(pane.index, turn, ReplyState(reply_id, version, "", "blocked"))
         pane.status = "failed"
         pane.last_reply_id = reply_id
