@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing
 import os
 import socket
 import subprocess
@@ -29,8 +30,8 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -85,32 +86,71 @@ class Row:
 # -- 1: a loopback server of known capacity ------------------------------------------------------
 
 
-def fixed_stream(chunk_s: float) -> Any:
-    def respond(request: RecordedRequest, number: int) -> Reply:
+class FixedStream:
+    """Every request answered with the same stream: CHUNKS text chunks, ``chunk_s`` apart."""
+
+    def __init__(self, chunk_s: float) -> None:
+        self.chunk_s = chunk_s
+
+    def __call__(self, request: RecordedRequest, number: int) -> Reply:
         model = request.body["model"]
-        return openai_stream([f"答え{i}。" for i in range(CHUNKS)], interval_s=chunk_s, model=model)
+        texts = [f"答え{i}。" for i in range(CHUNKS)]
+        return openai_stream(texts, interval_s=self.chunk_s, model=model)
 
-    return respond
 
-
-async def capacity_row(
-    capacity: int, count: int, chunk_s: float, *, refuse: bool = False
-) -> tuple[float, float, int]:
-    """(ideal ÷ wall, wall, refused) for one run against a server of ``capacity``."""
+def _serve(chunk_s: float, capacity: int | None, refuse: bool, pipe: Connection) -> None:
+    """The server's own process (as a real server is): its origin up the pipe, then its
+    figures when asked."""
     server = WireServer("bench")
-    server.responder = fixed_stream(chunk_s)
+    server.responder = FixedStream(chunk_s)
     server.capacity = capacity
     if refuse:
         server.over_capacity, server.retry_after = "429", "0.05"
     server.start()
+    pipe.send(server.origin)
+    pipe.recv()
+    pipe.send((server.peak, server.refused, server.stream_seconds))
+    server.stop()
+
+
+@contextmanager
+def server_process(
+    chunk_s: float, capacity: int | None = None, refuse: bool = False
+) -> Iterator[tuple[str, Connection]]:
+    ours, theirs = multiprocessing.Pipe()
+    process = multiprocessing.get_context("fork").Process(
+        target=_serve, args=(chunk_s, capacity, refuse, theirs), daemon=True
+    )
+    process.start()
     try:
+        yield ours.recv(), ours
+    finally:
+        process.join(timeout=10)
+        if process.is_alive():
+            process.kill()
+
+
+def server_figures(pipe: Connection) -> tuple[int, int, float]:
+    """(peak at once, refused, total stream seconds) of a server process; it stops after
+    answering."""
+    pipe.send("figures")
+    peak, refused, seconds = pipe.recv()
+    return int(peak), int(refused), float(seconds)
+
+
+async def capacity_row(
+    capacity: int, count: int, chunk_s: float, *, refuse: bool = False
+) -> tuple[float, int, int, float]:
+    """(wall, refused, peak, total stream seconds at the server) for one run against a server
+    of ``capacity``."""
+    with server_process(chunk_s, capacity, refuse) as (origin, pipe):
         limit = capacity * 2 if refuse else capacity
         profiles = [
             ModelProfile(
                 name=model,
                 backend="openai",
                 model=model,
-                base_url=f"{server.origin}/v1",
+                base_url=f"{origin}/v1",
                 api_key_env=KEY_ENV,
                 concurrency=limit,
             )
@@ -128,15 +168,11 @@ async def capacity_row(
             wall = time.perf_counter() - started
             figures = store.runs.figures(run_id)
             store.close()
-        streams = count * 2 * 2
-        if figures.replies_ok != streams:
-            raise RuntimeError(f"only {figures.replies_ok} of {streams} replies completed")
-        # a stream's time: CHUNKS frames after the first, each chunk_s apart
-        per_stream = (CHUNKS + 3) * chunk_s
-        ideal = streams * per_stream / capacity
-        return ideal / wall, wall, server.refused
-    finally:
-        server.stop()
+        peak, refused, seconds = server_figures(pipe)
+    streams = count * 2 * 2
+    if figures.replies_ok != streams:
+        raise RuntimeError(f"only {figures.replies_ok} of {streams} replies completed")
+    return wall, refused, peak, seconds
 
 
 async def measured_stream_s(chunk_s: float) -> float:
@@ -144,14 +180,10 @@ async def measured_stream_s(chunk_s: float) -> float:
     import json
     import urllib.request
 
-    server = WireServer("probe")
-    server.responder = fixed_stream(chunk_s)
-    server.start()
-
-    def once() -> float:
+    def once(origin: str) -> float:
         body = json.dumps({"model": "p", "messages": [{"role": "user", "content": "x"}]})
         request = urllib.request.Request(
-            f"{server.origin}/v1/chat/completions",
+            f"{origin}/v1/chat/completions",
             data=body.encode(),
             headers={"Content-Type": "application/json"},
         )
@@ -160,35 +192,40 @@ async def measured_stream_s(chunk_s: float) -> float:
             response.read()
         return time.perf_counter() - started
 
-    try:
-        times = [await asyncio.to_thread(once) for _ in range(7)]
-        return sorted(times)[len(times) // 2]
-    finally:
-        server.stop()
+    with server_process(chunk_s) as (origin, pipe):
+        times = [await asyncio.to_thread(once, origin) for _ in range(7)]
+        server_figures(pipe)
+    return sorted(times)[len(times) // 2]
 
 
-async def rows_capacity(count: int, chunk_s: float) -> list[Row]:
+async def rows_capacity(count: int, chunk_s: float, capacities: Sequence[int]) -> list[Row]:
+    """The ideal is the streams' total time at the server ÷ C (what C streams at once can do);
+    the time of one stream alone, × streams ÷ C, is printed beside it."""
     rows = []
-    stream_s = await measured_stream_s(chunk_s)
-    for capacity in (1, 4, 16):
-        _, wall, _ = await capacity_row(capacity, count, chunk_s)
-        ideal = count * 4 * stream_s / capacity
+    alone_s = await measured_stream_s(chunk_s)
+    streams = count * 4
+    for capacity in capacities:
+        wall, _, peak, seconds = await capacity_row(capacity, count, chunk_s)
+        ideal = seconds / capacity
         rows.append(
             Row(
                 f"1. capacity C={capacity}",
                 ideal / wall,
                 0.9,
-                f"wall {wall:.1f} s, ideal {ideal:.1f} s ({count * 4} streams of {stream_s:.3f} s)",
+                f"wall {wall:.1f} s, ideal {ideal:.1f} s ({streams} streams, "
+                f"{seconds / streams:.3f} s each at the server; {alone_s:.3f} s alone: "
+                f"{alone_s * streams / capacity / wall:.2f}), server's peak {peak} at once",
             )
         )
-    _, wall, refused = await capacity_row(4, count, chunk_s, refuse=True)
-    ideal = count * 4 * stream_s / 4
+    wall, refused, peak, seconds = await capacity_row(4, count, chunk_s, refuse=True)
+    ideal = seconds / 4
     rows.append(
         Row(
             "1. 429 above C=4 (limit starts at 8)",
             ideal / wall,
             0.8,
-            f"wall {wall:.1f} s, ideal {ideal:.1f} s, {refused} requests refused and retried",
+            f"wall {wall:.1f} s, ideal {ideal:.1f} s ({alone_s * streams / 4 / wall:.2f} by one"
+            f" stream alone), {refused} requests refused and retried",
         )
     )
     return rows
@@ -397,12 +434,14 @@ async def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--only", default="1,2,3", help="rows to run (1,2,3)")
     parser.add_argument("--questions", type=int, default=80, help="questions of row 1 (80)")
     parser.add_argument("--chunk-s", type=float, default=0.02, help="seconds per chunk (0.02)")
+    parser.add_argument("--capacities", default="1,4,16", help="row 1's capacities (1,4,16)")
     args = parser.parse_args(argv)
     os.environ.setdefault(KEY_ENV, "sk-bench")
     only = {part.strip() for part in args.only.split(",")}
     rows: list[Row] = []
     if "1" in only:
-        rows += await rows_capacity(args.questions, args.chunk_s)
+        capacities = [int(c) for c in args.capacities.split(",")]
+        rows += await rows_capacity(args.questions, args.chunk_s, capacities)
         for row in rows:
             print(row.line(), flush=True)
     if "2" in only:

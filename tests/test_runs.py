@@ -4,6 +4,9 @@ conversation after a failure in the app's session."""
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import os
 import signal
 import subprocess
@@ -389,3 +392,56 @@ async def test_after_a_failure_the_pane_stops_and_retry_goes_on_from_the_failed_
     ]  # the partial 途中まで was never sent as its answer
     assert session.reply_status(0, 2) == "complete"
     await session.aclose()
+
+
+async def test_a_run_is_listed_exported_and_ranked_by_its_id(
+    tmp_path: Path, server: WireServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from kurabe.cli import main
+
+    server.responder = FaultyServer({})
+    db = tmp_path / "k.sqlite3"
+    store = Store(db)
+    profiles = [api_profile(server, "m1"), api_profile(server, "m2")]
+    other = await start_run(store, [(scenarios(1, 1)[0], PERSONA)], profiles, RunSettings("m1"))
+    run_id = await start_run(
+        store, [(q, PERSONA) for q in scenarios(3, 2)], profiles, RunSettings("m1,m2")
+    )
+    store.close()
+    capsys.readouterr()
+    assert main(["sessions", "--db", str(db)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split("\t")[-1] == "run"
+    assert sorted(line.split("\t")[-1] for line in lines[1:]) == [str(other)] + [str(run_id)] * 3
+    assert main(["export", "--run", str(run_id), "--format", "jsonl", "--db", str(db)]) == 0
+    exported = capsys.readouterr().out
+    rows = [json.loads(line) for line in exported.splitlines()]
+    assert len(rows) == 3 * 2 * 2  # three sessions, two turns, two panes
+    assert {row["scenario_id"] for row in rows} == {"q0", "q1", "q2"}
+    for question in ("q0", "q1", "q2"):
+        assert answer("m2", f"{question}-t1 ねえ、アニメ好き？") in exported
+    assert main(["export", "--run", str(run_id), "--format", "csv", "--db", str(db)]) == 0
+    table = capsys.readouterr().out
+    assert table.count("session_id") == 1  # one header
+    assert len(list(csv.reader(io.StringIO(table.lstrip("\ufeff"))))) == 1 + 12
+    assert main(["leaderboard", "--run", str(run_id), "--format", "json", "--db", str(db)]) == 0
+    assert '"sessions": 3' in capsys.readouterr().out
+
+
+def test_a_profile_sets_its_endpoint_concurrency(tmp_path: Path) -> None:
+    from backends.profiles import parse_models_file
+    from foundation.errors import ConfigError
+    from kurabe.runs.endpoints import endpoint_of
+
+    path = tmp_path / "models.toml"
+    path.write_text(
+        '[models.a]\nbackend = "openai"\nmodel = "m"\nbase_url = "http://127.0.0.1:9/v1"\n'
+        "concurrency = 12\n",
+        encoding="utf-8",
+    )
+    (profile,) = parse_models_file(path)
+    assert profile.concurrency == 12 and endpoint_of(profile).limit == 12
+    assert endpoint_of(ModelProfile(name="o", backend="openai", model="gpt")).limit == 4
+    path.write_text(path.read_text(encoding="utf-8").replace("12", "0"), encoding="utf-8")
+    with pytest.raises(ConfigError, match="concurrency"):
+        parse_models_file(path)

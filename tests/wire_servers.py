@@ -104,6 +104,8 @@ class WireServer:
         """The most POSTs being answered at once."""
         self.refused = 0
         """POSTs refused with a 429 over capacity."""
+        self.stream_seconds = 0.0
+        """The time spent sending computed streams, all added up."""
         self._places: threading.Semaphore | None = None
         self._replies: deque[Reply] = deque()
         self._last: Reply | None = None
@@ -249,7 +251,10 @@ class _Handler(BaseHTTPRequestHandler):
             if isinstance(reply, JSONReply):
                 self._send_json(reply)
             else:
+                started = time.perf_counter()
                 self._send_sse(reply)
+                with wire._lock:
+                    wire.stream_seconds += time.perf_counter() - started
         finally:
             if not refused:
                 with wire._lock:
