@@ -82,9 +82,10 @@ class RunSettings:
         }
 
 
-def end_session(store: Store, session: ComparisonSession, status: str) -> None:
-    """Mark how a session of the run ended (the one place a run writes a session's status)."""
-    store.sessions.set_status(session.id, status)
+def set_session_status(store: Store, session_id: int, status: str) -> None:
+    """Mark where a session of the run stands: ``open`` again when resumed, then how it ended
+    (the one place a run writes a session's status)."""
+    store.sessions.set_status(session_id, status)
 
 
 def items_of(pairs: Sequence[tuple[Scenario, Persona]], repeat: int) -> Iterator[RunItem]:
@@ -258,7 +259,11 @@ class _RunPlayer:
     async def work(self, items: Iterator[RunItem], progress: RunProgress) -> None:
         """Take the next item until there is none (the iterator is shared by every worker)."""
         for item in items:
-            session_id, note = await self.play(item)
+            try:
+                session_id, note = await self.play(item)
+            except Exception as exc:  # one session's bug must not stop the others
+                log.exception("session of %s failed", item.scenario.id)
+                session_id, note = 0, f"failed: {type(exc).__name__}: {exc}"
             self.tally.sessions_done += 1
             progress.session_done(self.tally, session_id, item.scenario.id, note)
 
@@ -314,7 +319,7 @@ class _RunPlayer:
             done = len(turns) * len(profiles) - unfinished
             self.tally.replies_skipped += done
             holder.append(existing)
-            self.store.sessions.set_status(existing, "open")
+            set_session_status(self.store, existing, "open")
             return ComparisonSession.resume(
                 self.store,
                 existing,
@@ -362,15 +367,18 @@ class _RunPlayer:
             await session.load()
             if all(p.unusable for p in session.panes):
                 reasons = "; ".join(f"{p.profile.name}: {p.last_error}" for p in session.panes)
-                end_session(self.store, session, "failed")
+                set_session_status(self.store, session.id, "failed")
                 self.tally.replies_failed += len(item.scenario.turns) * len(session.panes)
                 return session.id, f"no pane can run ({reasons})"
             await session.fill_missing()
             while await session.send_scenario_turn() is not None:
                 pass
-            end_session(self.store, session, "finished")
+            set_session_status(self.store, session.id, "finished")
         except asyncio.CancelledError:
-            end_session(self.store, session, "interrupted")
+            set_session_status(self.store, session.id, "interrupted")
+            raise
+        except Exception:
+            set_session_status(self.store, session.id, "failed")
             raise
         finally:
             await session.aclose()
