@@ -281,7 +281,8 @@ async def direct_clients(origin: str, prompts: Sequence[str], clients: int) -> t
     """(completion tokens, wall) for ``clients`` concurrent clients sending ``prompts``."""
     from openai import AsyncOpenAI
 
-    client = AsyncOpenAI(base_url=f"{origin}/v1", api_key="none", max_retries=0)
+    # the SDK retries a kept-alive connection the server had closed (llama-server does)
+    client = AsyncOpenAI(base_url=f"{origin}/v1", api_key="none", max_retries=2)
     queue = list(prompts)
     tokens = 0
 
