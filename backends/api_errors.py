@@ -60,7 +60,7 @@ falling back to a key in the user's environment and handing it to a third-party 
 T = TypeVar("T")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def sdk_version(package: str) -> str:
     """The installed version of ``package``, without importing it (read once: reading the
     installed metadata takes milliseconds, and every pane's settings snapshot asks)."""
