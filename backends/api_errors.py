@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import functools
 import hashlib
 import logging
 import re
@@ -59,8 +60,10 @@ falling back to a key in the user's environment and handing it to a third-party 
 T = TypeVar("T")
 
 
+@functools.cache
 def sdk_version(package: str) -> str:
-    """The installed version of ``package``, without importing it."""
+    """The installed version of ``package``, without importing it (read once: reading the
+    installed metadata takes milliseconds, and every pane's settings snapshot asks)."""
     try:
         return version(package)
     except PackageNotFoundError:
@@ -270,7 +273,7 @@ def classify(exc: BaseException, ctx: ErrorContext) -> tuple[ErrorKind, str, boo
         return "auth", f"permission denied (403){detail}", False, None
     if status == 429 or err_type == "rate_limit_error" or code == "rate_limit_exceeded":
         if code == "insufficient_quota" or err_type == "insufficient_quota":
-            return "rate_limit", f"quota exceeded (429){detail}", False, None
+            return "quota", f"quota exceeded (429){detail}", False, None
         wait = retry_after_seconds(_headers_of(exc))
         after = f", retry after {_format_seconds(wait)}" if wait is not None else ""
         return "rate_limit", f"rate limited (429){after}{detail}", True, wait

@@ -28,6 +28,7 @@ ErrorKind = Literal[
     "missing_key",
     "auth",
     "rate_limit",
+    "quota",
     "connection",
     "timeout",
     "context_overflow",
@@ -179,6 +180,12 @@ class Backend(ABC):
         """How many backends (panes, a judge) hold this backend's loaded model, this one
         included; more than 1 shows in the pane header. Default 1: its own."""
         return 1
+
+    @property
+    def parallel_capacity(self) -> int | None:
+        """How many requests the model decodes together (local: its engine's sequences, once
+        loaded). Default None: not known here (an API or server says so by its limits)."""
+        return None
 
     @property
     def model_key(self) -> str | None:

@@ -491,6 +491,11 @@ class LlamaCppBackend(Backend):
         return holders_of(self.loaded) if self.loaded is not None else 1
 
     @property
+    def parallel_capacity(self) -> int | None:
+        """The engine's sequences: how many replies it decodes in one batch (once loaded)."""
+        return self.loaded.engine.n_slots if self.loaded is not None else None
+
+    @property
     def model_key(self) -> str:
         """Panes with the same key share one engine and are decoded together."""
         if self.loaded is not None:

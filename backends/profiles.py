@@ -25,6 +25,7 @@ File format::
     model = "claude-sonnet-4-6"
     api_key_env = "ANTHROPIC_API_KEY"
     send_sampling = ["temperature"]    # Anthropic only: which of temperature, top_p, top_k to send
+    concurrency = 4                    # kurabe run: requests at once to this endpoint
 
 What each backend sends of the sampling is decided in :mod:`backends.sent`.
 
@@ -177,6 +178,10 @@ class ModelProfile:
     api_key_env: str | None = None
     timeout_s: float = 60.0
     max_retries: int = 2
+    concurrency: int | None = None
+    """How many requests ``kurabe run`` sends its endpoint at once (the endpoint: the base_url or
+    the provider's API with this key; a local file). Unset: 4 for an API or a server, the
+    engine's sequences for a local file. Lowered on a 429 and raised again after successes."""
     send_sampling: tuple[str, ...] | None = None
     """Anthropic only: which of ``temperature``, ``top_p`` and ``top_k`` to send. None: the
     backend's default (none to Anthropic's own API; see :mod:`backends.sent`)."""
@@ -312,6 +317,7 @@ _PROFILE_TYPES: dict[str, type | tuple[type, ...]] = {
     "api_key_env": str,
     "timeout_s": float,
     "max_retries": int,
+    "concurrency": int,
     "send_sampling": list,
     "examples_as": str,
     "default": bool,
@@ -390,6 +396,8 @@ def _parse_profile(doc: TomlDocument, name: str, table: Mapping[str, Any]) -> Mo
         raise doc.error((*at, "context"), f"must be one of {', '.join(CONTEXT_POLICIES)}")
     if values.get("examples_as", "turns") not in EXAMPLES_AS:
         raise doc.error((*at, "examples_as"), f"must be one of {', '.join(EXAMPLES_AS)}")
+    if values.get("concurrency", 1) < 1:
+        raise doc.error((*at, "concurrency"), "concurrency must be at least 1")
     if values.get("kv_budget_mb", 1) < 1:
         raise doc.error((*at, "kv_budget_mb"), "kv_budget_mb must be at least 1")
     return ModelProfile(**values)

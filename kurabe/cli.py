@@ -27,6 +27,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "export",
     "leaderboard",
     "replay",
+    "run",
     "import_questions",
     "judge",
     "agreement",

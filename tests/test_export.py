@@ -514,8 +514,10 @@ async def test_sessions_and_export_commands(
         "replies",
         "ratings",
         "status",
+        "run",
     ]
     cells = lines[1].split("\t")
+    assert cells[7] == "-"  # not part of a run
     assert cells[0] == str(session.id) and cells[2] == "seed-gpt3"
     assert cells[3] == "gpt-3.5, claude, weblab"
     assert cells[4] == "5" and cells[5] == str(5 + 3 + 3)

@@ -89,7 +89,8 @@ async def build(store: Store) -> tuple[int, dict[str, str], dict[Entry, str]]:
         (label["cut"], 2, "complete", None): "そうだね",
         (label["cut"], 3, "incomplete", INTERRUPTED): "ジブリは",
         (label["bad"], 1, "failed", "server error 500"): "壊れ",
-        (label["bad"], 2, "failed", "server error 500"): "",
+        # the rule after a failure: bad's conversation stopped at turn 1, turn 2 was not sent
+        (label["bad"], 2, "not sent", "the conversation stopped at turn 1, which failed"): "",
         (label["bad"], 3, "failed", "timed out after 60 s"): "",
     }
     return session.id, {name: label[name] for name in label}, expected

@@ -33,7 +33,7 @@ DOMAIN_LAYERS = (
     ("checks",),
     ("store",),
     ("session",),
-    ("analysis",),
+    ("analysis", "runs"),
     ("judge", "export"),
     ("importing",),
 )

@@ -15,6 +15,11 @@ real status codes and JSON bodies.
 Scripted faults: a connection closed mid-stream (some chunks, then the socket is shut without the
 terminating chunk), a body that ends cleanly but early, a stall (headers, or part of the body,
 then silence), and a slow stream that notes when the client goes away.
+
+For whole runs a server can instead compute each reply from the request (``responder``: request
+and its 1-based number → reply), serve at most ``capacity`` requests at once (the others wait
+for a place, or with ``over_capacity="429"`` are refused with a 429 and ``Retry-After``), and
+counts its peak of requests at once (:attr:`WireServer.peak`).
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -86,6 +91,22 @@ class WireServer:
         """Unexpected exceptions in handler threads (a client hanging up is expected)."""
         self.model_ids: list[str] = []
         """What ``GET /v1/models`` lists (an OpenAI-style model list)."""
+        self.responder: Callable[[RecordedRequest, int], Reply] | None = None
+        """Computes each POST's reply from the request and its number (instead of a script)."""
+        self.capacity: int | None = None
+        """At most this many POSTs served at once (None: no limit)."""
+        self.over_capacity = "queue"
+        """``queue``: a POST over capacity waits for a place; ``429``: it is refused."""
+        self.retry_after = "0.05"
+        """The ``Retry-After`` of a 429 over capacity (seconds)."""
+        self.active = 0
+        self.peak = 0
+        """The most POSTs being answered at once."""
+        self.refused = 0
+        """POSTs refused with a 429 over capacity."""
+        self.stream_seconds = 0.0
+        """The time spent sending computed streams, all added up."""
+        self._places: threading.Semaphore | None = None
         self._replies: deque[Reply] = deque()
         self._last: Reply | None = None
         self._lock = threading.Lock()
@@ -118,6 +139,8 @@ class WireServer:
 
     def start(self) -> WireServer:
         server = self
+        if self.capacity is not None and self.over_capacity == "queue":
+            self._places = threading.Semaphore(self.capacity)
 
         class Handler(_Handler):
             wire = server
@@ -181,8 +204,12 @@ class _Handler(BaseHTTPRequestHandler):
             body = json.loads(raw) if raw else None
         except ValueError:
             body = raw.decode("utf-8", "replace")
-        self._record(body)
-        reply = self.wire._next_reply()
+        wire = self.wire
+        number = self._record(body)
+        if wire.responder is not None:
+            self._serve_computed(number)
+            return
+        reply = wire._next_reply()
         if reply is None:
             self._send_json(JSONReply(500, {"error": {"message": "no reply scripted"}}))
         elif isinstance(reply, JSONReply):
@@ -190,9 +217,50 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send_sse(reply)
 
-    def _record(self, body: Any) -> None:
+    def _record(self, body: Any) -> int:
+        """Keep the request; returns its number (1-based)."""
         headers = {k.lower(): v for k, v in self.headers.items()}
-        self.wire.requests.append(RecordedRequest(self.command, self.path, headers, body))
+        with self.wire._lock:
+            self.wire.requests.append(RecordedRequest(self.command, self.path, headers, body))
+            return len(self.wire.requests)
+
+    def _serve_computed(self, number: int) -> None:
+        """Answer with the responder's reply, within the server's capacity."""
+        wire = self.wire
+        assert wire.responder is not None
+        if wire._places is not None:
+            wire._places.acquire()
+        with wire._lock:
+            request = wire.requests[number - 1]
+            if (
+                wire.capacity is not None
+                and wire.over_capacity == "429"
+                and wire.active >= wire.capacity
+            ):
+                wire.refused += 1
+                refused = True
+            else:
+                refused = False
+                wire.active += 1
+                wire.peak = max(wire.peak, wire.active)
+        try:
+            if refused:
+                self._send_json(openai_429(wire.retry_after))
+                return
+            reply = wire.responder(request, number)
+            if isinstance(reply, JSONReply):
+                self._send_json(reply)
+            else:
+                started = time.perf_counter()
+                self._send_sse(reply)
+                with wire._lock:
+                    wire.stream_seconds += time.perf_counter() - started
+        finally:
+            if not refused:
+                with wire._lock:
+                    wire.active -= 1
+            if wire._places is not None:
+                wire._places.release()
 
     def _send_json(self, reply: JSONReply) -> None:
         if reply.delay_s and self._client_left(reply.delay_s):

@@ -260,6 +260,9 @@ class PaneStrip(HorizontalScroll, can_focus=False, inherit_bindings=False):
         transcript = widget.transcript
         if event.partial_text and transcript.reply_text(event.reply_id) != event.partial_text:
             transcript.set_reply_text(event.reply_id, event.partial_text)
+        elif not transcript.has_reply(event.reply_id):
+            # never started: the pane's conversation stopped at an earlier failed turn
+            transcript.set_reply_text(event.reply_id, f"({reason})")
         transcript.set_reply_style(event.reply_id, "transcript--reply-cut")
         if event.cancelled:
             self._set_reply_status(event.pane, "⏹ cancelled · r: retry", "cancelled")

@@ -418,8 +418,10 @@ def build_agreement(
     session: int | None = None,
     rounds: int = BOOTSTRAP_ROUNDS,
     seed: int = BOOTSTRAP_SEED,
+    run: int | None = None,
 ) -> AgreementReport:
-    """The report over the stored sessions (of ``scenario``; or the one ``session``)."""
+    """The report over the stored sessions (of ``scenario``; of ``run``; or the one
+    ``session``)."""
     if session is not None:
         ids = (
             [session]
@@ -427,7 +429,7 @@ def build_agreement(
             else []
         )
     else:
-        ids = store.sessions.ids(scenario=scenario)
+        ids = store.sessions.ids(scenario=scenario, run=run)
     records = [store.load_record(sid) for sid in ids]
     return agreement_from_records(
         records, rounds=rounds, seed=seed, scenario=scenario, session=session

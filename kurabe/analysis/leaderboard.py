@@ -349,6 +349,8 @@ class Leaderboard:
     rater: str | None = None
     kind: str = "human"
     """Whose ratings: ``human``, ``judge``, ``all``, or ``rater`` (the one named)."""
+    run: int | None = None
+    """The run whose sessions it ranks (``--run``), if one."""
     agreement: dict[str, Any] | None = None
     """:meth:`kurabe.analysis.agreement.AgreementReport.to_dict` over the same sessions, when
     asked."""
@@ -640,15 +642,16 @@ def build_leaderboard(
     kind: str | None = None,
     rounds: int = BOOTSTRAP_ROUNDS,
     seed: int = BOOTSTRAP_SEED,
+    run: int | None = None,
 ) -> Leaderboard:
-    """Gather every session (of ``scenario``) and rating (of ``rater``; of ``kind``: ``human``
-    unless a rater is named) into a leaderboard."""
+    """Gather every session (of ``scenario``; of ``run``) and rating (of ``rater``; of
+    ``kind``: ``human`` unless a rater is named) into a leaderboard."""
     if kind is not None and kind not in RATING_SCOPES:
         raise KurabeError(f"--kind is one of {', '.join(RATING_SCOPES)}, not {kind!r}")
     scope = kind or ("human" if rater is None else "all")
     kinds = {"human", "judge"} if scope == "all" else {scope}
     stats: dict[str, ModelStats] = {}
-    session_ids = store.sessions.ids(scenario=scenario)
+    session_ids = store.sessions.ids(scenario=scenario, run=run)
     gathered = _Gathered()
     for start in range(0, len(session_ids), SESSIONS_PER_READ):
         _gather(store, session_ids[start : start + SESSIONS_PER_READ], rater, kinds, gathered)
@@ -738,4 +741,5 @@ def build_leaderboard(
         scenario=scenario,
         rater=rater,
         kind=scope if kind is not None or rater is None else "rater",
+        run=run,
     )

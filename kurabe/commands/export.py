@@ -1,4 +1,5 @@
-"""``kurabe export SESSION --format md|jsonl|csv|html|battles [--out FILE]``: one stored session
+"""``kurabe export (SESSION | --run RUN) --format md|jsonl|csv|html|battles [--out FILE]``: one
+stored session (or every session of a run, in md, jsonl, csv or battles)
 as Markdown (laid out like the hand-written comparison), JSON lines, CSV, a self-contained HTML
 page, or pairwise battles for Chatbot-Arena-style tooling. Writes to standard output unless
 ``--out``, whose file is replaced in one step once the whole export is written
@@ -48,6 +49,9 @@ def register(subparsers: Any) -> None:
         help="mt-bench-answers: every session of a scenario with this tag (e.g. mt-bench)",
     )
     parser.add_argument(
+        "--run", metavar="RUN", type=int, default=None, help="every session of a run instead"
+    )
+    parser.add_argument(
         "--format", "-f", choices=FORMAT_CHOICES, default="md", help="output format (default: md)"
     )
     parser.add_argument("--out", "-o", metavar="FILE", help="write here instead of stdout")
@@ -72,6 +76,7 @@ class ExportOptions:
     """``kurabe export``'s options."""
 
     session: str | None = None
+    run: int | None = None
     format: str = "md"
     tag: str | None = None
     out: str | None = None
@@ -81,9 +86,8 @@ class ExportOptions:
 
 
 def selected_session_ids(store: Store, options: ExportOptions) -> list[int]:
-    """The sessions a multi-session export covers: SESSION as ids (``12,13`` or ``last``) and/or
-    ``--tag``. The hook for a run's replies: once ``store.runs`` exists, ``--run ID`` adds its
-    session ids here (``session_ids=store.runs.session_ids(ID)``)."""
+    """The sessions a multi-session export covers: SESSION as ids (``12,13`` or ``last``), or
+    ``--run``'s sessions, and/or ``--tag``."""
     from kurabe.analysis.mtbench import select_sessions
     from kurabe.store.session_number import resolve_session_id
 
@@ -92,8 +96,10 @@ def selected_session_ids(store: Store, options: ExportOptions) -> list[int]:
         session_ids = [
             resolve_session_id(part.strip(), store) for part in options.session.split(",")
         ]
+    elif options.run is not None:
+        session_ids = store.sessions.ids(run=options.run)
     elif options.tag is None:
-        raise KurabeError("name the sessions: SESSION ids (a,b,c) or --tag TAG")
+        raise KurabeError("name the sessions: SESSION ids (a,b,c), --run RUN or --tag TAG")
     return select_sessions(store, tag=options.tag, session_ids=session_ids)
 
 
@@ -118,28 +124,39 @@ def export_mt_bench_answers(options: ExportOptions) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from kurabe.export.exporter import export_session, write_export
+    from kurabe.export.exporter import export_run, export_session, write_export
     from kurabe.store.session_number import resolve_session_id
     from kurabe.store.store import Store
 
     options = options_from(ExportOptions, args)
     if options.format == MT_BENCH_ANSWERS:
         return export_mt_bench_answers(options)
-    if options.session is None:
-        raise KurabeError("name a SESSION (an id, or 'last')")
+    if (options.session is None) == (options.run is None):
+        raise KurabeError("name a SESSION or give --run RUN (one of them)")
     with Store.open_default(options.db) as store:
         database = store.path
-        session_id = resolve_session_id(options.session, store)
-        text = export_session(
-            store,
-            session_id,
-            options.format,
-            reveal_names=options.reveal_names,
-            bom=not options.no_bom,
-        )
+        if options.run is not None:
+            what = f"run {options.run}"
+            text = export_run(
+                store,
+                options.run,
+                options.format,
+                reveal_names=options.reveal_names,
+                bom=not options.no_bom,
+            )
+        else:
+            session_id = resolve_session_id(options.session or "", store)
+            what = f"session {session_id}"
+            text = export_session(
+                store,
+                session_id,
+                options.format,
+                reveal_names=options.reveal_names,
+                bom=not options.no_bom,
+            )
     if options.out:
         out = write_export(Path(options.out), text, database=database)
-        print(f"wrote {out} (session {session_id}, {options.format})", file=sys.stderr)
+        print(f"wrote {out} ({what}, {options.format})", file=sys.stderr)
     else:
         stream = sys.stdout
         if hasattr(stream, "buffer"):

@@ -1,9 +1,9 @@
-"""``kurabe leaderboard [--scenario ID] [--rater NAME] [--kind human|judge|all] [--study NAME]
-[--db PATH] [--format table|json|csv|html]``: per model the rated replies, mean score, verdict
-counts, Bradley–Terry rating with bootstrap 95% intervals from the per-turn picks, the automatic
-checks' averages, and a win-rate matrix; then the agreement figures of the same sessions (judge
-vs human, human vs human; :mod:`kurabe.analysis.agreement`). ``html`` is a self-contained page
-with the ranking and its charts (:mod:`kurabe.analysis.charts`).
+"""``kurabe leaderboard [--scenario ID] [--run RUN] [--rater NAME] [--kind human|judge|all]
+[--study NAME] [--db PATH] [--format table|json|csv|html]``: per model the rated replies, mean
+score, verdict counts, Bradley–Terry rating with bootstrap 95% intervals from the per-turn picks,
+the automatic checks' averages, and a win-rate matrix; then the agreement figures of the same
+sessions (judge vs human, human vs human; :mod:`kurabe.analysis.agreement`). ``html`` is a
+self-contained page with the ranking and its charts (:mod:`kurabe.analysis.charts`).
 
 People's ratings by default; ``--kind judge`` ranks by the LLM judges' scores and pairwise
 judgements instead, ``--rater judge:<profile>`` by one judge's; ``--study NAME`` ranks by one
@@ -25,6 +25,9 @@ def register(subparsers: Any) -> None:
         "leaderboard", help="scores, verdicts and Bradley-Terry ratings per model"
     )
     parser.add_argument("--scenario", metavar="ID", default=argparse.SUPPRESS, help="one scenario")
+    parser.add_argument(
+        "--run", metavar="RUN", type=int, default=None, help="the sessions of one run"
+    )
     parser.add_argument(
         "--rater", metavar="NAME", default=argparse.SUPPRESS, help="one rater (judge:PROFILE too)"
     )
@@ -76,6 +79,7 @@ class LeaderboardOptions:
     """``kurabe leaderboard``'s options."""
 
     scenario: str | None = None
+    run: int | None = None
     rater: str | None = None
     kind: str | None = None
     study: str | None = None
@@ -128,6 +132,7 @@ def run(args: argparse.Namespace) -> int:
                 kind=options.kind,
                 rounds=options.bootstrap,
                 seed=options.seed,
+                run=options.run,
             )
         agreement = None
         if options.format != "csv" and options.study is None:
@@ -138,6 +143,7 @@ def run(args: argparse.Namespace) -> int:
                 scenario=options.scenario,
                 rounds=options.bootstrap,
                 seed=options.seed,
+                run=options.run,
             )
             board.agreement = agreement.to_dict()
     if options.format == "json":
@@ -205,6 +211,8 @@ def run(args: argparse.Namespace) -> int:
     scope = [f"study {options.study}"] if options.study else []
     if board.scenario:
         scope.append(f"scenario {board.scenario}")
+    if board.run is not None:
+        scope.append(f"run {board.run}")
     if board.rater:
         scope.append(f"rater {board.rater}")
     elif board.kind != "human":

@@ -1,5 +1,6 @@
 """``kurabe sessions``: the stored sessions, newest first — id, date, scenario, models, replies,
-ratings. A rich table on a terminal, tab-separated lines otherwise, or ``--format json``."""
+ratings, status and the run (``kurabe run``) each is part of. A rich table on a terminal,
+tab-separated lines otherwise, or ``--format json``."""
 
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ class SessionsOptions:
     format: str = "table"
 
 
-HEADERS = ("id", "date", "scenario", "models", "replies", "ratings", "status")
+HEADERS = ("id", "date", "scenario", "models", "replies", "ratings", "status", "run")
 
 
 def table_rows(sessions: Sequence[SessionSummary]) -> list[tuple[str, ...]]:
@@ -60,6 +61,7 @@ def table_rows(sessions: Sequence[SessionSummary]) -> list[tuple[str, ...]]:
                 str(item.replies),
                 str(item.ratings),
                 item.status,
+                "-" if item.run_id is None else str(item.run_id),
             )
         )
     return rows

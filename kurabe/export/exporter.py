@@ -25,7 +25,8 @@ into the view (:mod:`kurabe.export.view`); each format's module only formats it
 
 Every format carries the same replies (the newest version of each; jsonl also the older ones),
 each with its state — ``complete``, ``incomplete`` (cancelled, cut off, or left streaming by a
-process that stopped) or ``failed`` — and the reason (:func:`reply_state`): md in the transcript
+process that stopped), ``failed`` or ``not sent`` (the pane's conversation stopped at an earlier
+failed turn) — and the reason (:func:`reply_state`): md in the transcript
 and the per-reply table, html on each reply, csv and jsonl as ``state`` and ``reason``, battles
 as ``replies_a`` / ``replies_b`` beside the conversations.
 
@@ -158,3 +159,32 @@ def export_session(
     else:
         text = to_battles(view)
     return scrub_text(text, view.secrets)
+
+
+RUN_FORMATS = ("md", "jsonl", "csv", "battles")
+"""What :func:`export_run` writes: the formats whose sessions follow one another."""
+
+
+def export_run(
+    store: Store,
+    run_id: int,
+    fmt: str,
+    *,
+    reveal_names: bool = False,
+    bom: bool = True,
+) -> str:
+    """Every session of run ``run_id`` in ``fmt``, one after another: md sections, jsonl and
+    battles lines, one csv table (one header)."""
+    if fmt not in RUN_FORMATS:
+        raise KurabeError(f"a run exports as {', '.join(RUN_FORMATS)}, not {fmt!r}")
+    store.runs.get(run_id)  # a clear error for an unknown run
+    parts: list[str] = []
+    for index, session_id in enumerate(store.runs.session_ids(run_id)):
+        text = export_session(
+            store, session_id, fmt, reveal_names=reveal_names, bom=bom and index == 0
+        )
+        if fmt == "csv" and index > 0:
+            text = text.split("\n", 1)[1] if "\n" in text else ""
+        parts.append(text)
+    separator = "\n---\n\n" if fmt == "md" else ""
+    return separator.join(parts)

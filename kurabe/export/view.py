@@ -75,7 +75,7 @@ class ReplyView:
     reply: ReplyRow
     turn: TurnRow
     state: str
-    """``complete``, ``incomplete`` or ``failed`` (:func:`reply_state`)."""
+    """``complete``, ``incomplete``, ``failed`` or ``not sent`` (:func:`reply_state`)."""
     reason: str | None
     state_words: str
     """``complete``, or the state and its reason: ``incomplete: cancelled``."""
@@ -301,7 +301,9 @@ def _secrets_of(record: SessionRecord) -> list[str]:
 
 
 def reply_state(reply: ReplyRow) -> tuple[str, str | None]:
-    """(``complete`` | ``incomplete`` | ``failed``, the reason or None), the same in every format.
+    """(``complete`` | ``incomplete`` | ``failed`` | ``not sent``, the reason or None), the same
+    in every format. ``not sent``: the pane's conversation stopped at an earlier failed turn, so
+    this turn was never asked of it (the rule in :mod:`kurabe.session.turns`).
 
     ``failed``: the backend or the server reported an error (any text that had arrived is
     kept). ``incomplete``: cancelled, interrupted (the process stopped and the session was
@@ -313,6 +315,8 @@ def reply_state(reply: ReplyRow) -> tuple[str, str | None]:
         return "failed", reply.error or "failed"
     if reply.status == "streaming":
         return "incomplete", reply.error or STILL_STREAMING
+    if reply.status == "blocked":
+        return "not sent", reply.error or "the conversation stopped at an earlier failed turn"
     return "incomplete", reply.error or reply.status
 
 

@@ -19,11 +19,13 @@ Scheduling
 
 Failure is per pane
     A backend error, a cancelled stream or a stall (no output for ``stall_timeout_s``) ends only
-    that pane's reply: it is kept with its partial text and marked incomplete. :meth:`retry` runs
-    the pane's failed or cancelled latest reply again; :meth:`regenerate` makes a new version of
-    its latest reply. Both keep every version in the store; a pane's history always uses the
-    newest version of each turn (a turn whose newest version has no text is left out of that
-    pane's history, so its conversation still alternates user / assistant).
+    that pane's reply: it is kept with its partial text and marked incomplete. After a failure
+    the pane's conversation stops at that turn (the rule in :mod:`kurabe.session.turns`): the
+    later turns are not sent to it but recorded ``blocked``, and :meth:`retry` runs it again from
+    the failed turn on. A reply the user cancelled is kept as they saw it and the conversation
+    goes on; :meth:`retry` runs a cancelled latest reply again. :meth:`regenerate` makes a new
+    version of the latest reply. Every version stays in the store; a pane's history uses the
+    newest version of each turn.
 
 Persistence
     Every step is committed as it happens (see :mod:`kurabe.store.store`). The per-delta path does
@@ -66,13 +68,19 @@ from kurabe.core.persona_conversation import persona_conversation
 from kurabe.core.rating_config import resolve_rater
 from kurabe.core.secret_scrub import env_secrets
 from kurabe.session.compute_sharing import ComputeTurnstile, cpu_order, model_key
-from kurabe.session.events import EventListeners, SessionEvent, TurnFinished, TurnStarted
+from kurabe.session.events import (
+    EventListeners,
+    PaneFailed,
+    SessionEvent,
+    TurnFinished,
+    TurnStarted,
+)
 from kurabe.session.pane import Pane, PaneStatus, pane_at
 from kurabe.session.pane_loading import load_pane, refresh_headers
 from kurabe.session.ratings import SessionRatings
 from kurabe.session.reply_stream import PARTIAL_FLUSH_S, ReplyStream
 from kurabe.session.setup import add_panes, pane_order, restore_turns, stored_panes
-from kurabe.session.turns import SessionTurns
+from kurabe.session.turns import ReplyState, SessionTurns
 from kurabe.session.views import PickWinner, RatingView, TurnView, turn_views
 from kurabe.store.records import JudgementRow, SessionEnd, SessionRecord
 from kurabe.store.store import Store
@@ -370,15 +378,23 @@ class ComparisonSession:
         return self._turns.first_incomplete_turn(p.index for p in self.panes if not p.unusable)
 
     async def retry(self, pane: int) -> None:
-        """Run the pane's failed or cancelled latest reply again (a new version, same turn)."""
+        """Run the pane again from the turn where its conversation stopped (a failed reply, then
+        each later turn it was not sent, in order, until one fails again), or its cancelled
+        latest reply (a new version of each, same turns)."""
         target = self._pane(pane)
-        turn = self._latest_turn_of(target)
-        status = self.reply_status(pane, turn)
-        if status == "complete":
-            raise KurabeError(
-                f"pane {target.label}'s latest reply is complete; regenerate it instead"
-            )
-        await self._rerun(target, turn, "retry")
+        latest = self._latest_turn_of(target)
+        stopped = self._turns.stopped_at(target.index, latest + 1)
+        if stopped is None:
+            if self.reply_status(pane, latest) == "complete":
+                raise KurabeError(
+                    f"pane {target.label}'s latest reply is complete; regenerate it instead"
+                )
+            await self._rerun(target, latest, "retry")
+            return
+        for turn in range(stopped, latest + 1):
+            await self._rerun(target, turn, "retry")
+            if self.reply_status(pane, turn) != "complete":
+                break
 
     async def regenerate(self, pane: int) -> None:
         """A new version of the pane's latest reply; the old one stays in the database."""
@@ -405,6 +421,7 @@ class ComparisonSession:
         await self._run_panes([pane], turn, rotate=False)
 
     async def _run_panes(self, panes: Sequence[Pane], turn: int, *, rotate: bool) -> None:
+        panes = [pane for pane in panes if not self._blocked(pane, turn)]
         concurrent, serial = cpu_order(
             panes, turn, rotate=rotate, parallel_local=self.parallel_local
         )
@@ -428,6 +445,32 @@ class ComparisonSession:
                 reply.start()
             replies.append(reply)
         await asyncio.gather(*(reply.wait() for reply in replies))
+
+    def _blocked(self, pane: Pane, turn: int) -> bool:
+        """True, with the turn recorded ``blocked`` for the pane, when its conversation stopped
+        at an earlier failed turn (the rule in :mod:`kurabe.session.turns`)."""
+        stopped = self._turns.stopped_at(pane.index, turn)
+        if stopped is None:
+            return False
+        why = f"the conversation stopped at turn {stopped + 1}, which failed"
+        turn_id = self._turns.ids[turn]
+        reply_id, version = self.store.replies.block_reply(turn_id, pane.db_id, why)
+        reason = f"not sent: {why}"
+        self._turns.set_reply(pane.index, turn, ReplyState(reply_id, version, "", "blocked"))
+        pane.status = "failed"
+        pane.last_reply_id = reply_id
+        pane.last_error = reason
+        self._events.emit(
+            PaneFailed(
+                pane=pane.index,
+                reply_id=reply_id,
+                reason=reason,
+                retryable=True,
+                partial_text="",
+                cancelled=False,
+            )
+        )
+        return True
 
     def cancel(self, pane: int | None = None) -> None:
         """Cancel the current streams (all, or one pane); partial text is kept and the reply is

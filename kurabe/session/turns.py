@@ -1,9 +1,16 @@
 """A session's turns in memory: what the user said and each pane's newest reply to each turn.
 
 The store keeps every version of every reply; :class:`SessionTurns` keeps only the newest one per
-(pane, turn), which is what a pane's history is built from (a turn whose newest version has no
-text is left out, so the conversation still alternates user / assistant). It also answers where
-a scenario stands: which scripted line a turn played and which one comes next.
+(pane, turn), which is what a pane's history is built from. It also answers where a scenario
+stands: which scripted line a turn played and which one comes next.
+
+The rule after a failure
+    A pane's conversation stops at a turn whose newest reply failed (an error, a dropped
+    connection, a stall, a process that died while it streamed): the later turns are not sent
+    to that pane (each is recorded ``blocked``, see :meth:`SessionTurns.stopped_at`), and
+    retrying or resuming starts again from the failed turn. So a pane is never sent a history
+    with a hole in it or a partial text as its own answer. A reply the user cancelled is kept as
+    they saw it, cut off, and the conversation goes on from it (their choice, in the app).
 """
 
 from __future__ import annotations
@@ -69,14 +76,34 @@ class SessionTurns:
         return max(mine, key=lambda item: item[0])[1] if mine else None
 
     def history_before(self, pane: int, turn: int) -> list[ChatMessage]:
-        """A pane's conversation before ``turn``: each earlier turn it answered with text."""
+        """A pane's conversation before ``turn``: each earlier turn it answered, up to the
+        first one it did not (see the module docstring: a failed reply's partial text is never
+        sent as the pane's answer)."""
         messages: list[ChatMessage] = []
         for index in range(turn):
             state = self._replies.get((pane, index))
-            if state is not None and state.text:
+            if state is None or not _continues(state):
+                break
+            if state.text:
                 messages.append(ChatMessage("user", self.texts[index]))
                 messages.append(ChatMessage("assistant", state.text))
         return messages
+
+    def stopped_at(self, pane: int, turn: int) -> int | None:
+        """The earlier turn where a pane's conversation stopped (its newest reply there failed,
+        was blocked or never came), so ``turn`` must not be sent to it; None to go on."""
+        for index in range(turn):
+            state = self._replies.get((pane, index))
+            if state is None or not _continues(state):
+                return index
+        return None
+
+    def first_unanswered_turn(self, pane: int) -> int | None:
+        """The first turn whose newest reply from ``pane`` is not complete (None: all are)."""
+        for index in range(len(self.texts)):
+            if self.reply_status(pane, index) != "complete":
+                return index
+        return None
 
     def first_incomplete_turn(self, usable_panes: Iterable[int]) -> int | None:
         """The first turn where one of ``usable_panes`` has no completed reply."""
@@ -102,3 +129,12 @@ class SessionTurns:
         sent = [t for t in self.scenario_turns if t is not None]
         upcoming = max(sent) + 1 if sent else 0
         return upcoming if upcoming < len(scenario.turns) else None
+
+
+CONTINUES_AFTER = ("complete", "cancelled")
+"""The newest reply statuses a pane's conversation goes on after: an answer, or what the user
+cancelled and saw. Any other (failed, interrupted, blocked, still streaming) stops it."""
+
+
+def _continues(state: ReplyState) -> bool:
+    return state.status in CONTINUES_AFTER

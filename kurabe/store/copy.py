@@ -18,7 +18,8 @@ from foundation.errors import KurabeError
 from kurabe.store.database import Database
 
 COPIED_TABLES: tuple[tuple[str, dict[str, str]], ...] = (
-    ("sessions", {}),
+    ("runs", {}),
+    ("sessions", {"run_id": "runs"}),
     ("panes", {"session_id": "sessions"}),
     ("turns", {"session_id": "sessions"}),
     ("replies", {"turn_id": "turns", "pane_id": "panes"}),
@@ -26,6 +27,7 @@ COPIED_TABLES: tuple[tuple[str, dict[str, str]], ...] = (
     ("verdicts", {"pane_id": "panes"}),
     ("picks", {"turn_id": "turns", "winner_pane_id": "panes"}),
     ("events", {"session_id": "sessions"}),
+    ("reply_attempts", {"session_id": "sessions"}),
     ("judge_runs", {"session_id": "sessions"}),
     (
         "judgements",

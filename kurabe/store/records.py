@@ -113,6 +113,9 @@ class SessionRow:
     status: str
     seed: int | None
     kurabe_version: str
+    run_id: int | None = None
+    """The run this session is part of (``kurabe run``), if any."""
+    run_repeat: int | None = None
 
     @property
     def hidden(self) -> bool:
@@ -350,6 +353,8 @@ class SessionSummary:
     """Completed replies (latest or not)."""
     ratings: int
     """Rating rows given by people: reply ratings, verdicts and picks (a judge's are not)."""
+    run_id: int | None = None
+    """The run this session is part of (``kurabe run``), if any."""
 
 
 @dataclass

@@ -5,7 +5,9 @@ A reply row is created when its stream starts (``status='streaming'``, ``incompl
 streams the session writes the partial text every half second
 (:meth:`ReplyRepository.update_partial`, one single-statement commit); it ends as ``complete``
 (``incomplete=0``), ``failed``, ``cancelled`` or — when the process died and the session was later
-resumed — ``interrupted`` (:meth:`ReplyRepository.mark_interrupted`). A row still
+resumed — ``interrupted`` (:meth:`ReplyRepository.mark_interrupted`). A pane whose conversation
+stopped at a failed turn is not asked the later ones: each gets a ``blocked`` row with no text
+(:meth:`ReplyRepository.block_reply`). A row still
 ``streaming`` with no process behind it is therefore a half-streamed reply, kept and marked
 incomplete. Asking a pane again adds a new version of the reply; the earlier ones are kept.
 
@@ -62,6 +64,24 @@ class ReplyRepository:
                 "INSERT INTO replies (turn_id, pane_id, version, status, incomplete, started_at)"
                 " VALUES (?, ?, ?, 'streaming', 1, ?)",
                 (turn_id, pane_id, version, now_iso()),
+            )
+        return reply_id, version
+
+    def block_reply(self, turn_id: int, pane_id: int, reason: str) -> tuple[int, int]:
+        """Record that a pane was not asked this turn because its conversation stopped at an
+        earlier failed turn: a new version, ``blocked``, with no text. Returns (id, version)."""
+        with self.database.transaction():
+            row = self.database.query_one(
+                "SELECT COALESCE(MAX(version), 0) FROM replies WHERE turn_id = ? AND pane_id = ?",
+                (turn_id, pane_id),
+            )
+            version = (int(row[0]) if row else 0) + 1
+            stamp = now_iso()
+            reply_id = self.database.insert(
+                "INSERT INTO replies (turn_id, pane_id, version, status, incomplete, error,"
+                " error_kind, retryable, started_at, finished_at)"
+                " VALUES (?, ?, ?, 'blocked', 1, ?, 'blocked', 1, ?, ?)",
+                (turn_id, pane_id, version, reason, stamp, stamp),
             )
         return reply_id, version
 

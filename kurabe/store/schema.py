@@ -316,5 +316,34 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX study_picks_item ON study_picks (item_id);
     CREATE INDEX study_verdicts_item ON study_verdicts (item_id);
     """,
+    # 9: runs. A run replays many scenarios across the same models; its sessions carry its id
+    # and which repeat they are. Every request a run made for a reply is one attempt row
+    # (the retried ones too), so a run's figures add up: requests = replies + retries.
+    """
+    CREATE TABLE runs (
+        id INTEGER PRIMARY KEY,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'running',
+        settings_json TEXT NOT NULL DEFAULT '{}'
+    );
+    ALTER TABLE sessions ADD COLUMN run_id INTEGER REFERENCES runs(id) ON DELETE SET NULL;
+    ALTER TABLE sessions ADD COLUMN run_repeat INTEGER;
+    CREATE TABLE reply_attempts (
+        id INTEGER PRIMARY KEY,
+        session_id INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+        profile_name TEXT NOT NULL,
+        turn_idx INTEGER NOT NULL,
+        attempt INTEGER NOT NULL,
+        endpoint TEXT NOT NULL,
+        outcome TEXT NOT NULL CHECK (outcome IN ('ok', 'retried', 'failed')),
+        error_kind TEXT,
+        reason TEXT NOT NULL DEFAULT '',
+        started_at TEXT NOT NULL,
+        duration_s REAL
+    );
+    CREATE INDEX sessions_run ON sessions (run_id);
+    CREATE INDEX reply_attempts_session ON reply_attempts (session_id);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -186,13 +186,20 @@ class SessionRepository:
             for r in rows
         ]
 
-    def ids(self, *, scenario: str | None = None) -> list[int]:
-        if scenario is None:
-            rows = self.database.query("SELECT id FROM sessions ORDER BY id")
-        else:
-            rows = self.database.query(
-                "SELECT id FROM sessions WHERE scenario_id = ? ORDER BY id", (scenario,)
-            )
+    def ids(self, *, scenario: str | None = None, run: int | None = None) -> list[int]:
+        """Every session's id, or those of one scenario and/or one run."""
+        where: list[str] = []
+        params: list[Any] = []
+        if scenario is not None:
+            where.append("scenario_id = ?")
+            params.append(scenario)
+        if run is not None:
+            where.append("run_id = ?")
+            params.append(run)
+        sql = "SELECT id FROM sessions"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        rows = self.database.query(sql + " ORDER BY id", params)
         return [int(r[0]) for r in rows]
 
     def summaries(self, limit: int | None = None) -> list[SessionSummary]:
@@ -238,6 +245,7 @@ class SessionRepository:
                     turns=row["n_turns"],
                     replies=row["n_replies"],
                     ratings=row["n_ratings"],
+                    run_id=row["run_id"],
                 )
             )
         return out
@@ -282,4 +290,6 @@ def _session_row(r: Row) -> SessionRow:
         status=r["status"],
         seed=r["seed"],
         kurabe_version=r["kurabe_version"],
+        run_id=r["run_id"],
+        run_repeat=r["run_repeat"],
     )

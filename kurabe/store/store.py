@@ -24,6 +24,8 @@ tables composed on it; each repository can also be built alone on a database:
   imported on their own 1–10 scale;
 - ``store.studies`` (:mod:`kurabe.store.studies`): rating studies, their items, the raters'
   claims (race-free on any engine) and their append-only scores, picks, verdicts and skips;
+- ``store.runs`` (:mod:`kurabe.store.runs`): runs (many scenarios replayed as one command),
+  their sessions and every request made for a reply;
 - :mod:`kurabe.store.records`: the rows read back, as dataclasses, and
   :class:`~kurabe.store.records.SessionRecord`, a whole session (:meth:`Store.load_record`);
 - :mod:`kurabe.core.secret_scrub`: what keeps API keys and credentials out of every stored value.
@@ -39,6 +41,7 @@ from kurabe.store.judging import JudgingRepository
 from kurabe.store.ratings import RatingRepository
 from kurabe.store.records import SessionRecord
 from kurabe.store.replies import ReplyRepository
+from kurabe.store.runs import RunRepository
 from kurabe.store.sessions import SessionRepository
 from kurabe.store.studies import StudyRepository
 from kurabe.store.target import open_database, resolve_target
@@ -59,6 +62,7 @@ class Store:
         self.judging = JudgingRepository(self.database, self.ratings)
         self.imported_judgements = ImportedJudgementRepository(self.database)
         self.studies = StudyRepository(self.database)
+        self.runs = RunRepository(self.database)
 
     @classmethod
     def open_default(cls, db: str | Path | None = None) -> Store:
