@@ -122,12 +122,12 @@ def test_the_counts_go_through_the_parents_indexes(tmp_path: Path) -> None:
 
 
 EXPECTED = [
-    # id, scenario, models, replies, ratings, status
-    ("5", "-", "", "0", "0", "open"),
-    ("4", "-", "gpt-4, elyza-7b, swallow-13b (blind, revealed)", "6", "11", "open"),
-    ("3", "-", "A, B (blind)", "4", "8", "open"),
-    ("2", "-", "gpt-4, elyza-7b", "1", "5", "finished"),
-    ("1", "-", "gpt-4, elyza-7b", "4", "8", "open"),
+    # id, scenario, models, replies, ratings, status, run
+    ("5", "-", "", "0", "0", "open", "-"),
+    ("4", "-", "gpt-4, elyza-7b, swallow-13b (blind, revealed)", "6", "11", "open", "-"),
+    ("3", "-", "A, B (blind)", "4", "8", "open", "-"),
+    ("2", "-", "gpt-4, elyza-7b", "1", "5", "finished", "-"),
+    ("1", "-", "gpt-4, elyza-7b", "4", "8", "open", "-"),
 ]
 
 
@@ -144,7 +144,7 @@ def test_blind_revealed_failed_and_empty_sessions_list_as_before(
         store.sessions.set_status(2, "finished")
     assert main(["sessions", "--db", str(db)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == "id\tdate\tscenario\tmodels\treplies\tratings\tstatus"
+    assert lines[0] == "id\tdate\tscenario\tmodels\treplies\tratings\tstatus\trun"
     rows = [tuple(line.split("\t")) for line in lines[1:]]
     assert [row[:1] + row[2:] for row in rows] == EXPECTED
     assert all(len(row[1]) == 16 for row in rows)  # "YYYY-MM-DD HH:MM"

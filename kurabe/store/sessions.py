@@ -253,7 +253,7 @@ class SessionRepository:
 
 SUMMARIES_SQL = (
     "SELECT s.id, s.created_at, s.kind, s.status, s.persona_id, s.scenario_id, s.blind,"
-    " s.revealed,"
+    " s.revealed, s.run_id,"
     " (SELECT COUNT(*) FROM turns t WHERE t.session_id = s.id) AS n_turns,"
     " (SELECT COUNT(*) FROM turns t JOIN replies r ON r.turn_id = t.id"
     "   WHERE t.session_id = s.id AND r.status = 'complete') AS n_replies,"
