@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from foundation.options import options_from
+from kurabe.commands.shared_options import add_db_option
 
 
 def register(subparsers: Any) -> None:
@@ -21,9 +22,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--scenario", metavar="ID", default=None, help="one scenario's sessions")
     parser.add_argument("--session", metavar="N", default=None, help="one session (or 'last')")
-    parser.add_argument(
-        "--db", metavar="DB", default=argparse.SUPPRESS, help="database file or postgresql:// URL"
-    )
+    add_db_option(parser)
     parser.add_argument("--format", choices=("table", "json"), default="table")
     parser.add_argument(
         "--bootstrap", type=int, default=1000, metavar="N", help="bootstrap resamples (1000)"

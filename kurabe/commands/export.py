@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from foundation.errors import KurabeError
 from foundation.options import options_from
+from kurabe.commands.shared_options import add_db_option
 
 if TYPE_CHECKING:
     from kurabe.store.store import Store
@@ -55,9 +56,7 @@ def register(subparsers: Any) -> None:
         "--format", "-f", choices=FORMAT_CHOICES, default="md", help="output format (default: md)"
     )
     parser.add_argument("--out", "-o", metavar="FILE", help="write here instead of stdout")
-    parser.add_argument(
-        "--db", metavar="DB", default=argparse.SUPPRESS, help="database file or postgresql:// URL"
-    )
+    add_db_option(parser)
     parser.add_argument(
         "--no-bom",
         action="store_true",

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from foundation.options import options_from
+from kurabe.commands.shared_options import add_db_option
 
 if TYPE_CHECKING:
     SubParsers = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -73,7 +74,7 @@ def register(subparsers: SubParsers) -> None:
     parser.add_argument(
         "--blind", action="store_true", help="mt-bench-answers: new sessions are blind"
     )
-    parser.add_argument("--db", metavar="PATH", default=argparse.SUPPRESS, help="database file")
+    add_db_option(parser)
     parser.set_defaults(func=run)
 
 

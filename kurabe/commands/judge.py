@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from foundation.errors import KurabeError
 from foundation.options import options_from
+from kurabe.commands.shared_options import add_db_option, add_model_source_options
 
 if TYPE_CHECKING:
     from kurabe.judge.answers import JudgeMode
@@ -78,19 +79,8 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="ask again where the judge's earlier answers could not be parsed",
     )
-    parser.add_argument(
-        "--models-file", metavar="FILE", default=argparse.SUPPRESS, help="extra model profiles"
-    )
-    parser.add_argument(
-        "--models-dir",
-        metavar="DIR",
-        action="append",
-        default=argparse.SUPPRESS,
-        help="a folder of GGUF files (named by file name)",
-    )
-    parser.add_argument(
-        "--db", metavar="DB", default=argparse.SUPPRESS, help="database file or postgresql:// URL"
-    )
+    add_model_source_options(parser)
+    add_db_option(parser)
     parser.add_argument(
         "--plain", action="store_true", help="plain progress lines even on a terminal"
     )

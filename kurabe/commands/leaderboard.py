@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from foundation.options import options_from
+from kurabe.commands.shared_options import add_db_option
 
 
 def register(subparsers: Any) -> None:
@@ -40,9 +41,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--study", metavar="NAME", default=None, help="one rating study's ratings and picks"
     )
-    parser.add_argument(
-        "--db", metavar="DB", default=argparse.SUPPRESS, help="database file or postgresql:// URL"
-    )
+    add_db_option(parser)
     parser.add_argument(
         "--format", choices=("table", "json", "csv", "html"), default="table", help="output format"
     )

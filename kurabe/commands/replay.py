@@ -23,6 +23,7 @@ from typing import Any
 from foundation.errors import KurabeError
 from foundation.options import options_from
 from kurabe.commands.judge import add_judge_options
+from kurabe.commands.shared_options import add_db_option, add_model_source_options
 from kurabe.core.pane_labels import MAX_PANES
 
 
@@ -42,19 +43,8 @@ def register(subparsers: Any) -> None:
         default=argparse.SUPPRESS,
         help="models (1-6): profile names, .gguf paths, openai:MODEL, anthropic:MODEL, URLs",
     )
-    parser.add_argument(
-        "--models-file", metavar="FILE", default=argparse.SUPPRESS, help="extra model profiles"
-    )
-    parser.add_argument(
-        "--models-dir",
-        metavar="DIR",
-        action="append",
-        default=argparse.SUPPRESS,
-        help="a folder of GGUF files (named by file name)",
-    )
-    parser.add_argument(
-        "--db", metavar="DB", default=argparse.SUPPRESS, help="database file or postgresql:// URL"
-    )
+    add_model_source_options(parser)
+    add_db_option(parser)
     parser.add_argument("--seed", type=int, metavar="N", help="sampling seed for every pane")
     parser.add_argument(
         "--repeat", type=int, default=1, metavar="N", help="run the scenario N times (N sessions)"

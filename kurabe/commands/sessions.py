@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from foundation.options import options_from
+from kurabe.commands.shared_options import add_db_option
 
 if TYPE_CHECKING:
     from kurabe.store.records import SessionSummary
@@ -19,9 +20,7 @@ if TYPE_CHECKING:
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("sessions", help="list stored sessions")
-    parser.add_argument(
-        "--db", metavar="DB", default=argparse.SUPPRESS, help="database file or postgresql:// URL"
-    )
+    add_db_option(parser)
     parser.add_argument("--limit", type=int, default=None, metavar="N", help="show the newest N")
     parser.add_argument(
         "--format", choices=("table", "json"), default="table", help="output format"

@@ -27,6 +27,7 @@ from typing import Any
 
 from foundation.errors import KurabeError
 from foundation.options import options_from
+from kurabe.commands.shared_options import add_db_option
 
 
 def register(subparsers: Any) -> None:
@@ -36,7 +37,7 @@ def register(subparsers: Any) -> None:
     commands = parser.add_subparsers(dest="study_command", metavar="ACTION", required=True)
 
     def common(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument("--db", metavar="PATH", default=argparse.SUPPRESS, help="database file")
+        add_db_option(sub)
 
     create = commands.add_parser("create", help="a new study from stored sessions")
     create.add_argument("name", metavar="NAME")
