@@ -32,6 +32,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "agreement",
     "store",
     "study",
+    "serve",
 )
 
 
