@@ -187,7 +187,6 @@ def test_a_rater_rates_in_the_browser_and_reloads_onto_the_next_item(tmp_path: P
         maps = Path(f"/proc/{rater_pid}/maps").read_text()
         assert "llama" not in maps and ".gguf" not in maps  # no engine, no weights
 
-        page.click("#terminal")  # the page's terminal takes the keys
         page.keyboard.press("b")  # pane B
         page.keyboard.press("4")  # its score
         page.keyboard.press("p")
