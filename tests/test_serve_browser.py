@@ -11,6 +11,7 @@ Outside CI a missing chromium (or Playwright) skips with the command to install 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import shutil
@@ -297,5 +298,54 @@ def test_behind_a_proxy_the_name_comes_from_its_header_and_urls_follow_it(
             _, idx = wait_until(lambda: open_idx(db, "proxied"), "the proxied rater's claim")
             terminal.wait_for(f"item {idx} ")
             with Store(db) as store:
-                assert store.studies.raters(store.studies.get(STUDY).id) == ["proxied"]
+                raters = store.studies.raters(store.studies.get(STUDY).id)
+                assert set(raters) == {"hana@example.org", "proxied"}  # never mallory
             browser.close()
+
+
+def test_refused_raters_and_other_sites_start_no_process(tmp_path: Path) -> None:
+    """A name the study does not take gets a page saying why; a websocket from another site's
+    page is closed: neither starts a rater's process. (No browser needed.)"""
+    import aiohttp
+
+    db = str(tmp_path / "k.sqlite3")
+    with Store(db) as store:
+        stored_session(store, 1)
+    assert (
+        main(
+            [
+                "study",
+                "create",
+                STUDY,
+                "--sessions",
+                "1",
+                "--raters",
+                "hana",
+                "--per-item",
+                "1",
+                "--db",
+                db,
+            ]
+        )
+        == 0
+    )
+
+    async def websocket_from(origin: str, ws_url: str) -> str | None:
+        async with (
+            aiohttp.ClientSession() as client,
+            client.ws_connect(ws_url, headers={"Origin": origin}) as websocket,
+        ):
+            message = await websocket.receive(timeout=10)
+            return message.extra if message.type == aiohttp.WSMsgType.CLOSE else None
+
+    with serve(db) as (url, server):
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(url + "?rater=mallory", timeout=5)
+        assert refused.value.code == 403
+        assert "not one of study" in refused.value.read().decode()
+
+        ws_url = url.replace("http:", "ws:") + "ws/hana?width=80&height=24"
+        assert asyncio.run(websocket_from("http://evil.example", ws_url)) == "refused"
+        assert not children(server.pid)
+        with Store(db) as store:
+            assert store.studies.raters(store.studies.get(STUDY).id) == ["hana"]

@@ -13,6 +13,10 @@ with what a team's raters need on top.
 - Every URL on the page is built per request from ``X-Forwarded-Proto``, ``X-Forwarded-Host``
   and ``X-Forwarded-Prefix`` (else ``base_path``), not from textual-serve's fixed public URL
   (textual-serve issue #42), so it works behind a proxy under a path prefix.
+- A name the study does not take (it names its raters, and not this one) gets a page saying so
+  before any process starts; a websocket opened from another site's page (its ``Origin`` is not
+  this server as the browser sees it) is closed before any process starts, so a page elsewhere
+  cannot rate in a logged-in rater's name.
 - The page is kurabe's own template (``serve_page/``): the font comes from textual-serve's
   bundled static files, not from a web font service, so nothing is fetched from the internet.
 """
@@ -26,7 +30,7 @@ import sys
 import unicodedata
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import aiohttp_jinja2
 import jinja2
@@ -34,6 +38,9 @@ import textual_serve
 from aiohttp import web
 from textual_serve.app_service import AppService
 from textual_serve.server import Server
+
+from foundation.errors import KurabeError
+from kurabe.store.store import Store
 
 log = logging.getLogger("kurabe.serve")
 
@@ -134,6 +141,27 @@ class RaterServer(Server):
             scheme = "wss" if scheme == "https" else "ws"
         return f"{scheme}://{host}"
 
+    def same_origin(self, request: web.Request) -> bool:
+        """Whether a websocket comes from this server's own page (browsers always send
+        ``Origin`` with a websocket; a request without one is not a browser's)."""
+        origin = request.headers.get("Origin")
+        if origin is None:
+            return True
+        host = request.headers.get("X-Forwarded-Host", request.host).split(",")[0].strip()
+        return urlsplit(origin).netloc == host
+
+    def refusal(self, rater: str) -> str | None:
+        """Why the study does not take ``rater`` (None when it does); joins them otherwise, as
+        ``kurabe study rate`` would."""
+        try:
+            with Store.open_default(self.db) as store:
+                study = store.studies.get(self.study)
+                if not study.closed:  # a closed study opens to look back
+                    store.studies.join(study, rater)
+        except KurabeError as exc:
+            return str(exc)
+        return None
+
     def message(self, request: web.Request, status: int, **context: Any) -> web.Response:
         context.setdefault("title", self.title)
         context.setdefault("study", self.study)
@@ -170,6 +198,11 @@ class RaterServer(Server):
                 text="Type your name: your ratings are stored under it.",
                 form=True,
             )
+        refused = await asyncio.to_thread(self.refusal, rater)
+        if refused is not None:
+            return self.message(
+                request, 403, heading="Not one of this study's raters", text=refused
+            )
         prefix = self.prefix(request)
         websocket_path = f"{prefix}/ws" + ("" if self.rater_header else "/" + quote(rater, ""))
         font_size = request.query.get("fontsize", "16")
@@ -186,8 +219,8 @@ class RaterServer(Server):
         websocket = web.WebSocketResponse(heartbeat=15)
         await websocket.prepare(request)
         rater = self.request_rater(request)
-        if rater is None or len(self.active) >= self.max_raters:
-            await websocket.close(message=b"no rater name" if rater is None else b"full")
+        if rater is None or len(self.active) >= self.max_raters or not self.same_origin(request):
+            await websocket.close(message=b"refused")
             return websocket
         width = request.query.get("width", "80")
         height = request.query.get("height", "24")
