@@ -18,6 +18,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -349,3 +350,97 @@ def test_refused_raters_and_other_sites_start_no_process(tmp_path: Path) -> None
         assert not children(server.pid)
         with Store(db) as store:
             assert store.studies.raters(store.studies.get(STUDY).id) == ["hana"]
+
+
+@contextmanager
+def proxy(backend: str, user: str) -> Iterator[str]:
+    """A reverse proxy on loopback, as nginx with auth_request would be: it serves ``backend``
+    under ``/kurabe/`` (the prefix stripped), websockets too, and adds ``X-Forwarded-User`` and
+    the other ``X-Forwarded-*`` headers. Yields its URL for the prefix."""
+    import aiohttp
+    from aiohttp import web
+
+    async def forward(request: web.Request) -> web.StreamResponse:
+        target = backend + request.match_info["tail"]
+        headers = {
+            "X-Forwarded-User": user,
+            "X-Forwarded-Proto": "http",
+            "X-Forwarded-Host": request.host,
+            "X-Forwarded-Prefix": "/kurabe",
+        }
+        async with aiohttp.ClientSession() as client:
+            if request.headers.get("Upgrade", "").lower() != "websocket":
+                async with client.get(target, params=request.query, headers=headers) as answer:
+                    body = await answer.read()
+                    kind = answer.headers.get("Content-Type", "application/octet-stream")
+                    return web.Response(
+                        body=body, status=answer.status, headers={"Content-Type": kind}
+                    )
+            browser_side = web.WebSocketResponse()
+            await browser_side.prepare(request)
+            headers["Origin"] = request.headers.get("Origin", "")
+            async with client.ws_connect(
+                target.replace("http:", "ws:", 1), params=request.query, headers=headers
+            ) as server_side:
+
+                async def pump(source: Any, sink: Any) -> None:
+                    async for message in source:
+                        if message.type == aiohttp.WSMsgType.TEXT:
+                            await sink.send_str(message.data)
+                        elif message.type == aiohttp.WSMsgType.BINARY:
+                            await sink.send_bytes(message.data)
+
+                pumps = [
+                    asyncio.ensure_future(pump(browser_side, server_side)),
+                    asyncio.ensure_future(pump(server_side, browser_side)),
+                ]
+                await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
+                for task in pumps:
+                    task.cancel()
+                await browser_side.close()
+            return browser_side
+
+    app = web.Application()
+    app.router.add_route("GET", "/kurabe/{tail:.*}", forward)
+    loop = asyncio.new_event_loop()
+    runner = web.AppRunner(app)
+    loop.run_until_complete(runner.setup())
+    port = free_port()
+    loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{port}/kurabe/"
+    finally:
+        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+
+
+def test_through_a_proxy_under_a_path_prefix(tmp_path: Path) -> None:
+    """Chromium opens kurabe through a reverse proxy that serves it under /kurabe/ and names the
+    rater: the page's script, font and websocket all go through the proxy, and the app rates
+    under the proxy's name."""
+    chromium()
+    db = make_study(tmp_path)
+    from playwright.sync_api import sync_playwright
+
+    with (
+        serve(db, "--rater-header", "X-Forwarded-User") as (url, server),
+        proxy(url, "yui") as proxied_url,
+        sync_playwright() as playwright,
+    ):
+        browser = launch(playwright)
+        page = browser.new_page()
+        requested: list[str] = []
+        page.on("request", lambda request: requested.append(request.url))
+        terminal = Terminal(page)
+        page.goto(proxied_url + "?rater=mallory")
+        _, idx = wait_until(lambda: open_idx(db, "yui"), "yui's claim")
+        terminal.wait_for(f"item {idx} ")
+        assert len(children(server.pid)) == 1
+        assert requested and all(u.startswith(proxied_url) for u in requested), requested
+        with Store(db) as store:
+            assert store.studies.raters(store.studies.get(STUDY).id) == ["yui"]
+        browser.close()
+        wait_until(lambda: not children(server.pid), "the rater's process to end")
