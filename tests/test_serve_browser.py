@@ -2,7 +2,8 @@
 Playwright with that executable; no browser is ever downloaded): a rater types their name, rates
 the first item of a blind study with the study screen's keys, reloads and is on their next item;
 two raters at once each get their own queue; the rater limit; the proxy's header and
-``X-Forwarded-*`` URLs. The served terminal is read from the websocket's frames (what the app
+``X-Forwarded-*`` URLs, and the whole page through a loopback reverse proxy under a path prefix;
+names the study does not take and websockets from other sites start no process. The served terminal is read from the websocket's frames (what the app
 wrote), since xterm.js draws on a canvas. A screenshot lands in ``test-artifacts/``.
 
 Outside CI a missing chromium (or Playwright) skips with the command to install it; under
