@@ -187,6 +187,7 @@ def test_a_rater_rates_in_the_browser_and_reloads_onto_the_next_item(tmp_path: P
         rss = re.search(r"VmRSS:\s+(\d+) kB", status)
         assert rss is not None
         print(f"RSS of one rater's process: {int(rss.group(1)) / 1024:.0f} MiB")
+        assert db not in Path(f"/proc/{rater_pid}/cmdline").read_text()  # KURABE_DB carries it
         maps = Path(f"/proc/{rater_pid}/maps").read_text()
         assert "llama" not in maps and ".gguf" not in maps  # no engine, no weights
 

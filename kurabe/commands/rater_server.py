@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import shlex
 import sys
 import unicodedata
@@ -41,6 +42,7 @@ from textual_serve.server import Server
 
 from foundation.errors import KurabeError
 from kurabe.store.store import Store
+from kurabe.store.target import DB_ENV
 
 log = logging.getLogger("kurabe.serve")
 
@@ -91,12 +93,17 @@ class RaterServer(Server):
 
     def rater_command(self, rater: str) -> str:
         """The shell command textual-serve runs for one tab (``exec``: the app is the child
-        process itself, so ending it ends the rater's process)."""
+        process itself, so ending it ends the rater's process). The store reaches it through
+        ``KURABE_DB`` (:meth:`serve`), not its arguments, which any user of the machine can read
+        (a ``postgresql://`` URL may carry a password)."""
         parts = [sys.executable, "-m", "kurabe.cli", "study", "rate", self.study]
         parts += ["--rater", rater]
-        if self.db is not None:
-            parts += ["--db", self.db]
         return "exec " + " ".join(shlex.quote(part) for part in parts)
+
+    def serve(self, debug: bool = False) -> None:
+        if self.db is not None:
+            os.environ[DB_ENV] = self.db  # the raters' processes inherit the environment
+        super().serve(debug)
 
     async def _make_app(self) -> web.Application:
         app = web.Application()
