@@ -70,8 +70,9 @@ def free_port() -> int:
         return port
 
 
-def make_study(tmp_path: Path) -> str:
-    db = str(tmp_path / "k.sqlite3")
+def make_study(tmp_path: Path, target: str | Path | None = None) -> str:
+    """A blind study of 3 items, 2 raters each, in ``target`` (default: an SQLite file)."""
+    db = str(target or tmp_path / "k.sqlite3")
     with Store(db) as store:
         stored_session(store, 3, reply_text=REPLY)
     assert main(["study", "create", STUDY, "--sessions", "1", "--per-item", "2", "--db", db]) == 0
@@ -234,9 +235,12 @@ def test_a_rater_rates_in_the_browser_and_reloads_onto_the_next_item(tmp_path: P
         browser.close()
 
 
-def test_two_raters_at_once_each_get_their_own_queue_up_to_the_limit(tmp_path: Path) -> None:
+def test_two_raters_at_once_each_get_their_own_queue_up_to_the_limit(
+    tmp_path: Path, db_target: str | Path
+) -> None:
+    """On SQLite and on a team's PostgreSQL store."""
     chromium()
-    db = make_study(tmp_path)
+    db = make_study(tmp_path, db_target)
     from playwright.sync_api import sync_playwright
 
     with serve(db, "--max-raters", "2") as (url, server), sync_playwright() as playwright:
