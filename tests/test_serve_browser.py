@@ -136,6 +136,10 @@ class Terminal:
             lambda data: frames.append(data if isinstance(data, bytes) else data.encode()),
         )
 
+    def reload(self) -> None:
+        self.frames = []  # nothing from before the reload counts
+        self.page.reload()
+
     def text(self) -> str:
         return ANSI.sub("", b"".join(self.frames).decode("utf-8", "ignore"))
 
@@ -223,7 +227,7 @@ def test_a_rater_rates_in_the_browser_and_reloads_onto_the_next_item(tmp_path: P
         for model in MODELS:  # the study is blind
             assert model not in terminal.text()
 
-        page.reload()
+        terminal.reload()
         next_id, next_idx = wait_until(lambda: open_idx(db, "はな"), "the next claim")
         assert next_id != item_id
         terminal.wait_for(f"item {next_idx} ")
@@ -255,6 +259,9 @@ def test_two_raters_at_once_each_get_their_own_queue_up_to_the_limit(
             _, idx = wait_until(lambda rater=rater: open_idx(db, rater), f"{rater}'s claim")
             terminal.wait_for(f"item {idx} ")
         assert len(children(server.pid)) == 2
+        terminals[0].reload()  # a full server still takes back a rater who reloads
+        _, idx = wait_until(lambda: open_idx(db, raters[0]), f"{raters[0]}'s claim")
+        terminals[0].wait_for(f"item {idx} ")
 
         third = browser.new_page()
         response = third.goto(url + "?rater=sora")

@@ -49,6 +49,8 @@ log = logging.getLogger("kurabe.serve")
 PAGE_DIR = Path(__file__).resolve().parent / "serve_page"
 STATIC_DIR = Path(textual_serve.__file__).resolve().parent / "static"
 MAX_NAME_LENGTH = 64
+RELOAD_GRACE_STEPS = 30
+"""Tenths of a second a full server waits for a place before it says so."""
 
 
 def valid_rater(name: str | None) -> str | None:
@@ -89,7 +91,8 @@ class RaterServer(Server):
         self.rater_header = rater_header
         self.max_raters = max_raters
         self.base_path = base_path.rstrip("/")
-        self.active: set[AppService] = set()
+        self.active: dict[AppService, str] = {}
+        """The running raters' processes, and whose each is."""
 
     def rater_command(self, rater: str) -> str:
         """The shell command textual-serve runs for one tab (``exec``: the app is the child
@@ -148,6 +151,15 @@ class RaterServer(Server):
             scheme = "wss" if scheme == "https" else "ws"
         return f"{scheme}://{host}"
 
+    async def place_free(self) -> bool:
+        """Whether a rater can start now. A full server waits a moment first: the websocket of
+        a reloaded tab can arrive before its old process has ended."""
+        for _ in range(RELOAD_GRACE_STEPS):
+            if len(self.active) < self.max_raters:
+                return True
+            await asyncio.sleep(0.1)
+        return len(self.active) < self.max_raters
+
     def same_origin(self, request: web.Request) -> bool:
         """Whether a websocket comes from this server's own page (browsers always send
         ``Origin`` with a websocket; a request without one is not a browser's)."""
@@ -179,7 +191,11 @@ class RaterServer(Server):
         return response
 
     async def handle_index(self, request: web.Request) -> web.Response:
-        if len(self.active) >= self.max_raters:
+        rater = self.request_rater(request)
+        # A rater who reloads keeps their place: the browser holds the old page's websocket
+        # (and so its process) open until this answer arrives.
+        reloading = rater is not None and rater in self.active.values()
+        if not reloading and not await self.place_free():
             return self.message(
                 request,
                 503,
@@ -187,7 +203,6 @@ class RaterServer(Server):
                 text=f"{self.max_raters} raters are rating now, the most this server takes at "
                 "once. Try again in a while.",
             )
-        rater = self.request_rater(request)
         if rater is None and self.rater_header:
             return self.message(
                 request,
@@ -226,7 +241,7 @@ class RaterServer(Server):
         websocket = web.WebSocketResponse(heartbeat=15)
         await websocket.prepare(request)
         rater = self.request_rater(request)
-        if rater is None or len(self.active) >= self.max_raters or not self.same_origin(request):
+        if rater is None or not self.same_origin(request) or not await self.place_free():
             await websocket.close(message=b"refused")
             return websocket
         width = request.query.get("width", "80")
@@ -243,7 +258,7 @@ class RaterServer(Server):
             download_manager=self.download_manager,
             debug=self.debug,
         )
-        self.active.add(app_service)
+        self.active[app_service] = rater
         try:
             await app_service.start(
                 int(width) if width.isdigit() else 80, int(height) if height.isdigit() else 24
@@ -257,5 +272,5 @@ class RaterServer(Server):
         except Exception as error:
             log.exception(error)
         finally:
-            self.active.discard(app_service)
+            self.active.pop(app_service, None)
         return websocket
