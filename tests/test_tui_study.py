@@ -200,3 +200,19 @@ async def test_a_claim_released_while_away_is_not_rated_over_another_rater(
     assert store.studies.scores(study.id) == []
     assert any("all the raters it needs" in message for message in told)
     store.close()
+
+
+async def test_y_copies_the_focused_panes_reply(tmp_path: Path) -> None:
+    store = make_study(tmp_path)
+    app = StudyApp(store, store.studies.get("q"), "hana")
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, StudyScreen) and screen.shown is not None
+        shown = screen.shown
+        await pilot.press("b", "y")
+        await pilot.pause()
+        record = store.load_record(shown.item.session_id)
+        position = shown.panes[1][0]
+        reply = record.latest_replies()[(position, shown.item.turn)]
+        assert app.clipboard == reply.text

@@ -47,7 +47,7 @@ from tui.verdict_dialog import VerdictDialog
 
 HINT = (
     "a-f ←→ pane · ↑↓ scroll · 1-5 score · t tags · n note · v verdict · p best (= tie, x bad)"
-    " · enter done → next · s skip · [ back · ] forward · q quit"
+    " · y copy · enter done → next · s skip · [ back · ] forward · q quit"
 )
 
 
@@ -84,6 +84,7 @@ class StudyScreen(Screen[None]):
         Binding("left_square_bracket", "back", show=False),
         Binding("right_square_bracket", "forward", show=False),
         Binding("q", "quit_queue", show=False),
+        Binding("y", "copy_reply", show=False),
     ]
 
     class Changed(Message):
@@ -100,6 +101,8 @@ class StudyScreen(Screen[None]):
         self.rater = rater
         self.shown: Shown | None = None
         self.focused_pane = 0
+        self.item_replies: dict[int, int] = {}
+        """The reply being rated in each pane, by its place on screen (what ``y`` copies)."""
         self.history: list[int] = []
         """Item ids this rater finished or skipped, oldest first (where ``[`` goes back to)."""
         self.back_at: int | None = None
@@ -176,7 +179,11 @@ class StudyScreen(Screen[None]):
         container = self.query_one("#study-panes", Horizontal)
         container.remove_children()
         columns = []
-        for position, label, model in self.shown.panes:
+        self.item_replies = {}
+        for place, (position, label, model) in enumerate(self.shown.panes):
+            item_reply = latest.get((position, item.turn))
+            if item_reply is not None:
+                self.item_replies[place] = item_reply.id
             view = TranscriptView(classes="study-transcript")
             for turn in record.turns:
                 if turn.idx > item.turn:
@@ -309,6 +316,18 @@ class StudyScreen(Screen[None]):
     def _focused_view(self) -> TranscriptView | None:
         views = list(self.query(TranscriptView))
         return views[self.focused_pane] if 0 <= self.focused_pane < len(views) else None
+
+    def action_copy_reply(self) -> None:
+        """Copy the focused pane's reply to the clipboard (OSC 52 in a terminal; the browser's
+        clipboard when served)."""
+        view = self._focused_view()
+        reply_id = self.item_replies.get(self.focused_pane)
+        text = None if view is None or reply_id is None else view.reply_text(reply_id)
+        if not text:
+            self.notify("this pane has no reply to copy", severity="warning", timeout=3)
+            return
+        self.app.copy_to_clipboard(text)
+        self.notify(f"reply copied ({len(text)}字)", title="clipboard", timeout=3)
 
     def action_scroll(self, lines: int) -> None:
         view = self._focused_view()
