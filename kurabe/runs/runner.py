@@ -359,19 +359,10 @@ class _RunPlayer:
 
         session.subscribe(count)
         try:
-            await session.load()
-            if all(p.unusable for p in session.panes):
-                reasons = "; ".join(f"{p.profile.name}: {p.last_error}" for p in session.panes)
-                session.finish("failed")
+            unusable = await session.play_scenario()
+            if unusable is not None:
                 self.tally.replies_failed += len(item.scenario.turns) * len(session.panes)
-                return session.id, f"no pane can run ({reasons})"
-            await session.fill_missing()
-            while await session.send_scenario_turn() is not None:
-                pass
-            session.finish("finished")
-        except asyncio.CancelledError:
-            session.finish("interrupted")
-            raise
+                return session.id, f"no pane can run ({unusable})"
         except Exception:
             session.finish("failed")
             raise

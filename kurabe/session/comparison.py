@@ -345,6 +345,25 @@ class ComparisonSession:
         """Index of the next scripted turn not yet sent (None when done or no scenario)."""
         return self._turns.next_scenario_turn(self.scenario)
 
+    async def play_scenario(self) -> str | None:
+        """Play the scenario to its end, as replay and runs do: load the panes, fill in what is
+        missing, send the remaining lines, and record how the session ended (``finished``;
+        ``interrupted`` when cancelled). Returns why no pane can run, the session then ended
+        ``failed``; None otherwise."""
+        try:
+            await self.load()
+            if all(p.unusable for p in self.panes):
+                self.finish("failed")
+                return "; ".join(f"{p.profile.name}: {p.last_error}" for p in self.panes)
+            await self.fill_missing()
+            while await self.send_scenario_turn() is not None:
+                pass
+            self.finish("finished")
+        except asyncio.CancelledError:
+            self.finish("interrupted")
+            raise
+        return None
+
     async def fill_missing(self) -> int:
         """Run again, turn by turn, every usable pane whose newest reply to a recorded turn is
         not complete (failed, cancelled, interrupted or never started). Used to resume an

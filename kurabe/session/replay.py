@@ -16,7 +16,6 @@ completed before was already committed.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import sys
 import time
@@ -233,18 +232,9 @@ def seeded(profiles: Sequence[ModelProfile], seed: int | None) -> list[ModelProf
 async def _play(session: ComparisonSession, progress: ReplayProgress) -> None:
     """Fill what is missing, then send the scenario's remaining lines; mark the outcome."""
     try:
-        await session.load()
-        if all(p.unusable for p in session.panes):
-            reasons = "; ".join(f"{p.profile.name}: {p.last_error}" for p in session.panes)
-            session.finish("failed")
-            raise KurabeError(f"no pane can run ({reasons})")
-        await session.fill_missing()
-        while await session.send_scenario_turn() is not None:
-            pass
-        session.finish("finished")
-    except asyncio.CancelledError:
-        session.finish("interrupted")
-        raise
+        unusable = await session.play_scenario()
+        if unusable is not None:
+            raise KurabeError(f"no pane can run ({unusable})")
     finally:
         progress.end(session)
         await session.aclose()
