@@ -27,6 +27,7 @@ those sees the conversation (:func:`backends.examples.for_chat`, the profile's `
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib
 import logging
@@ -139,6 +140,8 @@ class ApiBackend(Backend, Generic[ClientT, EventT]):
         self.profile = profile
         self._client: ClientT | None = None
         self._client_tag: tuple[str, int] | None = None
+        self._building: dict[tuple[str, int], asyncio.Future[ClientT]] = {}
+        """Builds in flight, by tag: streams that start together share one build."""
 
     # -- what is sent -------------------------------------------------------------------------
 
@@ -230,17 +233,28 @@ class ApiBackend(Backend, Generic[ClientT, EventT]):
         return self._new_client(kwargs)
 
     async def _client_for(self, key: str) -> ClientT:
-        """The SDK client for ``key`` on the running loop; rebuilt when either changes."""
+        """The SDK client for ``key`` on the running loop; rebuilt when either changes.
+
+        Streams that start together (a run opens a dozen at once) wait for one build instead of
+        each building a client in a thread and throwing all but one away. The build is a task of
+        its own, so a stream cancelled while it waits does not cancel it for the others.
+        """
         tag = client_tag(key)
         if self._client is not None and self._client_tag == tag:
             return self._client
-        client = await build_off_loop(lambda: self._build_client(key))
-        if self._client is not None and self._client_tag == tag:
-            await client.close()  # a concurrent stream built one first
-            return self._client
+        build = self._building.get(tag)
+        if build is None:
+            build = asyncio.ensure_future(build_off_loop(lambda: self._build_client(key)))
+            self._building[tag] = build
+            build.add_done_callback(lambda done: self._built(tag, done))
+        return await asyncio.shield(build)
+
+    def _built(self, tag: tuple[str, int], build: asyncio.Future[ClientT]) -> None:
+        self._building.pop(tag, None)
+        if build.cancelled() or build.exception() is not None:
+            return  # the streams that waited report it; a later stream builds again
         # A client for another key or loop is dropped, not closed: a stream may still use it.
-        self._client, self._client_tag = client, tag
-        return client
+        self._client, self._client_tag = build.result(), tag
 
     # -- Backend ------------------------------------------------------------------------------
 
@@ -267,10 +281,15 @@ class ApiBackend(Backend, Generic[ClientT, EventT]):
         return self.profile.missing_key_reason()
 
     async def load(self, progress: ProgressCallback | None = None) -> None:
-        """Import the SDK in a worker thread, so the first request does not stall the loop."""
+        """Import the SDK in a worker thread, so the first request does not stall the loop; with
+        the key at hand, build the client for this loop as well."""
         await build_off_loop(self._import_sdk)
+        if self.profile.missing_key_reason() is None:
+            await self._client_for(self.profile.api_key() or PLACEHOLDER_KEY)
 
     async def aclose(self) -> None:
+        for build in list(self._building.values()):
+            build.cancel()  # a client built after the close would never be closed
         client, self._client, self._client_tag = self._client, None, None
         if client is not None:
             await client.close()

@@ -13,6 +13,13 @@ One backend serves two cases, told apart by ``profile.base_url``:
   them; servers that do not know them ignore them. Without ``api_key_env`` a placeholder key is
   sent, so a key from the user's environment never reaches a third-party server.
 
+The request goes through the SDK's ``client.post`` (its documented way to reach any endpoint)
+with the body already in wire form, and the stream's chunks arrive as the JSON objects the server
+sent (``AsyncStream[object]``): the SDK still sends, authenticates, retries, times out, decodes the
+event stream, ends at ``[DONE]`` and raises its errors, but it no longer transforms the request
+against its typed parameters nor builds a pydantic model per chunk. Those two cost about 6 ms of
+CPU per reply and capped a run of many concurrent streams (``bench/bench_runs.py``, issue 16).
+
 Usage comes from the last chunk (``stream_options.include_usage``); servers that ignore that
 option (llama-cpp-python's) end with a StreamDone whose token counts are None. A compatible server
 that answers with an empty stream gets one non-streaming, one-token probe to learn why
@@ -28,7 +35,7 @@ when a request is made (:meth:`ModelProfile.api_key`); it never appears in
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from backends.api_backend import ApiBackend
@@ -37,14 +44,23 @@ from backends.base import Conversation, StreamClock, StreamError
 from backends.sent import SentRequest, openai_request
 
 if TYPE_CHECKING:
-    from openai import AsyncOpenAI, AsyncStream
-    from openai.types.chat import ChatCompletionChunk
+    from openai import AsyncOpenAI, AsyncStream, RequestOptions
 
 OPENAI_DEFAULT_URL = "https://api.openai.com/v1"
 
 
+def _mapping(value: object) -> Mapping[str, Any] | None:
+    return value if isinstance(value, Mapping) else None
+
+
+def _count(value: object) -> int | None:
+    # bool is an int to Python, never a token count
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 class _ChunkTally:
-    """Reads ``chat.completion.chunk`` events: text and finish reason of choice 0, and usage."""
+    """Reads ``chat.completion.chunk`` objects as sent: text and finish reason of choice 0, and
+    usage. Fields of the wrong shape are passed over, as the SDK's loose models did."""
 
     def __init__(self) -> None:
         self.prompt_tokens: int | None = None
@@ -62,33 +78,42 @@ class _ChunkTally:
         # Some compatible servers omit finish_reason; a usage chunk still marks a complete reply.
         return self.finish is not None or self.saw_usage
 
-    def read(self, chunk: ChatCompletionChunk) -> Iterator[str]:
-        usage = chunk.usage
+    def read(self, chunk: object) -> Iterator[str]:
+        data = _mapping(chunk)
+        if data is None:
+            return
+        usage = _mapping(data.get("usage"))
         if usage is not None:
             self.saw_usage = True
-            self.prompt_tokens = usage.prompt_tokens
-            self.completion_tokens = usage.completion_tokens
-            details = usage.prompt_tokens_details
-            if details is not None and details.cached_tokens is not None:
-                self.cached_prompt_tokens = details.cached_tokens
-        for choice in chunk.choices:
-            if choice.index != 0:
+            self.prompt_tokens = _count(usage.get("prompt_tokens"))
+            self.completion_tokens = _count(usage.get("completion_tokens"))
+            details = _mapping(usage.get("prompt_tokens_details"))
+            if details is not None and _count(details.get("cached_tokens")) is not None:
+                self.cached_prompt_tokens = _count(details.get("cached_tokens"))
+        choices = data.get("choices")
+        if not isinstance(choices, list):
+            return
+        for entry in choices:
+            choice = _mapping(entry)
+            if choice is None or choice.get("index", 0) != 0:
                 continue
-            text = choice.delta.content if choice.delta is not None else None
-            if text:
+            delta = _mapping(choice.get("delta"))
+            text = delta.get("content") if delta is not None else None
+            if isinstance(text, str) and text:
                 yield text
-            if choice.finish_reason:
-                self.finish = choice.finish_reason
+            finish = choice.get("finish_reason")
+            if isinstance(finish, str) and finish:
+                self.finish = finish
 
 
-class OpenAIBackend(ApiBackend["AsyncOpenAI", "ChatCompletionChunk"]):
+class OpenAIBackend(ApiBackend["AsyncOpenAI", object]):
     """Streams chat completions from OpenAI or any OpenAI-compatible server."""
 
     provider = "OpenAI"
     backend_name = "openai"
     sdk_package = "openai"
     sdk_module = "openai.resources.chat"
-    warm_modules = ("anyio._backends._asyncio",)
+    warm_modules = ("anyio._backends._asyncio", "httpcore2")
     default_url = OPENAI_DEFAULT_URL
     log = logging.getLogger("kurabe.backends.openai")
 
@@ -119,10 +144,23 @@ class OpenAIBackend(ApiBackend["AsyncOpenAI", "ChatCompletionChunk"]):
         _ = client.chat.completions  # built lazily by the SDK; build it here, off the loop
         return client
 
-    async def _open(
-        self, client: AsyncOpenAI, request: dict[str, Any]
-    ) -> AsyncStream[ChatCompletionChunk]:
-        response: AsyncStream[ChatCompletionChunk] = await client.chat.completions.create(**request)
+    async def _open(self, client: AsyncOpenAI, request: dict[str, Any]) -> AsyncStream[object]:
+        """POST the request as the wire body; chunks come back as the JSON objects sent."""
+        from openai import AsyncStream
+
+        body = {k: v for k, v in request.items() if k not in ("extra_body", "extra_headers")}
+        body.update(request.get("extra_body") or {})
+        options: RequestOptions = {"security": {"bearer_auth": True}}
+        if request.get("extra_headers"):
+            options["headers"] = dict(request["extra_headers"])
+        response: AsyncStream[object] = await client.post(
+            "/chat/completions",
+            body=body,
+            cast_to=object,
+            options=options,
+            stream=True,
+            stream_cls=AsyncStream[object],
+        )
         return response
 
     def _tally(self) -> _ChunkTally:

@@ -404,6 +404,27 @@ async def test_usage_only_chunk_from_a_server_without_finish_reason(
     assert got.final.finish_reason == "unknown" and got.final.prompt_tokens == 9
 
 
+async def test_chunks_of_odd_shape_are_passed_over_not_fatal(server: WireServer, key: str) -> None:
+    # Compatible servers send nulls where OpenAI sends objects; chunks are read as sent, so each
+    # field is checked for its shape: a null is passed over, the rest of the reply still counts.
+    frames = [
+        sse(openai_chunk([{"index": 0, "delta": {"content": "ナルト"}, "finish_reason": None}])),
+        sse({"id": "x", "object": "chat.completion.chunk", "choices": None}),
+        sse(openai_chunk([{"index": 0, "delta": None, "finish_reason": None}])),
+        sse(openai_chunk([{"index": 1, "delta": {"content": "別の選択肢"}}])),
+        sse(openai_chunk([{"index": 0, "delta": {"content": 7}, "finish_reason": None}])),
+        sse(openai_chunk([{"index": 0, "delta": {"content": "だね"}, "finish_reason": "stop"}])),
+        sse(openai_chunk([], usage={"prompt_tokens": None, "completion_tokens": 3})),
+        b"data: [DONE]\n\n",
+    ]
+    server.script(SSEReply(frames))
+    got = await run(OpenAIBackend(profile(server)))
+    assert got.deltas == ["ナルト", "だね"]
+    assert isinstance(got.final, StreamDone)
+    assert got.final.finish_reason == "stop"
+    assert (got.final.prompt_tokens, got.final.completion_tokens) == (None, 3)
+
+
 async def test_empty_stream_from_a_compatible_server_is_diagnosed(
     server: WireServer, key: str
 ) -> None:

@@ -172,6 +172,10 @@ class _QuietServer(ThreadingHTTPServer):
     """Records handler exceptions instead of printing them; hang-ups are normal here."""
 
     wire: WireServer
+    # socketserver listens with a backlog of 5: a sixth client connecting at once has its SYN
+    # dropped and retries a second later, which no real server (uvicorn 2048, llama-server's
+    # httplib SOMAXCONN) makes a client wait.
+    request_queue_size = 128
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         exc = sys.exc_info()[1]
