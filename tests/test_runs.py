@@ -4,7 +4,9 @@ conversation after a failure in the app's session."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
+import gc
 import io
 import json
 import os
@@ -13,13 +15,15 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+import tracemalloc
+import weakref
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from backends.base import StreamError
+from backends.base import Backend, Conversation, StreamDone, StreamError, StreamEvent, TextDelta
 from backends.profiles import ModelProfile
 from kurabe.runs.attempts import RetryPolicy
 from kurabe.runs.runner import RunSettings, start_run
@@ -445,3 +449,67 @@ def test_a_profile_sets_its_endpoint_concurrency(tmp_path: Path) -> None:
     path.write_text(path.read_text(encoding="utf-8").replace("12", "0"), encoding="utf-8")
     with pytest.raises(ConfigError, match="concurrency"):
         parse_models_file(path)
+
+
+class _Answering(Backend):
+    """Answers every line at once and keeps nothing, so that what a run holds is the run's."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    async def stream(self, conversation: Conversation) -> AsyncIterator[StreamEvent]:
+        await asyncio.sleep(0)
+        yield TextDelta(f"{self.name}: うん、その作品なら全部見たよ！")
+        yield StreamDone(
+            finish_reason="stop", prompt_tokens=20, completion_tokens=9, ttft_s=0.0, total_s=0.0
+        )
+
+
+def _run_peak(
+    folder: Path, count: int, live: weakref.WeakSet[ComparisonSession]
+) -> tuple[int, int]:
+    """(most sessions alive at once, peak of traced memory in bytes) over a run of ``count``
+    one-turn questions on two panes, four sessions at a time."""
+    peak_sessions = 0
+    created = ComparisonSession.__init__
+
+    def tracked(self: ComparisonSession, *args: Any, **kwargs: Any) -> None:
+        nonlocal peak_sessions
+        created(self, *args, **kwargs)
+        live.add(self)
+        if len(live) > 4:
+            gc.collect()  # sessions done with may wait in a reference cycle for the collector
+        peak_sessions = max(peak_sessions, len(live))
+
+    store = Store(folder / f"run-{count}.sqlite3")
+    profiles = [fake_profile("m1"), fake_profile("m2")]
+    backends: dict[str, Backend] = {"m1": _Answering("m1"), "m2": _Answering("m2")}
+    settings = RunSettings("m1,m2", sessions_at_once=4)
+    pairs = [(q, PERSONA) for q in scenarios(count, 1)]
+    gc.collect()
+    tracemalloc.reset_peak()
+    before = tracemalloc.get_traced_memory()[0]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ComparisonSession, "__init__", tracked)
+        run_id = asyncio.run(
+            start_run(store, pairs, profiles, settings, backend_factory=fake_factory(backends))
+        )
+    peak = tracemalloc.get_traced_memory()[1] - before
+    assert store.runs.figures(run_id).replies_ok == 2 * count
+    store.close()
+    return peak_sessions, peak
+
+
+def test_a_long_run_holds_only_what_is_in_flight(tmp_path: Path) -> None:
+    # 1,000 questions hold no more than 100 do: the sessions in flight, not the run's history.
+    live: weakref.WeakSet[ComparisonSession] = weakref.WeakSet()
+    tracemalloc.start()
+    try:
+        _run_peak(tmp_path, 20, live)  # first-use caches (imports, prepared statements) filled
+        short_sessions, short_peak = _run_peak(tmp_path, 100, live)
+        long_sessions, long_peak = _run_peak(tmp_path, 1000, live)
+    finally:
+        tracemalloc.stop()
+    assert short_sessions <= 4 and long_sessions <= 4
+    # 900 more sessions of two replies: a reply's text kept for each would show here.
+    assert long_peak < short_peak + 128 * 1024, (short_peak, long_peak)
