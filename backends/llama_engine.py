@@ -15,6 +15,9 @@ server drives its slots:
   therefore stream together, on the CPU and on a GPU.
 * **Cost per token is flat**: each token's piece is decoded to UTF-8 incrementally, stop strings
   are matched on a bounded tail, text crosses to the event loop in coalesced pieces.
+* **Threads like llama.cpp's tools**: the context gets a persistent CPU threadpool
+  (:mod:`backends.ggml_threadpool`) rather than one started and joined for every token, and
+  Flash Attention is left to llama.cpp (``auto``), as llama-server does.
 * **Cancel is prompt**: cancelled sequences leave the batch at the next step; a prompt chunk in
   flight is aborted through ``llama_set_abort_callback`` when every sequence in it is cancelled.
 * **Memory is bounded in bytes**: the KV pool is sized from a per-file budget; idle panes'
@@ -40,7 +43,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from backends.llama_sampling import SamplingSettings, TokenSampling
+from backends.ggml_threadpool import attach_cpu_threadpool
+from backends.llama_sampling import RequestChain, SamplingSettings, TokenSampling
 from backends.text_pipe import TextPipe
 
 log = logging.getLogger(__name__)
@@ -101,7 +105,7 @@ class Request:
     n_done: int = 0
     """Tokens of ``tokens`` already in the sequence's KV cells."""
     cached: int = 0
-    chain: Any = None
+    chain: RequestChain | None = None
     grammar: Any = None
     """The request's grammar sampler (when its sampling has a grammar)."""
     next_token: int = -1
@@ -157,7 +161,7 @@ class LlamaEngine:
         n_slots: int = DEFAULT_SLOTS,
         kv_budget_mib: int | None = None,
         n_batch: int = DEFAULT_BATCH,
-        flash_attn: bool = False,
+        flash_attn: bool | None = None,
     ) -> None:
         import llama_cpp
         from llama_cpp._internals import LlamaModel
@@ -209,12 +213,19 @@ class LlamaEngine:
         params.swa_full = True  # keeps sliding-window models (Gemma 3) reusable by prefix
         params.kv_unified = not self.partitioned
         params.no_perf = True
-        params.flash_attn_type = 1 if flash_attn else 0
+        # None: llama.cpp decides per device, as llama-server's default ``-fa auto`` does (on
+        # the CPU it is on, and decoding a long reply is faster with it).
+        params.flash_attn_type = {
+            None: llama_cpp.LLAMA_FLASH_ATTN_TYPE_AUTO,
+            True: llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED,
+            False: llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED,
+        }[flash_attn]
         ctx = llama_cpp.llama_init_from_model(self.model.model, params)
         if ctx is None:
             self.model.close()
             raise EngineError(f"cannot create a context of {cells} tokens for {path.name}")
         self.ctx = ctx
+        self._threadpool = attach_cpu_threadpool(llama_cpp, ctx, n_threads)
         self.memory = llama_cpp.llama_get_memory(ctx)
         self.kv_cells = int(llama_cpp.llama_n_ctx(ctx))
         self.kv_budget_mib = kv_budget_mib
@@ -277,6 +288,8 @@ class LlamaEngine:
         self._thread.join(timeout=30)
         lib = self._lib
         if self.ctx is not None:
+            if self._threadpool is not None:
+                self._threadpool.close()
             lib.llama_batch_free(self._batch)
             lib.llama_free(self.ctx)
             self.ctx = None
@@ -529,8 +542,9 @@ class LlamaEngine:
 
     def _sample(self, request: Request, index: int) -> None:
         lib = self._lib
+        assert request.chain is not None, "a request is sampled only while it is active"
         if request.grammar is None:
-            token = int(lib.llama_sampler_sample(request.chain, self.ctx, index))
+            token = self._sampling.sample(request.chain, index)
         else:
             token = self._sampling.sample_with_grammar(request.chain, request.grammar, index)
             if token < 0:
@@ -603,7 +617,7 @@ class LlamaEngine:
         if 0 <= request.seq < len(self._slots):
             self._slots[request.seq].busy = False
         if request.chain is not None:
-            self._lib.llama_sampler_free(request.chain)
+            request.chain.close()
             request.chain = None
         if request.grammar is not None:
             self._lib.llama_sampler_free(request.grammar)

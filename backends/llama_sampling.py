@@ -16,6 +16,7 @@ Used on the engine's thread only (:mod:`backends.llama_engine`).
 from __future__ import annotations
 
 import ctypes
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -44,49 +45,51 @@ class TokenSampling:
         self.ctx = ctx
         self.n_vocab = n_vocab
         self.n_ctx = n_ctx
-        self._candidates: Any = None
-        """Every token's logit at one output, for grammar requests (made on first use)."""
+        self._candidates: _Candidates | None = None
+        """Every token's logit at one output (made on first use)."""
 
-    def chain(self, sampling: SamplingSettings, prompt: Sequence[int]) -> Any:
+    def chain(self, sampling: SamplingSettings, prompt: Sequence[int]) -> RequestChain:
         """A new sampler chain for one request (the prompt's last tokens already penalised)."""
         lib = self._lib
-        chain = lib.llama_sampler_chain_init(lib.llama_sampler_chain_default_params())
-        last_n = self.n_ctx if sampling.repeat_last_n < 0 else sampling.repeat_last_n
-        if sampling.repeat_penalty != 1.0 and last_n != 0:
-            lib.llama_sampler_chain_add(
-                chain,
-                lib.llama_sampler_init_penalties(
-                    self.n_vocab, last_n, sampling.repeat_penalty, 0.0, 0.0
-                ),
-            )
+        native = lib.llama_sampler_chain_init(lib.llama_sampler_chain_default_params())
         if sampling.temperature <= 0:
-            lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_greedy())
+            lib.llama_sampler_chain_add(native, lib.llama_sampler_init_greedy())
         else:
-            lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_top_k(sampling.top_k))
-            lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_top_p(sampling.top_p, 1))
-            lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_min_p(sampling.min_p, 1))
-            lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_temp(sampling.temperature))
+            lib.llama_sampler_chain_add(native, lib.llama_sampler_init_top_k(sampling.top_k))
+            lib.llama_sampler_chain_add(native, lib.llama_sampler_init_top_p(sampling.top_p, 1))
+            lib.llama_sampler_chain_add(native, lib.llama_sampler_init_min_p(sampling.min_p, 1))
+            lib.llama_sampler_chain_add(native, lib.llama_sampler_init_temp(sampling.temperature))
             seed = sampling.seed if sampling.seed is not None else 0xFFFFFFFF
-            lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_dist(seed & 0xFFFFFFFF))
-        if sampling.repeat_penalty != 1.0 and last_n != 0:
+            lib.llama_sampler_chain_add(native, lib.llama_sampler_init_dist(seed & 0xFFFFFFFF))
+        last_n = self.n_ctx if sampling.repeat_last_n < 0 else sampling.repeat_last_n
+        penalty = None
+        if sampling.repeat_penalty != 1.0 and last_n > 0:
+            penalty = RepeatPenalty(sampling.repeat_penalty, last_n)
             # llama.cpp's own tools penalise repeats of the prompt's last tokens too.
-            accept = lib.llama_sampler_accept
             for token in prompt[-last_n:]:
-                accept(chain, token)
-        return chain
+                penalty.accept(token)
+        return RequestChain(lib, native, penalty)
 
-    def _logits(self, index: int) -> Any:
-        """Every token's candidate entry at output ``index``, unsorted, nothing selected."""
-        import numpy as np
-        from llama_cpp._internals import LlamaTokenDataArray
+    def _logits(self, index: int) -> _Candidates:
+        """Every token's candidate entry at output ``index``, unsorted, nothing selected.
 
+        One buffer per context, filled again for each token: what ``llama_sampler_sample`` does
+        with a fresh vector of the whole vocabulary every call (262,144 entries, 3 MiB, for Gemma
+        3), which costs more than the sampling itself on a long reply.
+        """
         if self._candidates is None:
-            self._candidates = LlamaTokenDataArray(n_vocab=self.n_vocab)
-        candidates = self._candidates
-        logits = self._lib.llama_get_logits_ith(self.ctx, index)
-        candidates.copy_logits(np.ctypeslib.as_array(logits, shape=(self.n_vocab,)))
-        candidates.candidates.selected = -1
-        return candidates
+            self._candidates = _Candidates(self._lib, self.n_vocab)
+        return self._candidates.fill(self._lib.llama_get_logits_ith(self.ctx, index))
+
+    def sample(self, chain: RequestChain, index: int) -> int:
+        """The chain's token at output ``index``, accepted into the chain: the steps of
+        ``llama_sampler_sample`` (candidates from the logits, apply, take the selected one,
+        accept) on the reused buffer, the repeat penalty first."""
+        candidates = self._logits(index)
+        chain.apply(candidates)
+        token = candidates.selected_token()
+        chain.accept(token)
+        return token
 
     def _allows(self, grammar: Any, token: int) -> bool:
         lib = self._lib
@@ -95,20 +98,142 @@ class TokenSampling:
         lib.llama_sampler_apply(grammar, ctypes.byref(array))
         return bool(single.logit != float("-inf"))
 
-    def sample_with_grammar(self, chain: Any, grammar: Any, index: int) -> int:
-        """llama.cpp's grammar-based rejection sampling; -1 when the grammar allows nothing."""
+    def sample_with_grammar(self, chain: RequestChain, grammar: Any, index: int) -> int:
+        """llama.cpp's grammar-based rejection sampling; -1 when the grammar allows nothing.
+
+        The grammar's mask and the repeat penalty commute (a refused token's -inf stays -inf),
+        so the penalty going first on the second pass changes nothing."""
         lib = self._lib
         candidates = self._logits(index)
-        lib.llama_sampler_apply(chain, ctypes.byref(candidates.candidates))
-        token = int(candidates.candidates_data.id[candidates.candidates.selected])
+        chain.apply(candidates)
+        token = candidates.selected_token()
         if not self._allows(grammar, token):
             candidates = self._logits(index)
-            lib.llama_sampler_apply(grammar, ctypes.byref(candidates.candidates))
-            lib.llama_sampler_apply(chain, ctypes.byref(candidates.candidates))
-            selected = candidates.candidates.selected
-            if candidates.candidates_data.logit[selected] == float("-inf"):
+            if chain.penalty is not None:
+                chain.penalty.apply(candidates.logits)
+            lib.llama_sampler_apply(grammar, candidates.pointer)
+            lib.llama_sampler_apply(chain.native, candidates.pointer)
+            if candidates.selected_logit() == float("-inf"):
                 return -1
-            token = int(candidates.candidates_data.id[selected])
-        lib.llama_sampler_accept(chain, token)
+            token = candidates.selected_token()
+        chain.accept(token)
         lib.llama_sampler_accept(grammar, token)
         return token
+
+
+class RepeatPenalty:
+    """llama.cpp's penalties sampler as kurabe's profiles use it (repeat penalty over the last
+    N tokens, frequency and presence 0), applied where it can change anything.
+
+    llama.cpp looks every candidate of the vocabulary up in its window's counts (262,144 hash
+    lookups a token for Gemma 3, most of the cost of sampling); the window holds at most N
+    distinct tokens, so only their logits are touched here, with the same float32 arithmetic:
+    a logit at or below 0 multiplied by the penalty, one above divided by it.
+    """
+
+    def __init__(self, penalty: float, last_n: int) -> None:
+        import numpy as np
+
+        self._np = np
+        self.penalty = np.float32(penalty)
+        self.last_n = last_n
+        self._window: deque[int] = deque()
+        self._counts: dict[int, int] = {}
+
+    def accept(self, token: int) -> None:
+        """The token enters the window; the oldest leaves it once the window holds N."""
+        counts = self._counts
+        counts[token] = counts.get(token, 0) + 1
+        window = self._window
+        if len(window) >= self.last_n:
+            old = window.popleft()
+            left = counts[old] - 1
+            if left:
+                counts[old] = left
+            else:
+                del counts[old]
+        window.append(token)
+
+    def apply(self, logits: Any) -> None:
+        """Penalise the window's tokens in ``logits``, a float32 array indexed by token id."""
+        if not self._counts:
+            return
+        np = self._np
+        ids = np.fromiter(self._counts, dtype=np.intc, count=len(self._counts))
+        values = logits[ids]
+        logits[ids] = np.where(values <= 0, values * self.penalty, values / self.penalty)
+
+
+class RequestChain:
+    """One request's sampling: llama.cpp's chain (top-k → top-p → min-p → temperature → a seeded
+    draw, or greedy) after the repeat penalty, which :class:`RepeatPenalty` applies first, as
+    the penalties sampler heads llama.cpp's chain."""
+
+    def __init__(self, lib: Any, native: Any, penalty: RepeatPenalty | None) -> None:
+        self._lib = lib
+        self.native = native
+        self.penalty = penalty
+
+    def apply(self, candidates: _Candidates) -> None:
+        """Penalise, then run the chain over ``candidates`` (filled in token order)."""
+        if self.penalty is not None:
+            self.penalty.apply(candidates.logits)
+        self._lib.llama_sampler_apply(self.native, candidates.pointer)
+
+    def accept(self, token: int) -> None:
+        if self.penalty is not None:
+            self.penalty.accept(token)
+        self._lib.llama_sampler_accept(self.native, token)
+
+    def close(self) -> None:
+        """Free the native chain (once)."""
+        native, self.native = self.native, None
+        if native is not None:
+            self._lib.llama_sampler_free(native)
+
+
+class _Candidates:
+    """A ``llama_token_data_array`` over a numpy buffer of the whole vocabulary, kept for reuse.
+
+    :meth:`fill` restores every entry (id in order, probability 0) from a template with one
+    contiguous copy and then writes the logits: a sampler sorts and truncates the array in place,
+    so nothing of the last token's pass may remain.
+    """
+
+    def __init__(self, lib: Any, n_vocab: int) -> None:
+        import numpy as np
+
+        self._np = np
+        self.n_vocab = n_vocab
+        dtype = np.dtype([("id", np.intc), ("logit", np.single), ("p", np.single)], align=True)
+        if dtype.itemsize != ctypes.sizeof(lib.llama_token_data):
+            raise RuntimeError("llama_token_data has an unexpected layout")
+        self._template = np.zeros(n_vocab, dtype=dtype)
+        self._template["id"] = np.arange(n_vocab, dtype=np.intc)
+        self.data = np.zeros(n_vocab, dtype=dtype)
+        self.logits = self.data["logit"]
+        """The logits by token id, a view into :attr:`data` (valid right after :meth:`fill`)."""
+        self._raw = self.data.view(np.uint8)
+        self._template_raw = self._template.view(np.uint8)
+        self.array = lib.llama_token_data_array(
+            data=self.data.ctypes.data_as(lib.llama_token_data_p),
+            size=n_vocab,
+            selected=-1,
+            sorted=False,
+        )
+        self.pointer = ctypes.byref(self.array)
+
+    def fill(self, logits: Any) -> _Candidates:
+        np = self._np
+        np.copyto(self._raw, self._template_raw)
+        self.logits[:] = np.ctypeslib.as_array(logits, shape=(self.n_vocab,))
+        self.array.size = self.n_vocab
+        self.array.selected = -1
+        self.array.sorted = False
+        return self
+
+    def selected_token(self) -> int:
+        return int(self.data["id"][self.array.selected])
+
+    def selected_logit(self) -> float:
+        return float(self.data["logit"][self.array.selected])
