@@ -468,18 +468,21 @@ class _Answering(Backend):
 def _run_peak(
     folder: Path, count: int, live: weakref.WeakSet[ComparisonSession]
 ) -> tuple[int, int]:
-    """(most sessions alive at once, peak of traced memory in bytes) over a run of ``count``
-    one-turn questions on two panes, four sessions at a time."""
-    peak_sessions = 0
+    """(most sessions alive at once when counted, peak of traced memory in bytes) over a run of
+    ``count`` one-turn questions on two panes, four sessions at a time."""
+    peak_sessions = made = 0
     created = ComparisonSession.__init__
 
     def tracked(self: ComparisonSession, *args: Any, **kwargs: Any) -> None:
-        nonlocal peak_sessions
+        nonlocal peak_sessions, made
         created(self, *args, **kwargs)
         live.add(self)
-        if len(live) > 4:
-            gc.collect()  # sessions done with may wait in a reference cycle for the collector
-        peak_sessions = max(peak_sessions, len(live))
+        made += 1
+        if made % 50 == 0:
+            # Sessions done with may wait in a reference cycle for the collector; a full
+            # collection per session would take minutes in a process that holds the whole suite.
+            gc.collect()
+            peak_sessions = max(peak_sessions, len(live))
 
     store = Store(folder / f"run-{count}.sqlite3")
     profiles = [fake_profile("m1"), fake_profile("m2")]
