@@ -37,6 +37,13 @@ class SamplingSettings:
     """GBNF (root rule ``root``) that every reply must match; None: no grammar sampler."""
 
 
+WINDOWED_PENALTY_MIN_VOCAB = 16_384
+"""From this vocabulary size on, :class:`RepeatPenalty` replaces llama.cpp's penalties sampler:
+looking up every candidate costs more than the numpy calls that touch only the window's tokens
+(Gemma 3, 262,144 tokens: about 0.6 ms a token saved; a tiny test model of a few hundred tokens
+would lose about 30 µs a token)."""
+
+
 class TokenSampling:
     """Sampler chains and grammar sampling over one llama.cpp context."""
 
@@ -45,13 +52,28 @@ class TokenSampling:
         self.ctx = ctx
         self.n_vocab = n_vocab
         self.n_ctx = n_ctx
-        self._candidates: _Candidates | None = None
+        self._candidates: Candidates | None = None
         """Every token's logit at one output (made on first use)."""
 
     def chain(self, sampling: SamplingSettings, prompt: Sequence[int]) -> RequestChain:
-        """A new sampler chain for one request (the prompt's last tokens already penalised)."""
+        """A new sampler chain for one request (the prompt's last tokens already penalised).
+
+        With a large vocabulary the repeat penalty is kurabe's :class:`RepeatPenalty` and the
+        candidates live in one reused buffer; with a small one llama.cpp's penalties sampler
+        heads the chain and ``llama_sampler_sample`` does the rest, which is cheaper there.
+        """
         lib = self._lib
+        windowed = self.n_vocab >= WINDOWED_PENALTY_MIN_VOCAB
+        last_n = self.n_ctx if sampling.repeat_last_n < 0 else sampling.repeat_last_n
+        penalised = sampling.repeat_penalty != 1.0 and last_n > 0
         native = lib.llama_sampler_chain_init(lib.llama_sampler_chain_default_params())
+        if penalised and not windowed:
+            lib.llama_sampler_chain_add(
+                native,
+                lib.llama_sampler_init_penalties(
+                    self.n_vocab, last_n, sampling.repeat_penalty, 0.0, 0.0
+                ),
+            )
         if sampling.temperature <= 0:
             lib.llama_sampler_chain_add(native, lib.llama_sampler_init_greedy())
         else:
@@ -61,16 +83,19 @@ class TokenSampling:
             lib.llama_sampler_chain_add(native, lib.llama_sampler_init_temp(sampling.temperature))
             seed = sampling.seed if sampling.seed is not None else 0xFFFFFFFF
             lib.llama_sampler_chain_add(native, lib.llama_sampler_init_dist(seed & 0xFFFFFFFF))
-        last_n = self.n_ctx if sampling.repeat_last_n < 0 else sampling.repeat_last_n
-        penalty = None
-        if sampling.repeat_penalty != 1.0 and last_n > 0:
-            penalty = RepeatPenalty(sampling.repeat_penalty, last_n)
+        chain = RequestChain(
+            lib,
+            native,
+            RepeatPenalty(sampling.repeat_penalty, last_n) if penalised and windowed else None,
+            buffered=windowed,
+        )
+        if penalised:
             # llama.cpp's own tools penalise repeats of the prompt's last tokens too.
             for token in prompt[-last_n:]:
-                penalty.accept(token)
-        return RequestChain(lib, native, penalty)
+                chain.accept(token)
+        return chain
 
-    def _logits(self, index: int) -> _Candidates:
+    def _logits(self, index: int) -> Candidates:
         """Every token's candidate entry at output ``index``, unsorted, nothing selected.
 
         One buffer per context, filled again for each token: what ``llama_sampler_sample`` does
@@ -78,13 +103,15 @@ class TokenSampling:
         3), which costs more than the sampling itself on a long reply.
         """
         if self._candidates is None:
-            self._candidates = _Candidates(self._lib, self.n_vocab)
+            self._candidates = Candidates(self._lib, self.n_vocab)
         return self._candidates.fill(self._lib.llama_get_logits_ith(self.ctx, index))
 
     def sample(self, chain: RequestChain, index: int) -> int:
         """The chain's token at output ``index``, accepted into the chain: the steps of
         ``llama_sampler_sample`` (candidates from the logits, apply, take the selected one,
         accept) on the reused buffer, the repeat penalty first."""
+        if not chain.buffered:
+            return int(self._lib.llama_sampler_sample(chain.native, self.ctx, index))
         candidates = self._logits(index)
         chain.apply(candidates)
         token = candidates.selected_token()
@@ -166,15 +193,21 @@ class RepeatPenalty:
 
 class RequestChain:
     """One request's sampling: llama.cpp's chain (top-k → top-p → min-p → temperature → a seeded
-    draw, or greedy) after the repeat penalty, which :class:`RepeatPenalty` applies first, as
-    the penalties sampler heads llama.cpp's chain."""
+    draw, or greedy) after the repeat penalty, which heads it as in llama.cpp's tools: applied
+    first by :class:`RepeatPenalty` (a large vocabulary), or llama.cpp's penalties sampler as the
+    chain's first link (a small one)."""
 
-    def __init__(self, lib: Any, native: Any, penalty: RepeatPenalty | None) -> None:
+    def __init__(
+        self, lib: Any, native: Any, penalty: RepeatPenalty | None, *, buffered: bool
+    ) -> None:
         self._lib = lib
         self.native = native
         self.penalty = penalty
+        self.buffered = buffered
+        """True: sampled on :class:`TokenSampling`'s reused buffer; False: by
+        ``llama_sampler_sample``, the penalties (if any) inside :attr:`native`."""
 
-    def apply(self, candidates: _Candidates) -> None:
+    def apply(self, candidates: Candidates) -> None:
         """Penalise, then run the chain over ``candidates`` (filled in token order)."""
         if self.penalty is not None:
             self.penalty.apply(candidates.logits)
@@ -192,7 +225,7 @@ class RequestChain:
             self._lib.llama_sampler_free(native)
 
 
-class _Candidates:
+class Candidates:
     """A ``llama_token_data_array`` over a numpy buffer of the whole vocabulary, kept for reuse.
 
     :meth:`fill` restores every entry (id in order, probability 0) from a template with one
@@ -223,7 +256,7 @@ class _Candidates:
         )
         self.pointer = ctypes.byref(self.array)
 
-    def fill(self, logits: Any) -> _Candidates:
+    def fill(self, logits: Any) -> Candidates:
         np = self._np
         np.copyto(self._raw, self._template_raw)
         self.logits[:] = np.ctypeslib.as_array(logits, shape=(self.n_vocab,))

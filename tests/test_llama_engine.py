@@ -83,8 +83,11 @@ async def test_cached_prompt_tokens_is_the_prefix_actually_reused(tiny_gguf: Pat
 async def test_two_panes_on_one_file_are_decoded_together_and_stay_apart(
     tiny_gguf: Path,
 ) -> None:
-    fan = await loaded_backend(tiny_profile(tiny_gguf, name="fan", sampling=GREEDY))
-    clerk = await loaded_backend(tiny_profile(tiny_gguf, name="clerk", sampling=GREEDY))
+    # Replies long enough to overlap: 24 tokens of the tiny model take a few milliseconds, less
+    # than the second pane may need to fit its prompt and reach the engine.
+    greedy = replace(GREEDY, max_tokens=200)
+    fan = await loaded_backend(tiny_profile(tiny_gguf, name="fan", sampling=greedy))
+    clerk = await loaded_backend(tiny_profile(tiny_gguf, name="clerk", sampling=greedy))
     assert fan.loaded is clerk.loaded
 
     def fan_turn(cid: str) -> Conversation:

@@ -11,11 +11,17 @@ from typing import Any
 import numpy as np
 import pytest
 
-from backends.llama_sampling import SamplingSettings, TokenSampling, _Candidates
+from backends.llama_sampling import (
+    WINDOWED_PENALTY_MIN_VOCAB,
+    Candidates,
+    RepeatPenalty,
+    SamplingSettings,
+    TokenSampling,
+)
 
 llama_cpp = pytest.importorskip("llama_cpp")
 
-N_VOCAB = 3000
+N_VOCAB = 32_000  # above WINDOWED_PENALTY_MIN_VOCAB: kurabe's own penalty is what is compared
 
 
 def reference_chain(settings: SamplingSettings, prompt: list[int]) -> Any:
@@ -66,8 +72,9 @@ def test_each_token_and_its_probabilities_match_llama_cpps_chain(temperature: fl
     prompt = [int(t) for t in rng.integers(0, N_VOCAB, 100)]
     sampling = TokenSampling(llama_cpp, None, N_VOCAB, 4096)
     ours = sampling.chain(settings, prompt)
+    assert N_VOCAB >= WINDOWED_PENALTY_MIN_VOCAB and ours.buffered and ours.penalty is not None
     theirs = reference_chain(settings, prompt)
-    mine, reference = _Candidates(llama_cpp, N_VOCAB), _Candidates(llama_cpp, N_VOCAB)
+    mine, reference = Candidates(llama_cpp, N_VOCAB), Candidates(llama_cpp, N_VOCAB)
     drawn: list[int] = list(prompt)
     penalised_draws = 0
     try:
@@ -97,8 +104,6 @@ def test_each_token_and_its_probabilities_match_llama_cpps_chain(temperature: fl
 
 
 def test_the_window_forgets_its_oldest_token() -> None:
-    from backends.llama_sampling import RepeatPenalty
-
     penalty = RepeatPenalty(2.0, 3)
     for token in (5, 6, 5, 7):  # 5 entered twice; the first 5 leaves when 7 comes
         penalty.accept(token)
