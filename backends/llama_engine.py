@@ -15,9 +15,7 @@ server drives its slots:
   therefore stream together, on the CPU and on a GPU.
 * **Cost per token is flat**: each token's piece is decoded to UTF-8 incrementally, stop strings
   are matched on a bounded tail, text crosses to the event loop in coalesced pieces.
-* **Threads like llama.cpp's tools**: the context gets a persistent CPU threadpool
-  (:mod:`backends.ggml_threadpool`) rather than one started and joined for every token, as
-  llama-server's is. Flash Attention stays off (see where :class:`LlamaEngine` makes its context).
+* **Flash Attention stays off** (see where :class:`LlamaEngine` makes its context).
 * **Cancel is prompt**: cancelled sequences leave the batch at the next step; a prompt chunk in
   flight is aborted through ``llama_set_abort_callback`` when every sequence in it is cancelled.
 * **Memory is bounded in bytes**: the KV pool is sized from a per-file budget; idle panes'
@@ -43,7 +41,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from backends.ggml_threadpool import attach_cpu_threadpool
 from backends.llama_sampling import RequestChain, SamplingSettings, TokenSampling
 from backends.text_pipe import TextPipe
 
@@ -227,7 +224,6 @@ class LlamaEngine:
             self.model.close()
             raise EngineError(f"cannot create a context of {cells} tokens for {path.name}")
         self.ctx = ctx
-        self._threadpool = attach_cpu_threadpool(llama_cpp, ctx, n_threads)
         self.memory = llama_cpp.llama_get_memory(ctx)
         self.kv_cells = int(llama_cpp.llama_n_ctx(ctx))
         self.kv_budget_mib = kv_budget_mib
@@ -290,8 +286,6 @@ class LlamaEngine:
         self._thread.join(timeout=30)
         lib = self._lib
         if self.ctx is not None:
-            if self._threadpool is not None:
-                self._threadpool.close()
             lib.llama_batch_free(self._batch)
             lib.llama_free(self.ctx)
             self.ctx = None
