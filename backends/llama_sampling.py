@@ -269,4 +269,4 @@ class Candidates:
         return int(self.data["id"][self.array.selected])
 
     def selected_logit(self) -> float:
-        return float(self.data["logit"][self.array.selected])
+        return float(self.logits[self.array.selected])
