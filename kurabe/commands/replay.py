@@ -23,7 +23,11 @@ from typing import Any
 from foundation.errors import KurabeError
 from foundation.options import options_from
 from kurabe.commands.judge import add_judge_options
-from kurabe.commands.shared_options import add_db_option, add_model_source_options
+from kurabe.commands.shared_options import (
+    add_db_option,
+    add_model_source_options,
+    add_models_option,
+)
 from kurabe.core.pane_labels import MAX_PANES
 
 
@@ -37,12 +41,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--tag", metavar="TAG", help="replay every scenario with this tag, one after another"
     )
-    parser.add_argument(
-        "--models",
-        metavar="A,B,C",
-        default=argparse.SUPPRESS,
-        help="models (1-6): profile names, .gguf paths, openai:MODEL, anthropic:MODEL, URLs",
-    )
+    add_models_option(parser)
     add_model_source_options(parser)
     add_db_option(parser)
     parser.add_argument("--seed", type=int, metavar="N", help="sampling seed for every pane")

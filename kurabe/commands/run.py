@@ -21,7 +21,11 @@ from typing import Any
 
 from foundation.errors import KurabeError
 from foundation.options import options_from
-from kurabe.commands.shared_options import add_db_option, add_model_source_options
+from kurabe.commands.shared_options import (
+    add_db_option,
+    add_model_source_options,
+    add_models_option,
+)
 
 
 def register(subparsers: Any) -> None:
@@ -36,12 +40,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--imported", action="store_true", help="every scenario not built in (imported questions)"
     )
-    parser.add_argument(
-        "--models",
-        metavar="A,B,C",
-        default=argparse.SUPPRESS,
-        help="models (1-6): profile names, .gguf paths, openai:MODEL, anthropic:MODEL, URLs",
-    )
+    add_models_option(parser)
     add_model_source_options(parser)
     add_db_option(parser)
     parser.add_argument(

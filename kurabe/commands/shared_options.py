@@ -1,5 +1,6 @@
-"""Options several subcommands take alike: where the store is (``--db``) and where model profiles
-come from besides the built-in ones (``--models-file``, ``--models-dir``)."""
+"""Options several subcommands take alike: where the store is (``--db``), which models play
+(``--models``) and where model profiles come from besides the built-in ones (``--models-file``,
+``--models-dir``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,16 @@ def add_db_option(parser: argparse.ArgumentParser) -> None:
     """``--db``: an SQLite file or a ``postgresql://`` URL (else ``KURABE_DB``, then config)."""
     parser.add_argument(
         "--db", metavar="DB", default=argparse.SUPPRESS, help="database file or postgresql:// URL"
+    )
+
+
+def add_models_option(parser: argparse.ArgumentParser) -> None:
+    """``--models``: the panes' models, by any name ``kurabe`` itself takes."""
+    parser.add_argument(
+        "--models",
+        metavar="A,B,C",
+        default=argparse.SUPPRESS,
+        help="models (1-6): profile names, .gguf paths, openai:MODEL, anthropic:MODEL, URLs",
     )
 
 
