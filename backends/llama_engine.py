@@ -18,6 +18,11 @@ server drives its slots:
 * **Flash Attention stays off** (see where :class:`LlamaEngine` makes its context).
 * **Cancel is prompt**: cancelled sequences leave the batch at the next step; a prompt chunk in
   flight is aborted through ``llama_set_abort_callback`` when every sequence in it is cancelled.
+* **An idle engine holds no thread**: the decode thread ends after :data:`IDLE_THREAD_S` without
+  work and the next request starts another. llama.cpp's CPU build computes with OpenMP, and
+  libgomp shortens its spin-wait at every barrier (about 100 spins instead of 300,000) once the
+  process's OpenMP threads outnumber the CPUs; a thread's team lives as long as the thread. An
+  idle second model kept its team alive and slowed the busy one's decoding by 15-20 %.
 * **Memory is bounded in bytes**: the KV pool is sized from a per-file budget; idle panes'
   prefixes are evicted (least recently used first) when an active pane needs room, and a pane
   that cannot fit gets a one-line reason.
@@ -52,6 +57,8 @@ PARTITION_MIN_SLOTS = 6
 """A budget that gives this many panes (the most a session has) a whole ``n_ctx`` each gets a
 partitioned cache of exactly that many sequences."""
 DEFAULT_BATCH = 512
+IDLE_THREAD_S = 1.0
+"""How long the decode thread waits for work before it ends (and its OpenMP team with it)."""
 DEFAULT_KV_BUDGET_MIB = 1024
 """Without a ``kv_budget_mb``: 1 GiB, or one whole context where that is more."""
 
@@ -243,8 +250,8 @@ class LlamaEngine:
         """Every token decoded on this context (prompt and reply): the cancel tests read it."""
         self._abort_cb = llama_cpp.ggml_abort_callback(self._should_abort)
         self._no_abort = llama_cpp.ggml_abort_callback()  # a NULL function pointer
-        self._thread = threading.Thread(target=self._run, name=f"llama:{path.name}", daemon=True)
-        self._thread.start()
+        self._thread: threading.Thread | None = None
+        """The decode thread while there is work (or was, less than IDLE_THREAD_S ago)."""
 
     # -- the outside ---------------------------------------------------------------------
 
@@ -265,12 +272,23 @@ class LlamaEngine:
             if self._closing:
                 raise EngineError("the model is closed")
             self._incoming.append(request)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name=f"llama:{self.path.name}", daemon=True
+                )
+                self._thread.start()
             self._cond.notify()
 
     def wake(self) -> None:
         """Make the loop look at its requests now (after a cancel)."""
         with self._cond:
             self._cond.notify()
+
+    @property
+    def decoding_thread(self) -> threading.Thread | None:
+        """The decode thread, or None while the engine is idle and holds none."""
+        with self._cond:
+            return self._thread
 
     @property
     def closed(self) -> bool:
@@ -282,8 +300,10 @@ class LlamaEngine:
         batch and the model. Safe to call twice."""
         with self._cond:
             self._closing = True
+            thread = self._thread
             self._cond.notify()
-        self._thread.join(timeout=30)
+        if thread is not None:
+            thread.join(timeout=30)
         lib = self._lib
         if self.ctx is not None:
             lib.llama_batch_free(self._batch)
@@ -301,7 +321,9 @@ class LlamaEngine:
         while True:
             with self._cond:
                 while not self._incoming and not self._active and not self._closing:
-                    self._cond.wait()
+                    if not self._cond.wait(IDLE_THREAD_S) and not (self._incoming or self._closing):
+                        self._thread = None
+                        return
                 if self._closing:
                     pending = self._incoming + self._active
                     self._incoming, self._active = [], []

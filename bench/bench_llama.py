@@ -12,14 +12,18 @@ Rows (target in brackets):
 3. three panes on one file: aggregate ÷ one pane, against llama-server ``-np 3``'s same ratio
    [≥ llama-server's];
 4. cancel during a 3,000-token prompt evaluation: time until the model is free [≤ 200 ms];
-5. time to first token, turn 10 ÷ turn 2, two panes on one file [≤ 1.5].
+5. time to first token, turn 10 ÷ turn 2, two panes on one file [≤ 1.5], medians over
+   ``--reuse-runs`` conversations (8): a turn's first token waits for the tokens it could not
+   reuse, and how many those are depends on the text each run samples (a reply retokenized as
+   history can split differently from how it was sampled), so three runs straddled the target.
 
 llama-server is llama.cpp's own (``make llama-tools``, or ``KURABE_LLAMA_SERVER=PATH``), run with
 ``-fa off`` as kurabe's contexts are: its default ``auto`` turns Flash Attention on on the CPU,
 where it decodes faster at depth (about 10 % at 1,000 tokens on the embedded Gemma) but lets a
 pane's greedy text change with the panes decoded beside it, which kurabe does not accept.
 
-Usage: python bench/bench_llama.py [--repeats N] [--server-tokens N] [--only ROW,ROW]
+Usage: python bench/bench_llama.py [--repeats N] [--reuse-runs N] [--server-tokens N]
+       [--only ROW,ROW]
 """
 
 from __future__ import annotations
@@ -154,10 +158,19 @@ def bench_stream_cost(repeats: int) -> None:
             n_threads=1,
             sampling=replace(SAMPLING, max_tokens=max(lengths)),
         )
-        with open(os.devnull, "w") as quiet, contextlib.redirect_stderr(quiet):
-            llama = Llama(model_path=str(path), n_ctx=4096, n_threads=1, verbose=True)
-        llama.verbose = False
-        llama.last_n_tokens_size = SAMPLING.repeat_last_n
+        # The reference computes on a thread of its own, which ends with the row: libgomp keeps
+        # a thread's OpenMP team while the thread lives, and a team left on the main thread
+        # would shorten the spin-wait of every later row's barriers (see backends.llama_engine).
+        reference = ThreadPoolExecutor(1, thread_name_prefix="raw-generate")
+
+        def open_reference() -> Any:
+            with open(os.devnull, "w") as quiet, contextlib.redirect_stderr(quiet):
+                llama = Llama(model_path=str(path), n_ctx=4096, n_threads=1, verbose=True)
+            llama.verbose = False
+            llama.last_n_tokens_size = SAMPLING.repeat_last_n
+            return llama
+
+        llama = reference.submit(open_reference).result()
         for n in lengths:
             backend = LlamaCppBackend(
                 replace(profile, sampling=replace(profile.sampling, max_tokens=n))
@@ -172,11 +185,12 @@ def bench_stream_cost(repeats: int) -> None:
                 )
                 assert tokens == n, tokens
                 ours.append(rate)
-                theirs.append(raw_generate_rate(llama, prompt, n))
+                theirs.append(reference.submit(raw_generate_rate, llama, prompt, n).result())
             kurabe, raw = statistics.median(ours), statistics.median(theirs)
             print(f"  {n:5d} tokens: kurabe {kurabe:8.0f} tok/s · raw generate {raw:8.0f} tok/s")
             report(f"stream/raw at {n} tokens", kurabe / raw, 0.95)
-        llama.close()
+        reference.submit(llama.close).result()
+        reference.shutdown()
         unload_all_models()
 
 
@@ -414,12 +428,16 @@ def bench_prefix_reuse(repeats: int) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--reuse-runs", type=int, default=8)
     parser.add_argument("--server-tokens", type=int, default=1000)
     parser.add_argument("--only", default="stream,server,cancel,reuse")
     args = parser.parse_args()
     route_native_logs()
     only = set(args.only.split(","))
-    print(f"threads: {default_threads()} · repeats: {args.repeats} (medians)")
+    print(
+        f"threads: {default_threads()} · repeats: {args.repeats} (medians), "
+        f"{args.reuse_runs} conversations for row 5"
+    )
     if "stream" in only:
         bench_stream_cost(args.repeats)
     if "server" in only:
@@ -427,7 +445,7 @@ def main() -> int:
     if "cancel" in only:
         bench_cancel(args.repeats)
     if "reuse" in only:
-        bench_prefix_reuse(args.repeats)
+        bench_prefix_reuse(args.reuse_runs)
     if failures:
         print(f"\nMISSED: {', '.join(failures)}")
         return 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from backends import llama_engine
 from backends.base import Conversation, StreamDone, StreamError, TextDelta
 from backends.llama_cpp_backend import LlamaCppBackend, json_schema_grammar, unload_all_models
 from backends.llama_engine import Request
@@ -144,6 +146,44 @@ async def test_cancel_during_a_long_prompt_evaluation_frees_the_model(tiny_gguf:
     _, done = await collect(backend, conv(long_line, cid="long"))
     assert isinstance(done, StreamDone)
     assert (done.cached_prompt_tokens or 0) <= engine.tokens_evaluated
+
+
+async def test_an_idle_engine_lets_its_thread_go_and_the_next_turn_starts_another(
+    tiny_gguf: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An idle engine must not keep a decode thread: under OpenMP that thread's team stays alive
+    # with it and slows every other model's decoding (see backends.llama_engine).
+    monkeypatch.setattr(llama_engine, "IDLE_THREAD_S", 0.1)
+    backend = await loaded_backend(tiny_profile(tiny_gguf, sampling=GREEDY))
+    assert backend.loaded is not None
+    engine = backend.loaded.engine
+    assert engine.decoding_thread is None  # loading starts none
+
+    async def turn(conversation: Conversation) -> tuple[str, StreamDone, threading.Thread]:
+        text, thread = "", None
+        async for event in backend.stream(conversation):
+            if isinstance(event, TextDelta):
+                text += event.text
+                thread = thread or engine.decoding_thread
+            else:
+                assert isinstance(event, StreamDone), event
+                assert thread is not None and thread.name.startswith("llama:")
+                thread.join(timeout=5)
+                assert not thread.is_alive()
+                return text, event, thread
+        raise AssertionError("stream ended without a final event")
+
+    first, _, first_thread = await turn(conv("ねえ、アニメ好きなの？", cid="a"))
+    assert engine.decoding_thread is None
+    assert not [t for t in threading.enumerate() if t.name.startswith("llama:")]
+    # The next turn runs on a new thread over the same context: the pane's cells stayed.
+    _, done, second_thread = await turn(conv("ねえ、アニメ好きなの？", first, "本当？", cid="a"))
+    assert second_thread is not first_thread
+    assert (done.cached_prompt_tokens or 0) > len(backend.fit(conv("ねえ")).tokens)
+    again, _, _ = await turn(conv("ねえ、アニメ好きなの？", cid="b"))
+    assert again == first
+    unload_all_models()
+    assert engine.closed
 
 
 async def test_history_is_trimmed_and_a_20_turn_replay_completes_at_n_ctx_512(
