@@ -128,18 +128,16 @@ class TokenSampling:
     def sample_with_grammar(self, chain: RequestChain, grammar: Any, index: int) -> int:
         """llama.cpp's grammar-based rejection sampling; -1 when the grammar allows nothing.
 
-        The grammar's mask and the repeat penalty commute (a refused token's -inf stays -inf),
-        so the penalty going first on the second pass changes nothing."""
+        On the second pass the grammar masks first and the whole chain follows, as in llama.cpp;
+        the mask and the repeat penalty commute (a refused token's -inf stays -inf)."""
         lib = self._lib
         candidates = self._logits(index)
         chain.apply(candidates)
         token = candidates.selected_token()
         if not self._allows(grammar, token):
             candidates = self._logits(index)
-            if chain.penalty is not None:
-                chain.penalty.apply(candidates.logits)
             lib.llama_sampler_apply(grammar, candidates.pointer)
-            lib.llama_sampler_apply(chain.native, candidates.pointer)
+            chain.apply(candidates)
             if candidates.selected_logit() == float("-inf"):
                 return -1
             token = candidates.selected_token()

@@ -88,8 +88,9 @@ class _ChunkTally:
             self.prompt_tokens = _count(usage.get("prompt_tokens"))
             self.completion_tokens = _count(usage.get("completion_tokens"))
             details = _mapping(usage.get("prompt_tokens_details"))
-            if details is not None and _count(details.get("cached_tokens")) is not None:
-                self.cached_prompt_tokens = _count(details.get("cached_tokens"))
+            cached = _count(details.get("cached_tokens")) if details is not None else None
+            if cached is not None:
+                self.cached_prompt_tokens = cached
         choices = data.get("choices")
         if not isinstance(choices, list):
             return
